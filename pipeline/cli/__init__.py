@@ -1,0 +1,1 @@
+"""The ``rewardstream`` command line: one module per sub-command."""

@@ -1,0 +1,28 @@
+"""Entry point of the ``rewardstream`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pipeline.cli import backfill_cmd, fit_cmd, kafka_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (kafka_cmd, backfill_cmd, fit_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

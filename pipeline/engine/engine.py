@@ -1,0 +1,205 @@
+"""The engine: journeys in a store, an event-time watermark, and a schedule of journeys to expire.
+
+This is the processor half of a Kafka-Streams-style processor/state-store split. The backfill runs it
+over a dict; the streaming worker runs the same journey functions over its RocksDB tables. Nothing here
+reads the wall clock: the watermark moves only with event time, so replaying a log gives the same output.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.attribution.learned import LearnedWeights
+from pipeline.attribution.models import build_models
+from pipeline.engine.config import EngineConfig
+from pipeline.engine.journey import (
+    Context,
+    Journey,
+    StepResult,
+    apply_conversion,
+    apply_touchpoint,
+    expire,
+    next_deadline,
+)
+from pipeline.events.errors import DuplicateEvent
+from pipeline.events.types import AttributedReward, Event, RewardKind, Touchpoint
+
+
+class ExpiryIndex(Protocol):
+    """Which users have something to expire once the watermark reaches a deadline."""
+
+    def schedule(self, user_id: str, deadline: int) -> None: ...
+
+    def pop_due(self, watermark: int, limit: int | None) -> list[str]: ...
+
+
+class HeapExpiryIndex:
+    """In-memory schedule: a heap with lazy deletion, one live entry per user."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, str]] = []
+        self._scheduled: dict[str, int] = {}
+
+    def schedule(self, user_id: str, deadline: int) -> None:
+        current = self._scheduled.get(user_id)
+        if current is None or deadline < current:
+            self._scheduled[user_id] = deadline
+            heapq.heappush(self._heap, (deadline, user_id))
+
+    def pop_due(self, watermark: int, limit: int | None) -> list[str]:
+        due: list[str] = []
+        heap = self._heap
+        while heap and heap[0][0] <= watermark and (limit is None or len(due) < limit):
+            deadline, user = heapq.heappop(heap)
+            if self._scheduled.get(user) == deadline:
+                del self._scheduled[user]
+                due.append(user)
+        return due
+
+    def __len__(self) -> int:
+        return len(self._scheduled)
+
+
+@dataclass
+class EngineStats:
+    """Counters for /stats, the backfill summary and get_statistics()."""
+
+    touchpoints: int = 0
+    conversions: int = 0
+    refunds: int = 0
+    conversions_attributed: int = 0
+    conversions_unattributed: int = 0
+    corrections: int = 0
+    duplicate_touchpoints: int = 0
+    duplicate_conversions: int = 0
+    dropped_touchpoints: int = 0
+    finals: int = 0
+    pending_touchpoints: int = 0
+    total_attributed_minor: int = 0
+    rewards_emitted: int = 0
+    per_model: Counter[str] = field(default_factory=Counter)
+
+    def record(self, rewards: list[AttributedReward]) -> None:
+        self.rewards_emitted += len(rewards)
+        for r in rewards:
+            if r.kind is RewardKind.FINAL:
+                self.finals += 1
+                self.pending_touchpoints -= 1
+            elif r.kind is RewardKind.CORRECTION:
+                self.corrections += 1 if r.position == 0 else 0
+            if r.kind is not RewardKind.FINAL and r.position == 0 and r.revision == 0:
+                # first payout of a conversion or refund, counted once per split
+                assert r.model is not None
+                self.per_model[r.model] += 1
+                if r.kind is RewardKind.ATTRIBUTION:
+                    self.conversions_attributed += 1
+            if r.kind is not RewardKind.FINAL and r.revision == 0:
+                # a later revision redistributes the same total, so only first payouts add to it
+                self.total_attributed_minor += r.amount_minor
+
+
+class AttributionEngine:
+    """Drives the pure journey functions over a store, with a watermark = max event time − lateness."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        learned: LearnedWeights | None = None,
+        store: MutableMapping[str, Journey] | None = None,
+        expiry: ExpiryIndex | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.models = build_models(self.config.half_life_ms, self.config.position_first,
+                                   self.config.position_last, learned)
+        self.store: MutableMapping[str, Journey] = store if store is not None else {}
+        self.expiry: ExpiryIndex = expiry if expiry is not None else HeapExpiryIndex()
+        self.stats = EngineStats()
+        self.max_seen_ms: int | None = None
+        self.watermark: int | None = None
+
+    def context(self) -> Context:
+        return Context(self.config, self.models, self.watermark, self.max_seen_ms)
+
+    def apply(self, event: Event) -> list[AttributedReward]:
+        """Apply one event to its user's journey. Raises InvalidEvent/LateEvent for bad events (state
+        untouched); returns [] for a duplicate (counted)."""
+        user = event.user_id
+        journey = self.store.get(user)
+        ctx = self.context()
+        try:
+            if isinstance(event, Touchpoint):
+                result = apply_touchpoint(journey, event, ctx)
+            else:
+                result = apply_conversion(journey, event, ctx)
+        except DuplicateEvent as dup:
+            if dup.kind == "touchpoint":
+                self.stats.duplicate_touchpoints += 1
+            else:
+                self.stats.duplicate_conversions += 1
+            return []
+        self._count_input(event, result)
+        self._save(user, result.journey)
+        self.stats.record(result.rewards)
+        return result.rewards
+
+    def _count_input(self, event: Event, result: StepResult) -> None:
+        s = self.stats
+        if isinstance(event, Touchpoint):
+            s.touchpoints += 1
+            s.pending_touchpoints += 1
+            s.dropped_touchpoints += result.dropped
+        elif event.refund_of is not None:
+            s.refunds += 1
+        else:
+            s.conversions += 1
+            if not result.rewards:
+                s.conversions_unattributed += 1
+
+    def _save(self, user: str, journey: Journey) -> None:
+        if journey.is_empty():
+            if user in self.store:
+                del self.store[user]
+            return
+        self.store[user] = journey
+        deadline = next_deadline(journey, self.config)
+        if deadline is not None:
+            self.expiry.schedule(user, deadline)
+
+    def observe(self, event_time_ms: int) -> None:
+        """Move the event-time frontier; the watermark trails it by the allowed lateness."""
+        if self.max_seen_ms is None or event_time_ms > self.max_seen_ms:
+            self.max_seen_ms = event_time_ms
+            self.watermark = event_time_ms - self.config.allowed_lateness_ms
+
+    def advance_to(self, watermark: int, limit: int | None = None) -> list[AttributedReward]:
+        """Expire what the watermark has passed. ``limit`` bounds the journeys handled in one call, so a
+        caller can interleave expiry sweeps with input; call again until it returns []."""
+        if self.watermark is None or watermark > self.watermark:
+            self.watermark = watermark
+        rewards: list[AttributedReward] = []
+        for user in self.expiry.pop_due(self.watermark, limit):
+            journey = self.store.get(user)
+            if journey is None:
+                continue
+            result = expire(journey, self.watermark, user, self.config)
+            rewards.extend(result.rewards)
+            self._save(user, result.journey)
+        self.stats.record(rewards)
+        return rewards
+
+    def process(self, event: Event) -> list[AttributedReward]:
+        """apply + observe + expire: the whole step for a single ordered input (the backfill)."""
+        rewards = self.apply(event)
+        self.observe(event.timestamp_ms)
+        if self.watermark is not None:
+            rewards.extend(self.advance_to(self.watermark))
+        return rewards
+
+    def flush(self) -> list[AttributedReward]:
+        """End of input: close every window (the backfill's last step)."""
+        far_future = (self.max_seen_ms or 0) + self.config.max_window_ms + self.config.refund_retention_ms + 2
+        return self.advance_to(far_future)

@@ -1,0 +1,280 @@
+"""One user's journey as a state machine: (journey, event, watermark) → (journey, attributed rewards).
+
+Pure: no clock, no I/O. Time is the events' own timestamps and the watermark handed in by the caller.
+Every check that can refuse an event runs before the journey is touched, so a refused event leaves the
+state exactly as it was. For speed the functions update the journey they are given and return it; the
+caller owns that object and persists whatever is returned.
+
+Invariant that makes ``final`` safe: an event is accepted only if its time ≥ watermark, and a touchpoint
+is finalised only once watermark > touch time + longest window. An accepted conversion or late
+touchpoint therefore can never reach a touchpoint that is already final.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pipeline.attribution.models import Model
+from pipeline.attribution.money import split_exact, to_minor
+from pipeline.engine.config import EngineConfig
+from pipeline.events.errors import DuplicateEvent, InvalidEvent, LateEvent
+from pipeline.events.types import AttributedReward, Conversion, RewardKind, Touchpoint
+
+
+class Touch(NamedTuple):
+    """An open touchpoint; ``earned`` is its running total in base minor units."""
+
+    time_ms: int
+    touchpoint_id: str
+    episode_id: str
+    campaign_id: str
+    channel: str
+    immediate_reward: float
+    earned: int = 0
+
+
+class Split(NamedTuple):
+    """A conversion (or refund) as last attributed. ``revision`` is −1 while it had nobody to pay.
+    ``touches`` are snapshots (earned = 0) so refunds and re-splits still work after a touch is final."""
+
+    conversion_id: str
+    event: str
+    time_ms: int
+    currency: str
+    value_minor: int
+    base_minor: int
+    model: str
+    used_model: str
+    revision: int
+    touches: tuple[Touch, ...]
+    shares: tuple[int, ...]
+    local_shares: tuple[int, ...]
+    refund_of: str | None = None
+    refunded_minor: int = 0
+    refunded_base: int = 0
+
+
+@dataclass(slots=True)
+class Journey:
+    touches: list[Touch] = field(default_factory=list)  # open touchpoints, sorted by (time, id)
+    splits: list[Split] = field(default_factory=list)  # conversions and refunds still retained
+
+    def is_empty(self) -> bool:
+        return not self.touches and not self.splits
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a step needs besides the journey: settings, models and the current watermark."""
+
+    config: EngineConfig
+    models: Mapping[str, Model]
+    watermark: int | None
+    max_seen_ms: int | None
+
+
+class StepResult(NamedTuple):
+    journey: Journey
+    rewards: list[AttributedReward]
+    dropped: int = 0
+
+
+def _check_time(field_name: str, time_ms: int, ctx: Context) -> None:
+    if ctx.watermark is not None and time_ms < ctx.watermark:
+        raise LateEvent(field_name, f"event time {time_ms} is before the watermark {ctx.watermark} "
+                                    f"(later than the allowed lateness of {ctx.config.allowed_lateness_ms} ms)")
+    skew = ctx.config.max_future_skew_ms
+    if ctx.max_seen_ms is not None and time_ms > ctx.max_seen_ms + skew:
+        raise InvalidEvent(field_name, f"event time {time_ms} is more than {skew} ms ahead of the newest "
+                                       f"event seen ({ctx.max_seen_ms}); refusing a future timestamp")
+
+
+def _rewards(kind: RewardKind, split: Split, user_id: str, base_currency: str) -> list[AttributedReward]:
+    n = len(split.touches)
+    return [
+        AttributedReward(
+            kind=kind, touchpoint_id=t.touchpoint_id, episode_id=t.episode_id, user_id=user_id,
+            campaign_id=t.campaign_id, channel=t.channel, revision=split.revision, amount_minor=amount,
+            base_currency=base_currency, original_reward=t.immediate_reward, touch_time_ms=t.time_ms,
+            conversion_id=split.conversion_id, model=split.used_model, currency=split.currency,
+            local_amount_minor=local, conversion_value_minor=split.value_minor, conversion_time_ms=split.time_ms,
+            position=i, journey_length=n, event=split.event,
+        )
+        for i, (t, amount, local) in enumerate(zip(split.touches, split.shares, split.local_shares, strict=True))
+    ]
+
+
+def _divide(split: Split, touches: tuple[Touch, ...], ctx: Context) -> Split:
+    """Split a conversion's value over ``touches`` with its model (linear when the model cannot judge)."""
+    model = ctx.models[split.model]
+    times = [t.time_ms for t in touches]
+    channels = [t.channel for t in touches]
+    weights = model.weights(times, channels, split.time_ms)
+    used = split.model
+    if weights is None:
+        weights, used = [1] * len(touches), "linear"
+    return split._replace(
+        touches=touches, used_model=used, shares=tuple(split_exact(split.base_minor, weights)),
+        local_shares=tuple(split_exact(split.value_minor, weights)),
+    )
+
+
+def _mirror(refund: Split, original: Split) -> Split:
+    """A refund's negative shares in proportion to the original's current split."""
+    return refund._replace(
+        touches=original.touches, used_model=original.used_model,
+        shares=tuple(split_exact(-refund.base_minor, list(original.shares))),
+        local_shares=tuple(split_exact(-refund.value_minor, list(original.local_shares))),
+    )
+
+
+def _credit(journey: Journey, old: Split | None, new: Split) -> None:
+    """Move each open touch's running total from the old split's share to the new one."""
+    delta: dict[str, int] = {}
+    if old is not None:
+        for t, s in zip(old.touches, old.shares, strict=True):
+            delta[t.touchpoint_id] = delta.get(t.touchpoint_id, 0) - s
+    for t, s in zip(new.touches, new.shares, strict=True):
+        delta[t.touchpoint_id] = delta.get(t.touchpoint_id, 0) + s
+    touches = journey.touches
+    for i, t in enumerate(touches):
+        d = delta.get(t.touchpoint_id)
+        if d:
+            touches[i] = t._replace(earned=t.earned + d)
+
+
+def _final(t: Touch, user_id: str, base_currency: str) -> AttributedReward:
+    return AttributedReward(
+        kind=RewardKind.FINAL, touchpoint_id=t.touchpoint_id, episode_id=t.episode_id, user_id=user_id,
+        campaign_id=t.campaign_id, channel=t.channel, revision=0, amount_minor=t.earned,
+        base_currency=base_currency, original_reward=t.immediate_reward, touch_time_ms=t.time_ms,
+    )
+
+
+def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> StepResult:
+    """Add a touchpoint; re-split every retained conversion it belongs to (a late touchpoint)."""
+    _check_time("timestamp", tp.timestamp_ms, ctx)
+    journey = journey if journey is not None else Journey()
+    tid = tp.touchpoint_id
+    if any(t.touchpoint_id == tid for t in journey.touches) or any(
+        t.touchpoint_id == tid for s in journey.splits for t in s.touches
+    ):
+        raise DuplicateEvent("touchpoint", tid)
+    touch = Touch(tp.timestamp_ms, tid, tp.episode_id, tp.campaign_id, tp.channel, tp.immediate_reward)
+    insort(journey.touches, touch)
+    base = ctx.config.rates.base
+    rewards: list[AttributedReward] = []
+    # Re-split the conversions this touchpoint falls inside, oldest first, then their refunds.
+    for idx, split in enumerate(journey.splits):
+        if split.refund_of is not None:
+            continue
+        if not (split.time_ms - ctx.config.window_for(split.event) <= touch.time_ms <= split.time_ms):
+            continue
+        new = _divide(split, tuple(sorted((*split.touches, touch))), ctx)
+        new = new._replace(revision=split.revision + 1)
+        kind = RewardKind.ATTRIBUTION if new.revision == 0 else RewardKind.CORRECTION
+        journey.splits[idx] = new
+        _credit(journey, split if split.revision >= 0 else None, new)
+        rewards.extend(_rewards(kind, new, tp.user_id, base))
+        for ridx, refund in enumerate(journey.splits):
+            if refund.refund_of == split.conversion_id:
+                mirrored = _mirror(refund, new)._replace(revision=refund.revision + 1)
+                journey.splits[ridx] = mirrored
+                _credit(journey, refund if refund.revision >= 0 else None, mirrored)
+                rewards.extend(_rewards(RewardKind.REFUND, mirrored, tp.user_id, base))
+    dropped = 0
+    while len(journey.touches) > ctx.config.max_journey_length:
+        oldest = journey.touches.pop(0)
+        rewards.append(_final(oldest, tp.user_id, base))
+        dropped += 1
+    return StepResult(journey, rewards, dropped)
+
+
+def apply_conversion(journey: Journey | None, conv: Conversion, ctx: Context) -> StepResult:
+    """Attribute a conversion over the touchpoints in its window, or mirror the conversion it refunds."""
+    _check_time("timestamp", conv.timestamp_ms, ctx)
+    value_minor = to_minor(conv.value, conv.currency)
+    base_minor = ctx.config.rates.to_base_minor(value_minor, conv.currency)  # unknown rate raises here
+    model = conv.model or ctx.config.default_model
+    if model not in ctx.models:
+        raise InvalidEvent("model", f"unknown attribution model {model!r}")
+    journey = journey if journey is not None else Journey()
+    if any(s.conversion_id == conv.conversion_id for s in journey.splits):
+        raise DuplicateEvent("conversion", conv.conversion_id)
+    base = ctx.config.rates.base
+    if conv.refund_of is not None:
+        return _apply_refund(journey, conv, value_minor, base_minor, ctx)
+    start = conv.timestamp_ms - ctx.config.window_for(conv.event)
+    eligible = tuple(t._replace(earned=0) for t in journey.touches if start <= t.time_ms <= conv.timestamp_ms)
+    split = Split(conv.conversion_id, conv.event, conv.timestamp_ms, conv.currency, value_minor, base_minor,
+                  model, model, -1, (), (), ())
+    rewards: list[AttributedReward] = []
+    if eligible:
+        split = _divide(split, eligible, ctx)._replace(revision=0)
+        _credit(journey, None, split)
+        rewards = _rewards(RewardKind.ATTRIBUTION, split, conv.user_id, base)
+    journey.splits.append(split)
+    return StepResult(journey, rewards)
+
+
+def _apply_refund(journey: Journey, conv: Conversion, value_minor: int, base_minor: int,
+                  ctx: Context) -> StepResult:
+    orig_idx = next((i for i, s in enumerate(journey.splits)
+                     if s.conversion_id == conv.refund_of and s.refund_of is None), None)
+    if orig_idx is None:
+        raise InvalidEvent("refund_of", f"conversion {conv.refund_of!r} is unknown for user {conv.user_id!r} "
+                                        "or older than the refund retention")
+    original = journey.splits[orig_idx]
+    if conv.currency != original.currency:
+        raise InvalidEvent("currency", f"refund in {conv.currency} of a conversion in {original.currency}")
+    left = original.value_minor - original.refunded_minor
+    if value_minor > left:
+        raise InvalidEvent("value", f"refund of {value_minor} minor units exceeds the {left} not yet refunded")
+    if value_minor == left:  # the last refund takes exactly what is left in base currency too
+        base_minor = original.base_minor - original.refunded_base
+    journey.splits[orig_idx] = original._replace(refunded_minor=original.refunded_minor + value_minor,
+                                                 refunded_base=original.refunded_base + base_minor)
+    refund = Split(conv.conversion_id, conv.event, conv.timestamp_ms, conv.currency, value_minor, base_minor,
+                   original.model, original.used_model, -1, (), (), (), refund_of=original.conversion_id)
+    rewards: list[AttributedReward] = []
+    if original.revision >= 0:
+        refund = _mirror(refund, original)._replace(revision=0)
+        _credit(journey, None, refund)
+        rewards = _rewards(RewardKind.REFUND, refund, conv.user_id, ctx.config.rates.base)
+    journey.splits.append(refund)
+    return StepResult(journey, rewards)
+
+
+def expire(journey: Journey, watermark: int, user_id: str, config: EngineConfig) -> StepResult:
+    """Emit ``final`` for touchpoints whose window closed before ``watermark`` and forget them; drop
+    conversions past their refund retention."""
+    horizon = watermark - config.max_window_ms  # final iff touch time < horizon
+    rewards: list[AttributedReward] = []
+    touches = journey.touches
+    n = 0
+    while n < len(touches) and touches[n].time_ms < horizon:
+        n += 1
+    if n:
+        base = config.rates.base
+        rewards = [_final(t, user_id, base) for t in touches[:n]]
+        del touches[:n]
+    keep_after = watermark - config.refund_retention_ms
+    if any(s.time_ms < keep_after for s in journey.splits):
+        gone = {s.conversion_id for s in journey.splits if s.refund_of is None and s.time_ms < keep_after}
+        journey.splits = [s for s in journey.splits
+                          if not (s.conversion_id in gone or s.refund_of in gone)]
+    return StepResult(journey, rewards)
+
+
+def next_deadline(journey: Journey, config: EngineConfig) -> int | None:
+    """The smallest watermark at which :func:`expire` would change this journey."""
+    candidates = []
+    if journey.touches:
+        candidates.append(journey.touches[0].time_ms + config.max_window_ms + 1)
+    originals = [s.time_ms for s in journey.splits if s.refund_of is None]
+    if originals:
+        candidates.append(min(originals) + config.refund_retention_ms + 1)
+    return min(candidates) if candidates else None

@@ -1,0 +1,105 @@
+"""The JSON Lines form of events and attributed rewards: what backfill writes and `consume` will write,
+so that a stream run and a backfill run of one log compare line for line."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pipeline.attribution.money import from_minor
+from pipeline.events.types import AttributedReward, Conversion, Event, RewardKind, Touchpoint
+
+
+def iso_ms(ms: int) -> str:
+    """Epoch milliseconds as ISO-8601 UTC with millisecond precision."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _number(d: Decimal) -> int | float:
+    """A JSON number that prints the exact decimal (floats repr as the shortest round-trip text)."""
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def reward_to_json(r: AttributedReward) -> dict[str, Any]:
+    amount = from_minor(r.amount_minor, r.base_currency)
+    local = from_minor(r.local_amount_minor, r.currency) if r.local_amount_minor is not None and r.currency else None
+    value = (from_minor(r.conversion_value_minor, r.currency)
+             if r.conversion_value_minor is not None and r.currency else None)
+    return {
+        "kind": str(r.kind),
+        "reward_id": r.reward_id,
+        "conversion_id": r.conversion_id,
+        "touchpoint_id": r.touchpoint_id,
+        "episode_id": r.episode_id,
+        "user_id": r.user_id,
+        "campaign_id": r.campaign_id,
+        "channel": r.channel,
+        "model": r.model,
+        "event": r.event,
+        "revision": r.revision,
+        "amount": _number(amount),
+        "amount_minor": r.amount_minor,
+        "base_currency": r.base_currency,
+        "currency": r.currency,
+        "local_amount": _number(local) if local is not None else None,
+        "conversion_value": _number(value) if value is not None else None,
+        "original_reward": r.original_reward,
+        "touch_time": iso_ms(r.touch_time_ms),
+        "conversion_time": iso_ms(r.conversion_time_ms) if r.conversion_time_ms is not None else None,
+        "delay_seconds": r.delay_seconds,
+        "position": r.position,
+        "journey_length": r.journey_length,
+    }
+
+
+def reward_from_json(d: dict[str, Any]) -> AttributedReward:
+    from pipeline.events.parse import parse_timestamp
+
+    currency = d.get("currency")
+    local = d.get("local_amount")
+    value = d.get("conversion_value")
+    return AttributedReward(
+        kind=RewardKind(d["kind"]), touchpoint_id=d["touchpoint_id"], episode_id=d["episode_id"],
+        user_id=d["user_id"], campaign_id=d["campaign_id"], channel=d["channel"], revision=int(d["revision"]),
+        amount_minor=int(d["amount_minor"]), base_currency=d["base_currency"],
+        original_reward=float(d["original_reward"]), touch_time_ms=parse_timestamp(d["touch_time"], "touch_time"),
+        conversion_id=d.get("conversion_id"), model=d.get("model"), currency=currency,
+        local_amount_minor=(int(Decimal(str(local)).scaleb(_exp(currency))) if local is not None and currency
+                            else None),
+        conversion_value_minor=(int(Decimal(str(value)).scaleb(_exp(currency))) if value is not None and currency
+                                else None),
+        conversion_time_ms=(parse_timestamp(d["conversion_time"], "conversion_time")
+                            if d.get("conversion_time") else None),
+        position=d.get("position"), journey_length=d.get("journey_length"), event=d.get("event"),
+    )
+
+
+def _exp(currency: str) -> int:
+    from pipeline.events.currency import MINOR_UNITS
+
+    return MINOR_UNITS[currency]
+
+
+def event_to_json(ev: Event) -> dict[str, Any]:
+    """The input format (inverse of parse_event), used by generators and `produce`."""
+    if isinstance(ev, Touchpoint):
+        out: dict[str, Any] = {
+            "type": "touchpoint", "touchpoint_id": ev.touchpoint_id, "episode_id": ev.episode_id,
+            "user_id": ev.user_id, "campaign_id": ev.campaign_id, "channel": ev.channel,
+            "timestamp": ev.timestamp_ms, "immediate_reward": ev.immediate_reward,
+            "state": ev.state, "action": ev.action,
+        }
+        if ev.creative_type is not None:
+            out["creative_type"] = ev.creative_type
+        return out
+    assert isinstance(ev, Conversion)
+    out = {
+        "type": "conversion", "conversion_id": ev.conversion_id, "user_id": ev.user_id, "event": ev.event,
+        "value": str(ev.value), "currency": ev.currency, "timestamp": ev.timestamp_ms,
+    }
+    if ev.refund_of is not None:
+        out["refund_of"] = ev.refund_of
+    if ev.model is not None:
+        out["model"] = ev.model
+    return out

@@ -1,0 +1,90 @@
+"""The three facts the pipeline moves: touchpoints in, conversions in, attributed rewards out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Touchpoint:
+    """An agent's action shown to a user: the experience whose reward may be corrected later."""
+
+    touchpoint_id: str
+    episode_id: str
+    user_id: str
+    campaign_id: str
+    channel: str
+    timestamp_ms: int
+    immediate_reward: float
+    creative_type: str | None = None
+    state: Any = None
+    action: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """A business outcome from a conversion feed. ``value`` is in ``currency`` units and never negative:
+    a refund carries the refunded amount and names the conversion it reverses in ``refund_of``."""
+
+    conversion_id: str
+    user_id: str
+    event: str
+    value: Decimal
+    currency: str
+    timestamp_ms: int
+    refund_of: str | None = None
+    model: str | None = None
+
+
+Event = Touchpoint | Conversion
+
+
+class RewardKind(StrEnum):
+    ATTRIBUTION = "attribution"  # first split of a conversion over its touchpoints
+    CORRECTION = "correction"  # a re-split after a late touchpoint; supersedes earlier revisions
+    REFUND = "refund"  # negative shares mirroring the refunded conversion's split
+    FINAL = "final"  # the touchpoint's window closed: its total will not change through attribution
+
+
+@dataclass(frozen=True, slots=True)
+class AttributedReward:
+    """One output fact. ``(kind, conversion_id, touchpoint_id, revision)`` identifies it, so a consumer
+    can tell a redelivery from a new fact; the latest revision of a (conversion, touchpoint) pair wins.
+
+    Money is in integer minor units: ``amount_minor`` in the base currency, ``local_amount_minor`` in the
+    conversion's own currency. For ``final`` events the amount is the touchpoint's total and the
+    conversion fields are empty."""
+
+    kind: RewardKind
+    touchpoint_id: str
+    episode_id: str
+    user_id: str
+    campaign_id: str
+    channel: str
+    revision: int
+    amount_minor: int
+    base_currency: str
+    original_reward: float
+    touch_time_ms: int
+    conversion_id: str | None = None
+    model: str | None = None
+    currency: str | None = None
+    local_amount_minor: int | None = None
+    conversion_value_minor: int | None = None
+    conversion_time_ms: int | None = None
+    position: int | None = None
+    journey_length: int | None = None
+    event: str | None = None
+
+    @property
+    def reward_id(self) -> str:
+        """Stable id of this fact: equal ids are the same fact delivered twice."""
+        return f"{self.kind}:{self.conversion_id or ''}:{self.touchpoint_id}:{self.revision}"
+
+    @property
+    def delay_seconds(self) -> float | None:
+        if self.conversion_time_ms is None:
+            return None
+        return (self.conversion_time_ms - self.touch_time_ms) / 1000.0

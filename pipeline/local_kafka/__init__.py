@@ -1,0 +1,8 @@
+"""A single-node Apache Kafka (KRaft) broker run from Maven Central jars with plain ``java``.
+
+Tests, benchmarks and the demo use it; nothing here is needed when a real cluster is configured.
+"""
+
+from pipeline.local_kafka.broker import BrokerStatus, LocalKafka, LocalKafkaError
+
+__all__ = ["BrokerStatus", "LocalKafka", "LocalKafkaError"]

@@ -1,0 +1,364 @@
+"""Fetch, format, start, probe and stop a single-node KRaft broker.
+
+Everything lives in a cache directory outside the repository (``$REWARDSTREAM_CACHE`` or
+``~/.cache/rewardstream``): the Maven-resolved jars per Kafka version, and one folder per broker
+*instance* holding its data, ``server.properties``, pid file and log. The broker runs detached
+(its own session) so that ``rewardstream kafka start`` can return while it keeps running.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_KAFKA_VERSION = "4.1.1"
+DEFAULT_PORT = 9092
+_MIN_JAVA = 17
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be fetched, started or reached; the message says why."""
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What ``status`` found: a live broker answers metadata; a dead one left a stale pid file."""
+
+    running: bool
+    pid: int | None
+    bootstrap: str | None
+    detail: str
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("REWARDSTREAM_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "rewardstream"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own un-reaped child) is dead for our purposes.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _is_kafka_process(pid: int) -> bool:
+    """Guards against pid reuse: the pid must still be a JVM running ``kafka.Kafka``."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return _pid_alive(pid)
+    return b"kafka.Kafka" in cmdline
+
+
+def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
+    """True when the broker at ``bootstrap`` answers a metadata request with at least one broker."""
+    from confluent_kafka.admin import AdminClient
+
+    quiet = logging.getLogger("rewardstream.local_kafka.librdkafka")
+    quiet.setLevel(logging.CRITICAL)
+    client = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet, "socket.timeout.ms": 1000})
+    try:
+        md = client.list_topics(timeout=timeout)
+    except Exception:
+        return False
+    return bool(md.brokers)
+
+
+class LocalKafka:
+    """One local broker instance. ``start`` is idempotent; ``status`` detects a killed broker."""
+
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | None = None,
+        instance: str = "default",
+        port: int | None = None,
+        kafka_version: str = DEFAULT_KAFKA_VERSION,
+        heap: str = "1g",
+    ) -> None:
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.instance = instance
+        self.requested_port = port
+        self.kafka_version = kafka_version
+        self.heap = heap
+        self.home = self.cache_dir / "brokers" / instance
+        self.libs = self.cache_dir / f"kafka-{kafka_version}" / "libs"
+
+    # ----------------------------------------------------------------- files
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "broker.log"
+
+    @property
+    def _meta_file(self) -> Path:
+        return self.home / "broker.json"
+
+    def _read_meta(self) -> dict[str, object]:
+        try:
+            data = json.loads(self._meta_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no broker log)"
+        return "\n".join(text[-lines:])
+
+    # ----------------------------------------------------------------- tools
+    @staticmethod
+    def java_executable() -> str:
+        java_home = os.environ.get("JAVA_HOME")
+        candidate = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+        if not candidate or not Path(candidate).exists():
+            raise LocalKafkaError(f"Java {_MIN_JAVA}+ is needed to run the local Kafka broker; none found")
+        out = subprocess.run([candidate, "-version"], capture_output=True, text=True, check=False)
+        match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+        if not match:
+            raise LocalKafkaError(f"could not read the Java version from: {out.stderr.strip()}")
+        major = int(match.group(1))
+        if major == 1 and match.group(2):
+            major = int(match.group(2))
+        if major < _MIN_JAVA:
+            raise LocalKafkaError(f"Kafka 4.x needs Java {_MIN_JAVA}+; {candidate} is Java {major}")
+        return candidate
+
+    def ensure_jars(self) -> Path:
+        """Resolve the broker classpath with Maven once per Kafka version; reuse it afterwards."""
+        marker = self.libs / ".complete"
+        if marker.exists():
+            return self.libs
+        mvn = shutil.which("mvn")
+        if not mvn:
+            raise LocalKafkaError("Maven (mvn) is needed once to fetch the Kafka jars; install it (apt-get install maven)")
+        self.libs.mkdir(parents=True, exist_ok=True)
+        pom = resources.files("pipeline.local_kafka").joinpath("pom.xml")
+        with resources.as_file(pom) as pom_path:
+            cmd = [
+                mvn, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",
+                f"-Dkafka.version={self.kafka_version}", "-DincludeScope=runtime",
+                f"-DoutputDirectory={self.libs}",
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise LocalKafkaError(f"Maven could not fetch Kafka {self.kafka_version}:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+        if not list(self.libs.glob(f"kafka_2.13-{self.kafka_version}.jar")):
+            raise LocalKafkaError(f"Maven finished but kafka_2.13-{self.kafka_version}.jar is missing in {self.libs}")
+        marker.write_text(self.kafka_version)
+        return self.libs
+
+    # ----------------------------------------------------------------- state
+    def status(self) -> BrokerStatus:
+        pid = self._read_pid()
+        meta = self._read_meta()
+        bootstrap = meta.get("bootstrap") if isinstance(meta.get("bootstrap"), str) else None
+        if pid is None:
+            return BrokerStatus(False, None, None, "not running")
+        if not (_pid_alive(pid) and _is_kafka_process(pid)):
+            return BrokerStatus(False, pid, None, f"dead: pid {pid} from {self.pid_file} is gone (killed?)")
+        assert bootstrap is None or isinstance(bootstrap, str)
+        if bootstrap and broker_answers(bootstrap):
+            return BrokerStatus(True, pid, bootstrap, f"running on {bootstrap} (pid {pid})")
+        return BrokerStatus(False, pid, bootstrap, f"pid {pid} is alive but {bootstrap} does not answer metadata")
+
+    def _choose_ports(self) -> tuple[int, int]:
+        if self.requested_port is not None:
+            if not _port_free(self.requested_port):
+                raise LocalKafkaError(f"port {self.requested_port} on 127.0.0.1 is taken; choose another with --port")
+            port = self.requested_port
+        else:
+            port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _free_port()
+        controller = _free_port()
+        while controller == port:
+            controller = _free_port()
+        return port, controller
+
+    def _server_properties(self, port: int, controller_port: int) -> str:
+        settings = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.home / "data"),
+            # Topics are created explicitly with the project's partition count; auto-create would
+            # silently make 1-partition topics that break co-partitioning.
+            "auto.create.topics.enable": "false",
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "4",
+            # Exactly-once on one node: the transaction log must accept RF 1 / min ISR 1.
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "4",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+            "log.retention.hours": "168",
+            "log.segment.bytes": str(256 * 1024 * 1024),
+        }
+        return "".join(f"{k}={v}\n" for k, v in settings.items())
+
+    def start(self, timeout: float = 90.0) -> tuple[BrokerStatus, bool]:
+        """Start the broker unless one already runs. Returns (status, started_now)."""
+        current = self.status()
+        if current.running:
+            return current, False
+        if current.pid is not None and _pid_alive(current.pid) and _is_kafka_process(current.pid):
+            # Alive but not answering: a previous start may still be booting. Give it the timeout.
+            bootstrap = current.bootstrap
+            if bootstrap and self._wait_ready(bootstrap, current.pid, timeout, None):
+                return self.status(), False
+            raise LocalKafkaError(f"{current.detail}\n--- broker log tail ---\n{self.log_tail()}")
+        java = self.java_executable()
+        libs = self.ensure_jars()
+        self.home.mkdir(parents=True, exist_ok=True)
+        port, controller_port = self._choose_ports()
+        props = self.home / "server.properties"
+        props.write_text(self._server_properties(port, controller_port))
+        cluster_file = self.home / "cluster.id"
+        if not cluster_file.exists():
+            cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        classpath = f"{libs}/*"
+        fmt = subprocess.run(
+            [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_file.read_text().strip(),
+             "-c", str(props), "--ignore-formatted"],
+            capture_output=True, text=True, check=False,
+        )
+        if fmt.returncode != 0:
+            raise LocalKafkaError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
+        log4j = resources.files("pipeline.local_kafka").joinpath("log4j2.properties")
+        with resources.as_file(log4j) as log4j_path:
+            log_cfg = str(self.home / "log4j2.properties")
+            shutil.copyfile(log4j_path, log_cfg)
+        cmd = [
+            java, f"-Xmx{self.heap}", "-Xms256m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile=file:{log_cfg}",
+            f"-Dkafka.logs.dir={self.home / 'logs'}", "-cp", classpath, "kafka.Kafka", str(props),
+        ]
+        bootstrap = f"127.0.0.1:{port}"
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.pid_file.write_text(str(proc.pid))
+        self._meta_file.write_text(json.dumps({"bootstrap": bootstrap, "port": port,
+                                               "controller_port": controller_port,
+                                               "kafka_version": self.kafka_version}))
+        if not self._wait_ready(bootstrap, proc.pid, timeout, proc):
+            self._kill(proc.pid)
+            raise LocalKafkaError(
+                f"broker did not answer on {bootstrap} within {timeout:.0f}s\n--- broker log tail ---\n{self.log_tail()}"
+            )
+        return self.status(), True
+
+    def _wait_ready(self, bootstrap: str, pid: int, timeout: float, proc: subprocess.Popen[bytes] | None) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise LocalKafkaError(
+                    f"broker exited with code {proc.returncode} during start-up\n"
+                    f"--- broker log tail ---\n{self.log_tail()}"
+                )
+            if proc is None and not _pid_alive(pid):
+                return False
+            if broker_answers(bootstrap, timeout=1.0):
+                return True
+            time.sleep(0.3)
+        return False
+
+    def _kill(self, pid: int) -> None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, timeout: float = 30.0) -> str:
+        """SIGTERM for a controlled shutdown, SIGKILL if it does not exit within ``timeout``."""
+        pid = self._read_pid()
+        if pid is None:
+            return "not running"
+        if not (_pid_alive(pid) and _is_kafka_process(pid)):
+            self.pid_file.unlink(missing_ok=True)
+            return f"not running (removed stale pid file for {pid})"
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _pid_alive(pid):
+            _reap(pid)
+            time.sleep(0.2)
+        how = "stopped"
+        if _pid_alive(pid):
+            self._kill(pid)
+            how = "killed after it ignored SIGTERM"
+            while _pid_alive(pid):
+                _reap(pid)
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return f"{how} (pid {pid})"
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child if the broker was started by this process, so it does not linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,95 @@
+"""Deployment settings: where Kafka is, what the topics are called, how clients authenticate.
+
+One source of truth for every process (CLI, worker, producers, replay buffer, docker-compose, deploy/).
+Values come from defaults, then an optional TOML file, then ``REWARDSTREAM_<FIELD>`` environment variables
+(the environment wins, so a container can override a baked-in file). Attribution settings live in
+:mod:`pipeline.engine.config`, read from the same TOML file's ``[attribution]`` table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "REWARDSTREAM_"
+
+
+def _doc(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Kafka and topic settings; every field is documented and has a working local default."""
+
+    bootstrap_servers: str = _doc("Kafka bootstrap servers, comma separated.", "127.0.0.1:9092")
+    topic_touchpoints: str = _doc("Topic the agents publish touchpoints to (keyed by user_id).",
+                                  "rewardstream.touchpoints")
+    topic_conversions: str = _doc("Topic the conversion feeds publish to (keyed by user_id).",
+                                  "rewardstream.conversions")
+    topic_rewards: str = _doc("Topic of attributed-reward events the worker emits.",
+                              "rewardstream.attributed-rewards")
+    topic_dead_letters: str = _doc("Topic of rejected input records, with the reason.",
+                                   "rewardstream.dead-letters")
+    partitions: int = _doc("Partition count of every topic; inputs and tables must agree.", 8)
+    replication_factor: int = _doc("Replication factor used when the project creates topics.", 1)
+    security_protocol: str = _doc("PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.", "PLAINTEXT")
+    sasl_mechanism: str = _doc("SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.", "")
+    sasl_username: str = _doc("SASL user name.", "")
+    sasl_password: str = _doc("SASL password.", "")
+    ssl_cafile: str = _doc("CA bundle to verify the brokers' TLS certificates.", "")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+        """Defaults < TOML file (``path`` or ``$REWARDSTREAM_CONFIG``) < environment variables."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = path or env.get(ENV_PREFIX + "CONFIG")
+        if path:
+            values.update(_toml_top_level(Path(path)))
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = raw
+        return cls(**_coerce(cls, values))
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def documentation(cls) -> list[tuple[str, str, Any]]:
+        """(environment variable, description, default) for every setting, for the README and --help."""
+        return [(ENV_PREFIX + f.name.upper(), f.metadata["doc"], f.default) for f in dataclasses.fields(cls)]
+
+
+def _toml_top_level(path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    known = {f.name for f in dataclasses.fields(Settings)}
+    kafka = data.get("kafka", {})
+    flat = {k: v for k, v in {**data, **kafka}.items() if not isinstance(v, dict)}
+    unknown = set(flat) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown settings {sorted(unknown)}; known: {sorted(known)}")
+    return flat
+
+
+def _coerce(cls: type[Settings], values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        if name not in types:
+            raise ValueError(f"unknown setting {name!r}")
+        if types[name] in ("int", int):
+            try:
+                out[name] = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"setting {name} must be an integer, got {value!r}") from None
+        else:
+            out[name] = str(value)
+    return out
