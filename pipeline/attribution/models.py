@@ -25,7 +25,8 @@ _SCALE = float(1 << 52)
 
 
 class Model(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def weights(self, times: Sequence[int], channels: Sequence[str], conversion_ms: int) -> list[int] | None: ...
 

@@ -12,7 +12,8 @@ from pipeline.local_kafka.broker import DEFAULT_KAFKA_VERSION
 
 def register(sub: Any) -> None:
     p = sub.add_parser("kafka", help="start, stop or inspect the local single-node Kafka broker")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("action", choices=["start", "stop", "status", "address"],
+                   help="address prints only the bootstrap address of a running broker (for scripts)")
     p.add_argument("--port", type=int, default=None,
                    help="listener port (default 9092, or a free port when 9092 is taken)")
     p.add_argument("--instance", default="default", help="broker instance name (its own data and port)")
@@ -34,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"kafka {broker.stop()}")
             return 0
         status = broker.status()
+        if args.action == "address":
+            if status.running and status.bootstrap:
+                print(status.bootstrap)
+                return 0
+            print(f"kafka {status.detail}", file=sys.stderr)
+            return 1
         print(f"kafka {status.detail}")
         return 0 if status.running else 1
     except LocalKafkaError as exc:

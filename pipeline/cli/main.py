@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import backfill_cmd, fit_cmd, kafka_cmd
+from pipeline.cli import backfill_cmd, fit_cmd, kafka_cmd, topics_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (kafka_cmd, backfill_cmd, fit_cmd):
+    for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd):
         module.register(sub)
     return parser
 

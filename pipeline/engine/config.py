@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from pipeline.attribution.models import MODEL_NAMES
@@ -51,7 +52,7 @@ class EngineConfig:
     def window_for(self, event: str) -> int:
         return self.windows_ms.get(event, self.window_ms)
 
-    @property
+    @cached_property
     def max_window_ms(self) -> int:
         """A touchpoint can earn until this long after its own time, whatever the conversion type."""
         return max([self.window_ms, *self.windows_ms.values()])

@@ -12,7 +12,7 @@ touchpoint therefore can never reach a touchpoint that is already final.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -25,7 +25,7 @@ from pipeline.events.types import AttributedReward, Conversion, RewardKind, Touc
 
 
 class Touch(NamedTuple):
-    """An open touchpoint; ``earned`` is its running total in base minor units."""
+    """A touchpoint as the engine keeps it: immutable, so conversions share it instead of copying."""
 
     time_ms: int
     touchpoint_id: str
@@ -33,12 +33,11 @@ class Touch(NamedTuple):
     campaign_id: str
     channel: str
     immediate_reward: float
-    earned: int = 0
 
 
 class Split(NamedTuple):
     """A conversion (or refund) as last attributed. ``revision`` is −1 while it had nobody to pay.
-    ``touches`` are snapshots (earned = 0) so refunds and re-splits still work after a touch is final."""
+    ``touches`` are kept here too, so refunds and re-splits still work after a touch is final."""
 
     conversion_id: str
     event: str
@@ -60,6 +59,7 @@ class Split(NamedTuple):
 @dataclass(slots=True)
 class Journey:
     touches: list[Touch] = field(default_factory=list)  # open touchpoints, sorted by (time, id)
+    earned: list[int] = field(default_factory=list)  # running total of touches[i], base minor units
     splits: list[Split] = field(default_factory=list)  # conversions and refunds still retained
 
     def is_empty(self) -> bool:
@@ -94,15 +94,12 @@ def _check_time(field_name: str, time_ms: int, ctx: Context) -> None:
 
 def _rewards(kind: RewardKind, split: Split, user_id: str, base_currency: str) -> list[AttributedReward]:
     n = len(split.touches)
+    cid, rev, model, cur, value, ctime, event = (split.conversion_id, split.revision, split.used_model,
+                                                 split.currency, split.value_minor, split.time_ms, split.event)
+    new = AttributedReward  # positional construction: the hot path of long journeys
     return [
-        AttributedReward(
-            kind=kind, touchpoint_id=t.touchpoint_id, episode_id=t.episode_id, user_id=user_id,
-            campaign_id=t.campaign_id, channel=t.channel, revision=split.revision, amount_minor=amount,
-            base_currency=base_currency, original_reward=t.immediate_reward, touch_time_ms=t.time_ms,
-            conversion_id=split.conversion_id, model=split.used_model, currency=split.currency,
-            local_amount_minor=local, conversion_value_minor=split.value_minor, conversion_time_ms=split.time_ms,
-            position=i, journey_length=n, event=split.event,
-        )
+        new(kind, t.touchpoint_id, t.episode_id, user_id, t.campaign_id, t.channel, rev, amount, base_currency,
+            t.immediate_reward, t.time_ms, cid, model, cur, local, value, ctime, i, n, event)
         for i, (t, amount, local) in enumerate(zip(split.touches, split.shares, split.local_shares, strict=True))
     ]
 
@@ -139,17 +136,17 @@ def _credit(journey: Journey, old: Split | None, new: Split) -> None:
             delta[t.touchpoint_id] = delta.get(t.touchpoint_id, 0) - s
     for t, s in zip(new.touches, new.shares, strict=True):
         delta[t.touchpoint_id] = delta.get(t.touchpoint_id, 0) + s
-    touches = journey.touches
-    for i, t in enumerate(touches):
+    earned = journey.earned
+    for i, t in enumerate(journey.touches):
         d = delta.get(t.touchpoint_id)
         if d:
-            touches[i] = t._replace(earned=t.earned + d)
+            earned[i] += d
 
 
-def _final(t: Touch, user_id: str, base_currency: str) -> AttributedReward:
+def _final(t: Touch, earned: int, user_id: str, base_currency: str) -> AttributedReward:
     return AttributedReward(
         kind=RewardKind.FINAL, touchpoint_id=t.touchpoint_id, episode_id=t.episode_id, user_id=user_id,
-        campaign_id=t.campaign_id, channel=t.channel, revision=0, amount_minor=t.earned,
+        campaign_id=t.campaign_id, channel=t.channel, revision=0, amount_minor=earned,
         base_currency=base_currency, original_reward=t.immediate_reward, touch_time_ms=t.time_ms,
     )
 
@@ -164,7 +161,9 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
     ):
         raise DuplicateEvent("touchpoint", tid)
     touch = Touch(tp.timestamp_ms, tid, tp.episode_id, tp.campaign_id, tp.channel, tp.immediate_reward)
-    insort(journey.touches, touch)
+    at = bisect(journey.touches, touch)
+    journey.touches.insert(at, touch)
+    journey.earned.insert(at, 0)
     base = ctx.config.rates.base
     rewards: list[AttributedReward] = []
     # Re-split the conversions this touchpoint falls inside, oldest first, then their refunds.
@@ -188,7 +187,7 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
     dropped = 0
     while len(journey.touches) > ctx.config.max_journey_length:
         oldest = journey.touches.pop(0)
-        rewards.append(_final(oldest, tp.user_id, base))
+        rewards.append(_final(oldest, journey.earned.pop(0), tp.user_id, base))
         dropped += 1
     return StepResult(journey, rewards, dropped)
 
@@ -208,7 +207,7 @@ def apply_conversion(journey: Journey | None, conv: Conversion, ctx: Context) ->
     if conv.refund_of is not None:
         return _apply_refund(journey, conv, value_minor, base_minor, ctx)
     start = conv.timestamp_ms - ctx.config.window_for(conv.event)
-    eligible = tuple(t._replace(earned=0) for t in journey.touches if start <= t.time_ms <= conv.timestamp_ms)
+    eligible = tuple(t for t in journey.touches if start <= t.time_ms <= conv.timestamp_ms)
     split = Split(conv.conversion_id, conv.event, conv.timestamp_ms, conv.currency, value_minor, base_minor,
                   model, model, -1, (), (), ())
     rewards: list[AttributedReward] = []
@@ -259,8 +258,9 @@ def expire(journey: Journey, watermark: int, user_id: str, config: EngineConfig)
         n += 1
     if n:
         base = config.rates.base
-        rewards = [_final(t, user_id, base) for t in touches[:n]]
+        rewards = [_final(t, e, user_id, base) for t, e in zip(touches[:n], journey.earned[:n], strict=True)]
         del touches[:n]
+        del journey.earned[:n]
     keep_after = watermark - config.refund_retention_ms
     if any(s.time_ms < keep_after for s in journey.splits):
         gone = {s.conversion_id for s in journey.splits if s.refund_of is None and s.time_ms < keep_after}

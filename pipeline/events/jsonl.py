@@ -7,27 +7,41 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pipeline.attribution.money import from_minor
+from pipeline.events.currency import MINOR_UNITS
 from pipeline.events.types import AttributedReward, Conversion, Event, RewardKind, Touchpoint
+
+_SECOND_CACHE: dict[int, str] = {}
 
 
 def iso_ms(ms: int) -> str:
-    """Epoch milliseconds as ISO-8601 UTC with millisecond precision."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Epoch milliseconds as ISO-8601 UTC with millisecond precision (…T12:00:00.250Z).
+
+    The formatted second is cached: rewards come in bursts from the same instants, and datetime
+    formatting would otherwise dominate the backfill's output cost."""
+    sec, milli = divmod(ms, 1000)
+    prefix = _SECOND_CACHE.get(sec)
+    if prefix is None:
+        if len(_SECOND_CACHE) > 65536:
+            _SECOND_CACHE.clear()
+        prefix = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _SECOND_CACHE[sec] = prefix
+    return f"{prefix}.{milli:03d}Z"
 
 
-def _number(d: Decimal) -> int | float:
-    """A JSON number that prints the exact decimal (floats repr as the shortest round-trip text)."""
-    return int(d) if d == d.to_integral_value() else float(d)
+_POW10 = [10**k for k in range(8)]
+
+
+def money(minor: int, currency: str) -> int | float:
+    """Minor units as a JSON number that prints the exact decimal: a correctly rounded n / 10^k is the
+    double nearest that decimal, whose shortest repr is the decimal itself (for |n| < 2^53)."""
+    exp = MINOR_UNITS[currency]
+    return minor if exp == 0 else minor / _POW10[exp]
 
 
 def reward_to_json(r: AttributedReward) -> dict[str, Any]:
-    amount = from_minor(r.amount_minor, r.base_currency)
-    local = from_minor(r.local_amount_minor, r.currency) if r.local_amount_minor is not None and r.currency else None
-    value = (from_minor(r.conversion_value_minor, r.currency)
-             if r.conversion_value_minor is not None and r.currency else None)
+    currency = r.currency
     return {
-        "kind": str(r.kind),
+        "kind": r.kind.value,
         "reward_id": r.reward_id,
         "conversion_id": r.conversion_id,
         "touchpoint_id": r.touchpoint_id,
@@ -38,12 +52,14 @@ def reward_to_json(r: AttributedReward) -> dict[str, Any]:
         "model": r.model,
         "event": r.event,
         "revision": r.revision,
-        "amount": _number(amount),
+        "amount": money(r.amount_minor, r.base_currency),
         "amount_minor": r.amount_minor,
         "base_currency": r.base_currency,
-        "currency": r.currency,
-        "local_amount": _number(local) if local is not None else None,
-        "conversion_value": _number(value) if value is not None else None,
+        "currency": currency,
+        "local_amount": money(r.local_amount_minor, currency) if r.local_amount_minor is not None and currency
+        else None,
+        "conversion_value": money(r.conversion_value_minor, currency)
+        if r.conversion_value_minor is not None and currency else None,
         "original_reward": r.original_reward,
         "touch_time": iso_ms(r.touch_time_ms),
         "conversion_time": iso_ms(r.conversion_time_ms) if r.conversion_time_ms is not None else None,
@@ -76,8 +92,6 @@ def reward_from_json(d: dict[str, Any]) -> AttributedReward:
 
 
 def _exp(currency: str) -> int:
-    from pipeline.events.currency import MINOR_UNITS
-
     return MINOR_UNITS[currency]
 
 

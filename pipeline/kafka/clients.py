@@ -58,5 +58,6 @@ def admin_client(settings: Settings) -> Any:
     from confluent_kafka.admin import AdminClient
 
     quiet = logging.getLogger("rewardstream.kafka.admin")
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers, "logger": quiet,
-                        **security_config(settings)})
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers, "logger": quiet,
+                              **security_config(settings)}
+    return AdminClient(config)

@@ -27,7 +27,7 @@ def partition_counts(settings: Settings, topics: list[str], timeout: float = 10.
 def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: float = 30.0,
                   config: dict[str, str] | None = None) -> dict[str, int]:
     """Create missing topics with ``settings.partitions``; fail if an existing one has another count."""
-    from confluent_kafka.admin import NewTopic
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     topics = topics or project_topics(settings)
     existing = partition_counts(settings, topics, timeout)

@@ -9,6 +9,7 @@ Everything lives in a cache directory outside the repository (``$REWARDSTREAM_CA
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 DEFAULT_PORT = 9092
@@ -96,7 +98,8 @@ def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
 
     quiet = logging.getLogger("rewardstream.local_kafka.librdkafka")
     quiet.setLevel(logging.CRITICAL)
-    client = AdminClient({"bootstrap.servers": bootstrap, "logger": quiet, "socket.timeout.ms": 1000})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": quiet, "socket.timeout.ms": 1000}
+    client = AdminClient(config)
     try:
         md = client.list_topics(timeout=timeout)
     except Exception:
@@ -182,7 +185,8 @@ class LocalKafka:
             return self.libs
         mvn = shutil.which("mvn")
         if not mvn:
-            raise LocalKafkaError("Maven (mvn) is needed once to fetch the Kafka jars; install it (apt-get install maven)")
+            raise LocalKafkaError("Maven (mvn) is needed once to fetch the Kafka jars; "
+                                  "install it (apt-get install maven)")
         self.libs.mkdir(parents=True, exist_ok=True)
         pom = resources.files("pipeline.local_kafka").joinpath("pom.xml")
         with resources.as_file(pom) as pom_path:
@@ -193,7 +197,8 @@ class LocalKafka:
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise LocalKafkaError(f"Maven could not fetch Kafka {self.kafka_version}:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+            raise LocalKafkaError(f"Maven could not fetch Kafka {self.kafka_version}:\n"
+                                  f"{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
         if not list(self.libs.glob(f"kafka_2.13-{self.kafka_version}.jar")):
             raise LocalKafkaError(f"Maven finished but kafka_2.13-{self.kafka_version}.jar is missing in {self.libs}")
         marker.write_text(self.kafka_version)
@@ -307,7 +312,8 @@ class LocalKafka:
         if not self._wait_ready(bootstrap, proc.pid, timeout, proc):
             self._kill(proc.pid)
             raise LocalKafkaError(
-                f"broker did not answer on {bootstrap} within {timeout:.0f}s\n--- broker log tail ---\n{self.log_tail()}"
+                f"broker did not answer on {bootstrap} within {timeout:.0f}s\n"
+                f"--- broker log tail ---\n{self.log_tail()}"
             )
         return self.status(), True
 
@@ -327,10 +333,8 @@ class LocalKafka:
         return False
 
     def _kill(self, pid: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def stop(self, timeout: float = 30.0) -> str:
         """SIGTERM for a controlled shutdown, SIGKILL if it does not exit within ``timeout``."""
@@ -358,7 +362,5 @@ class LocalKafka:
 
 def _reap(pid: int) -> None:
     """Collect our own child if the broker was started by this process, so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 import time
 from decimal import Decimal
@@ -78,7 +79,7 @@ def test_linear_is_invariant_to_touchpoint_arrival_order(minutes: list[int], rnd
 def test_time_decay_never_pays_an_older_touch_more(touches: list[tuple[int, str]], cents: int) -> None:
     out = _attribute("time_decay", touches, str(Decimal(cents).scaleb(-2)), "USD")
     by_time = sorted(out, key=lambda r: (r.touch_time_ms, r.touchpoint_id))
-    for older, newer in zip(by_time, by_time[1:], strict=False):
+    for older, newer in itertools.pairwise(by_time):
         if older.touch_time_ms < newer.touch_time_ms:
             assert older.amount_minor <= newer.amount_minor
 
