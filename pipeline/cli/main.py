@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import backfill_cmd, fit_cmd, kafka_cmd, topics_cmd
+from pipeline.cli import backfill_cmd, demo_cmd, fit_cmd, kafka_cmd, topics_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd):
+    for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, demo_cmd):
         module.register(sub)
     return parser
 
@@ -20,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("rewardstream.kafka.client").setLevel(logging.ERROR)
     code: int = args.handler(args)
     return code
 

@@ -7,7 +7,8 @@ caller owns that object and persists whatever is returned.
 
 Invariant that makes ``final`` safe: an event is accepted only if its time ≥ watermark, and a touchpoint
 is finalised only once watermark > touch time + longest window. An accepted conversion or late
-touchpoint therefore can never reach a touchpoint that is already final.
+touchpoint therefore can never reach a touchpoint that is already final. A touchpoint's final total
+counts refunds dated within its window only (see ``_credit``), so it too depends on event time alone.
 """
 
 from __future__ import annotations
@@ -128,14 +129,21 @@ def _mirror(refund: Split, original: Split) -> Split:
     )
 
 
-def _credit(journey: Journey, old: Split | None, new: Split) -> None:
-    """Move each open touch's running total from the old split's share to the new one."""
+def _credit(journey: Journey, old: Split | None, new: Split, max_window_ms: int) -> None:
+    """Move each open touch's running total from the old split's share to the new one.
+
+    A refund counts towards a touch's total only if it is dated within the touch's window (refund time ≤
+    touch time + longest window). That makes ``final`` a function of event time alone: a refund dated later
+    is a separate fact whether it arrives before or after the final, so replays in any order agree."""
     delta: dict[str, int] = {}
-    if old is not None:
-        for t, s in zip(old.touches, old.shares, strict=True):
-            delta[t.touchpoint_id] = delta.get(t.touchpoint_id, 0) - s
-    for t, s in zip(new.touches, new.shares, strict=True):
-        delta[t.touchpoint_id] = delta.get(t.touchpoint_id, 0) + s
+    for split, sign in ((old, -1), (new, 1)):
+        if split is None:
+            continue
+        refund_time = split.time_ms if split.refund_of is not None else None
+        for t, s in zip(split.touches, split.shares, strict=True):
+            if refund_time is not None and refund_time > t.time_ms + max_window_ms:
+                continue
+            delta[t.touchpoint_id] = delta.get(t.touchpoint_id, 0) + sign * s
     earned = journey.earned
     for i, t in enumerate(journey.touches):
         d = delta.get(t.touchpoint_id)
@@ -176,13 +184,13 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
         new = new._replace(revision=split.revision + 1)
         kind = RewardKind.ATTRIBUTION if new.revision == 0 else RewardKind.CORRECTION
         journey.splits[idx] = new
-        _credit(journey, split if split.revision >= 0 else None, new)
+        _credit(journey, split if split.revision >= 0 else None, new, ctx.config.max_window_ms)
         rewards.extend(_rewards(kind, new, tp.user_id, base))
         for ridx, refund in enumerate(journey.splits):
             if refund.refund_of == split.conversion_id:
                 mirrored = _mirror(refund, new)._replace(revision=refund.revision + 1)
                 journey.splits[ridx] = mirrored
-                _credit(journey, refund if refund.revision >= 0 else None, mirrored)
+                _credit(journey, refund if refund.revision >= 0 else None, mirrored, ctx.config.max_window_ms)
                 rewards.extend(_rewards(RewardKind.REFUND, mirrored, tp.user_id, base))
     dropped = 0
     while len(journey.touches) > ctx.config.max_journey_length:
@@ -213,7 +221,7 @@ def apply_conversion(journey: Journey | None, conv: Conversion, ctx: Context) ->
     rewards: list[AttributedReward] = []
     if eligible:
         split = _divide(split, eligible, ctx)._replace(revision=0)
-        _credit(journey, None, split)
+        _credit(journey, None, split, ctx.config.max_window_ms)
         rewards = _rewards(RewardKind.ATTRIBUTION, split, conv.user_id, base)
     journey.splits.append(split)
     return StepResult(journey, rewards)
@@ -241,7 +249,7 @@ def _apply_refund(journey: Journey, conv: Conversion, value_minor: int, base_min
     rewards: list[AttributedReward] = []
     if original.revision >= 0:
         refund = _mirror(refund, original)._replace(revision=0)
-        _credit(journey, None, refund)
+        _credit(journey, None, refund, ctx.config.max_window_ms)
         rewards = _rewards(RewardKind.REFUND, refund, conv.user_id, ctx.config.rates.base)
     journey.splits.append(refund)
     return StepResult(journey, rewards)

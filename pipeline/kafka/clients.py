@@ -25,10 +25,16 @@ def security_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
+# librdkafka's own log lines (retries while a fresh broker loads its coordinators, ...) go to Python
+# logging under this name instead of straight to stderr.
+CLIENT_LOGGER = logging.getLogger("rewardstream.kafka.client")
+
+
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """Idempotent, murmur2-partitioned producer: no duplicates from retries, co-partitioned with Faust."""
     cfg: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
+        "logger": CLIENT_LOGGER,
         "partitioner": CO_PARTITIONING_PARTITIONER,
         "enable.idempotence": True,
         "acks": "all",
@@ -44,6 +50,7 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
     """read_committed so that aborted transactional output is never seen; manual commits by default."""
     cfg: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
+        "logger": CLIENT_LOGGER,
         "group.id": group_id,
         "isolation.level": "read_committed",
         "enable.auto.commit": False,

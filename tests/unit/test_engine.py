@@ -194,3 +194,14 @@ def test_conversion_model_override() -> None:
     assert amounts(out) == {"a": 0, "b": 1000} and {r.model for r in out} == {"last_click"}
 
 
+
+
+def test_a_refund_dated_after_the_window_is_a_separate_fact_not_part_of_the_final() -> None:
+    e = engine()
+    e.process(tp("a", 0))
+    e.process(conv("c1", 1, "50"))
+    e.process(tp("other", 24 * 5, user="u2"))
+    refund = e.process(conv("r1", 24 * 8, "50", refund_of="c1", event="refund"))  # day 8: after a's window
+    assert [r.amount_minor for r in refund if r.kind is RewardKind.REFUND] == [-5000]
+    finals = [r for r in refund + e.flush() if r.kind is RewardKind.FINAL]
+    assert [(r.touchpoint_id, r.amount_minor) for r in finals] == [("a", 5000), ("other", 0)]
