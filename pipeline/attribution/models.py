@@ -20,6 +20,7 @@ from typing import Protocol
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.shapley import coalition_rates, shapley_values
+from pipeline.events.types import MODEL_NAMES
 
 _SCALE = float(1 << 52)
 
@@ -142,8 +143,6 @@ class Shapley:
         return _scaled([values.get(c, 0.0) / counts[c] for c in channels])
 
 
-MODEL_NAMES = ("last_click", "first_click", "linear", "time_decay", "position_based", "data_driven", "shapley")
-
 
 def build_models(
     half_life_ms: float, position_first: Fraction, position_last: Fraction, learned: LearnedWeights | None
@@ -154,4 +153,6 @@ def build_models(
         LastClick(), FirstClick(), Linear(), TimeDecay(half_life_ms), PositionBased(position_first, position_last),
         DataDriven(fitted), Shapley(fitted),
     ]
-    return {m.name: m for m in models}
+    by_name = {m.name: m for m in models}
+    assert tuple(by_name) == MODEL_NAMES
+    return by_name

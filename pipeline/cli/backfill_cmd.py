@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.attribution.models import MODEL_NAMES
 from pipeline.backfill import rejected_path, run_backfill
 from pipeline.cli.common import load_engine_config, load_weights
+from pipeline.events.types import MODEL_NAMES
 
 
 def register(sub: Any) -> None:

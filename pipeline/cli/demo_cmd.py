@@ -24,7 +24,6 @@ import orjson
 
 from pipeline.attribution.fitting import completed_journeys, fit
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.models import MODEL_NAMES
 from pipeline.attribution.money import from_minor
 from pipeline.backfill import run_backfill
 from pipeline.engine import AttributionEngine, EngineConfig
@@ -37,7 +36,7 @@ from pipeline.events.avro import (
 )
 from pipeline.events.errors import InvalidEvent
 from pipeline.events.parse import parse_event
-from pipeline.events.types import AttributedReward, Event, RewardKind, Touchpoint
+from pipeline.events.types import MODEL_NAMES, AttributedReward, Event, RewardKind, Touchpoint
 from pipeline.kafka import admin_client, consumer_config, ensure_topics, producer_config
 from pipeline.local_kafka import LocalKafka, LocalKafkaError
 from pipeline.settings import Settings

@@ -19,6 +19,7 @@ def register(sub: Any) -> None:
     p.add_argument("--instance", default="default", help="broker instance name (its own data and port)")
     p.add_argument("--kafka-version", default=DEFAULT_KAFKA_VERSION)
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the broker to answer")
+    p.add_argument("--purge", action="store_true", help="with stop: also delete the instance's data and log")
     p.set_defaults(handler=run)
 
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"bootstrap: {status.bootstrap}  log: {broker.log_file}")
             return 0
         if args.action == "stop":
-            print(f"kafka {broker.stop()}")
+            print(f"kafka {broker.stop(purge=args.purge)}")
             return 0
         status = broker.status()
         if args.action == "address":

@@ -10,8 +10,8 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any
 
-from pipeline.attribution.models import MODEL_NAMES
 from pipeline.attribution.money import RatesTable
+from pipeline.events.types import MODEL_NAMES
 
 SECOND_MS = 1000
 HOUR_MS = 3600 * SECOND_MS

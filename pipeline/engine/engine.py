@@ -89,17 +89,17 @@ class EngineStats:
             if r.kind is RewardKind.FINAL:
                 self.finals += 1
                 self.pending_touchpoints -= 1
-            elif r.kind is RewardKind.CORRECTION:
-                self.corrections += 1 if r.position == 0 else 0
-            if r.kind is not RewardKind.FINAL and r.position == 0 and r.revision == 0:
-                # first payout of a conversion or refund, counted once per split
-                assert r.model is not None
-                self.per_model[r.model] += 1
-                if r.kind is RewardKind.ATTRIBUTION:
-                    self.conversions_attributed += 1
-            if r.kind is not RewardKind.FINAL and r.revision == 0:
+                continue
+            first_of_split = r.position == 0  # each split is counted once, at its first touchpoint
+            if r.kind is RewardKind.CORRECTION and first_of_split:
+                self.corrections += 1
+            if r.revision == 0:
                 # a later revision redistributes the same total, so only first payouts add to it
                 self.total_attributed_minor += r.amount_minor
+                if first_of_split:
+                    self.per_model[r.model or "linear"] += 1
+                    if r.kind is RewardKind.ATTRIBUTION:
+                        self.conversions_attributed += 1
 
 
 class AttributionEngine:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.events.currency import MINOR_UNITS
 from pipeline.events.errors import InvalidEvent
-from pipeline.events.types import Conversion, Event, Touchpoint
+from pipeline.events.types import MODEL_NAMES, Conversion, Event, Touchpoint
 
 # Event time must lie in a plausible range; anything else is a unit mistake (seconds vs ms) or garbage.
 MIN_TIMESTAMP_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -22,9 +22,8 @@ MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 MAX_ID_LENGTH = 256
 MAX_ABS_REWARD = 1e9
 MAX_VALUE = Decimal("1e12")
-KNOWN_MODELS = frozenset(
-    {"last_click", "first_click", "linear", "time_decay", "position_based", "data_driven", "shapley"}
-)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def parse_timestamp(raw: Any, field: str = "timestamp") -> int:
@@ -44,7 +43,7 @@ def parse_timestamp(raw: Any, field: str = "timestamp") -> int:
             raise InvalidEvent(field, f"not an ISO-8601 timestamp: {raw!r}") from None
         if dt.tzinfo is None:
             raise InvalidEvent(field, f"ISO-8601 timestamp needs a zone (e.g. 'Z' or '+02:00'): {raw!r}")
-        ms = int(dt.timestamp() * 1000) if dt.microsecond % 1000 == 0 else round(dt.timestamp() * 1000)
+        ms = (dt - _EPOCH) // _ONE_MS  # exact integer arithmetic; sub-millisecond digits are floored
     else:
         raise InvalidEvent(field, f"must be ISO-8601 with a zone or epoch milliseconds, got {type(raw).__name__}")
     if not MIN_TIMESTAMP_MS <= ms < MAX_TIMESTAMP_MS:
@@ -148,8 +147,8 @@ def parse_conversion(obj: Mapping[str, Any]) -> Conversion:
         raw_value = raw_value.strip()[1:]
     value = parse_money(raw_value, currency)
     model = _text(obj, "model", required=False)
-    if model is not None and model not in KNOWN_MODELS:
-        raise InvalidEvent("model", f"unknown attribution model {model!r}; known: {sorted(KNOWN_MODELS)}")
+    if model is not None and model not in MODEL_NAMES:
+        raise InvalidEvent("model", f"unknown attribution model {model!r}; known: {list(MODEL_NAMES)}")
     event = _req(obj, "event").strip().lower()
     return Conversion(
         conversion_id=_req(obj, "conversion_id"),

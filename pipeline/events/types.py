@@ -41,6 +41,9 @@ class Conversion:
 
 Event = Touchpoint | Conversion
 
+# Attribution models a conversion may name in its ``model`` field (implemented in pipeline.attribution).
+MODEL_NAMES = ("last_click", "first_click", "linear", "time_decay", "position_based", "data_driven", "shapley")
+
 
 class RewardKind(StrEnum):
     ATTRIBUTION = "attribution"  # first split of a conversion over its touchpoints

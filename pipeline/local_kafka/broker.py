@@ -336,8 +336,16 @@ class LocalKafka:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
 
-    def stop(self, timeout: float = 30.0) -> str:
-        """SIGTERM for a controlled shutdown, SIGKILL if it does not exit within ``timeout``."""
+    def stop(self, timeout: float = 30.0, purge: bool = False) -> str:
+        """SIGTERM for a controlled shutdown, SIGKILL if it does not exit within ``timeout``.
+        ``purge`` also deletes the instance's data, log and settings (throwaway instances, e.g. CI)."""
+        result = self._stop(timeout)
+        if purge and self.home.exists():
+            shutil.rmtree(self.home)
+            result += f"; removed {self.home}"
+        return result
+
+    def _stop(self, timeout: float) -> str:
         pid = self._read_pid()
         if pid is None:
             return "not running"

@@ -23,7 +23,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def instance() -> tuple[str, int]:
     name = f"clitest-{os.getpid()}"
     yield name, _free_port()  # type: ignore[misc]
-    cli("stop", "--instance", name)
+    cli("stop", "--purge", "--instance", name)
+    assert not LocalKafka(instance=name).home.exists()
 
 
 def test_start_twice_status_kill_restart_stop(instance: tuple[str, int]) -> None:

@@ -16,7 +16,7 @@ from pipeline.attribution.fitting import completed_journeys, fit
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.models import MODEL_NAMES
 from pipeline.attribution.money import RatesTable
-from pipeline.engine import DAY_MS, HOUR_MS, AttributionEngine, EngineConfig
+from pipeline.engine import DAY_MS, AttributionEngine, EngineConfig
 from pipeline.events.currency import MINOR_UNITS
 from pipeline.events.types import AttributedReward, RewardKind
 from pipeline.synthetic import CHANNELS
@@ -129,4 +129,3 @@ def test_one_touch_takes_all_two_take_half_under_position_based() -> None:
     assert [r.amount_minor for r in e.process(conv("c1", 1, "10"))] == [1000]
     e.process(tp("b", 2))
     assert [r.amount_minor for r in e.process(conv("c2", 3, "10"))] == [500, 500]
-    assert HOUR_MS == 3_600_000

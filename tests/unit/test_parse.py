@@ -29,6 +29,10 @@ def test_iso_with_offset_and_epoch_ms_agree() -> None:
     assert a.timestamp_ms == 1767225600000
 
 
+def test_sub_millisecond_digits_are_floored_exactly() -> None:
+    assert parse_event({**TP, "timestamp": "2026-01-01T00:00:00.0019Z"}).timestamp_ms == 1767225600001
+
+
 def test_refund_may_state_a_negative_value() -> None:
     r = parse_event({**CV, "refund_of": "c0", "value": -5})
     assert r.value == Decimal(5)  # type: ignore[union-attr]
