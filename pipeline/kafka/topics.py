@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pipeline.kafka.clients import admin_client
@@ -45,7 +46,12 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: 
             except Exception as exc:  # TOPIC_ALREADY_EXISTS from a concurrent creator is fine
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise RuntimeError(f"could not create topic {topic}: {exc}") from exc
+    # Creation is acknowledged before every broker's metadata shows the topic: wait until it does.
+    deadline = time.monotonic() + timeout
     counts = partition_counts(settings, topics, timeout)
+    while any(n is None for n in counts.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        counts = partition_counts(settings, topics, timeout)
     wrong = {t: n for t, n in counts.items() if n != settings.partitions}
     if wrong:
         raise TopicMismatchError(
