@@ -43,6 +43,14 @@ class Settings:
     sasl_username: str = _doc("SASL user name.", "")
     sasl_password: str = _doc("SASL password.", "")
     ssl_cafile: str = _doc("CA bundle to verify the brokers' TLS certificates.", "")
+    app_id: str = _doc("Faust application id: consumer group, changelog topic prefix.", "rewardstream")
+    datadir: str = _doc("Worker state directory (RocksDB); one per worker process.", "rewardstream-data")
+    web_host: str = _doc("Host name other workers use to reach this worker's HTTP port.", "127.0.0.1")
+    web_port: int = _doc("HTTP port of the worker (/stats, /metrics, /journeys/{user_id}).", 6066)
+    rocksdb_cache_mb: int = _doc("RocksDB block cache per table partition, MiB (Faust's default is 2 GiB).", 64)
+    idle_timeout_seconds: int = _doc("An input partition silent this long stops holding the watermark back.", 30)
+    expiry_slice: int = _doc("Journeys expired at most per event, so a sweep never stalls the stream.", 1000)
+    standby_replicas: int = _doc("Warm copies of each table partition on other workers.", 1)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

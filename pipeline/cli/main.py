@@ -7,13 +7,22 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import backfill_cmd, demo_cmd, fit_cmd, kafka_cmd, topics_cmd
+from pipeline.cli import (
+    backfill_cmd,
+    consume_cmd,
+    demo_cmd,
+    fit_cmd,
+    kafka_cmd,
+    produce_cmd,
+    topics_cmd,
+    worker_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, demo_cmd):
+    for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, demo_cmd):
         module.register(sub)
     return parser
 

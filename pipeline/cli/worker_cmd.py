@@ -1,0 +1,65 @@
+"""``rewardstream worker``: one Faust worker process (agents, RocksDB tables, outbox relay, HTTP)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from pipeline.cli.common import load_engine_config, load_weights
+from pipeline.kafka import partition_counts
+from pipeline.kafka.topics import project_topics
+from pipeline.settings import Settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run a streaming worker (Faust) against Kafka")
+    p.add_argument("--config", help="TOML file ([kafka] and [attribution] tables); environment overrides it")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    p.add_argument("--web-port", type=int, help="this worker's HTTP port (each worker needs its own)")
+    p.add_argument("--datadir", help="this worker's RocksDB directory (each worker needs its own)")
+    p.add_argument("--weights", help="fitted weights for data_driven/shapley")
+    p.add_argument("--loglevel", default="warning")
+    p.set_defaults(handler=run)
+
+
+def check_topics(settings: Settings) -> str | None:
+    """The refusal message when input topics are missing or not co-partitioned, else None."""
+    counts = partition_counts(settings, project_topics(settings))
+    missing = [t for t, n in counts.items() if n is None]
+    if missing:
+        return f"topics {missing} do not exist; create them with `rewardstream topics create`"
+    if len(set(counts.values())) != 1 or settings.partitions not in counts.values():
+        return (f"partition counts disagree: {counts} (configured {settings.partitions}); touchpoints, "
+                "conversions and the journey table must have the same count to co-partition by user_id")
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.load(args.config).with_overrides(
+        bootstrap_servers=args.bootstrap, web_port=args.web_port, datadir=args.datadir)
+    config = load_engine_config(args.config)
+    learned = load_weights(args.weights or config.weights_file)
+    problem = check_topics(settings)
+    if problem:
+        print(f"worker refuses to start: {problem}", file=sys.stderr)
+        return 2
+    logging.getLogger("rewardstream").setLevel(logging.INFO)
+    from faust.worker import Worker
+
+    from pipeline.stream.app import changelog_topic, create_app
+    from pipeline.stream.relay import OutboxRelay
+
+    app, _state = create_app(settings, config, learned)
+    relay = OutboxRelay(settings, changelog_topic(settings))
+    relay.start()
+    print(f"worker {settings.app_id} on :{settings.web_port}, state in {settings.datadir}", flush=True)
+    try:
+        Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    finally:
+        relay.stop()
+    if relay.error is not None:
+        print(f"outbox relay failed: {relay.error}", file=sys.stderr)
+        return 1
+    return 0
