@@ -121,15 +121,16 @@ class AttributionEngine:
         self.max_seen_ms: int | None = None
         self.watermark: int | None = None
 
-    def context(self) -> Context:
-        return Context(self.config, self.models, self.watermark, self.max_seen_ms)
+    def context(self, ingest_ms: int | None = None) -> Context:
+        return Context(self.config, self.models, self.watermark, self.max_seen_ms, ingest_ms)
 
-    def apply(self, event: Event) -> list[AttributedReward]:
+    def apply(self, event: Event, ingest_ms: int | None = None) -> list[AttributedReward]:
         """Apply one event to its user's journey. Raises InvalidEvent/LateEvent for bad events (state
-        untouched); returns [] for a duplicate (counted)."""
+        untouched); returns [] for a duplicate (counted). ``ingest_ms``: when the event entered the log
+        (the Kafka record timestamp), the reference for refusing future timestamps besides event time."""
         user = event.user_id
         journey = self.store.get(user)
-        ctx = self.context()
+        ctx = self.context(ingest_ms)
         try:
             if isinstance(event, Touchpoint):
                 result = apply_touchpoint(journey, event, ctx)

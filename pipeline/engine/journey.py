@@ -75,6 +75,7 @@ class Context:
     models: Mapping[str, Model]
     watermark: int | None
     max_seen_ms: int | None
+    ingest_ms: int | None = None  # when the event entered the log (Kafka record timestamp), if known
 
 
 class StepResult(NamedTuple):
@@ -87,10 +88,13 @@ def _check_time(field_name: str, time_ms: int, ctx: Context) -> None:
     if ctx.watermark is not None and time_ms < ctx.watermark:
         raise LateEvent(field_name, f"event time {time_ms} is before the watermark {ctx.watermark} "
                                     f"(later than the allowed lateness of {ctx.config.allowed_lateness_ms} ms)")
+    # "Future" is judged against the latest time known to be real: the newest event time seen, or when the
+    # record entered the log. Both are part of the log, so a replay judges every event the same way.
     skew = ctx.config.max_future_skew_ms
-    if ctx.max_seen_ms is not None and time_ms > ctx.max_seen_ms + skew:
-        raise InvalidEvent(field_name, f"event time {time_ms} is more than {skew} ms ahead of the newest "
-                                       f"event seen ({ctx.max_seen_ms}); refusing a future timestamp")
+    known = [t for t in (ctx.max_seen_ms, ctx.ingest_ms) if t is not None]
+    if known and time_ms > max(known) + skew:
+        raise InvalidEvent(field_name, f"event time {time_ms} is more than {skew} ms ahead of {max(known)} "
+                                       "(newest event or ingest time); refusing a future timestamp")
 
 
 def _rewards(kind: RewardKind, split: Split, user_id: str, base_currency: str) -> list[AttributedReward]:

@@ -142,11 +142,17 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
     conversions = app.topic(settings.topic_conversions, key_type=bytes, value_type=bytes)
     dead = app.topic(settings.topic_dead_letters, key_type=bytes, value_type=bytes)
     cache = settings.rocksdb_cache_mb * 1024 * 1024
+    # Raw keys (Faust tables default to JSON, which would quote them): the changelog key is the user_id's
+    # UTF-8 bytes, hashed like the input topics' keys, and the relay keys rewards with it.
     journeys = app.Table(
         JOURNEYS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions,
         options={"block_cache_size": cache, "write_buffer_size": max(cache // 4, 4 * 1024 * 1024)},
         extra_topic_configs={"min.compaction.lag.ms": str(CHANGELOG_RETENTION_MS)},
     )
+    # Table() takes no serializer arguments and derives JSON from the types; set them before the changelog
+    # topic is built (it is built lazily from these attributes).
+    journeys.key_serializer = "raw"
+    journeys.value_serializer = "raw"
     codecs = {TOUCHPOINTS: AvroCodec("touchpoint"), CONVERSIONS: AvroCodec("conversion")}
 
     class TableBytes:
@@ -157,12 +163,24 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
             value = journeys.get(key)
             return value if isinstance(value, bytes | None) else bytes(value)
 
+    topic_of = {TOUCHPOINTS: settings.topic_touchpoints, CONVERSIONS: settings.topic_conversions}
+
     def processor_for(partition: int) -> PartitionProcessor:
         proc = state.processors.get(partition)
         if proc is None:
+            def caught_up(source: str, last_offset: int | None) -> bool:
+                """Nothing left to read for this input partition, as far as the last fetch knows."""
+                try:
+                    highwater = app.consumer.highwater(TP(topic_of[source], partition))
+                except Exception:
+                    return False
+                if highwater is None:
+                    return False
+                return (last_offset if last_offset is not None else -1) + 1 >= highwater
+
             proc = PartitionProcessor(partition, TableBytes(), config, learned,
                                       idle_timeout_s=settings.idle_timeout_seconds,
-                                      slice_limit=settings.expiry_slice)
+                                      slice_limit=settings.expiry_slice, caught_up=caught_up)
             restored = proc.restore(_partition_items(journeys, partition))
             log.info("partition %d: restored %d journeys with pending deadlines", partition, restored)
             state.processors[partition] = proc
@@ -178,6 +196,10 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
 
     async def handle(source: str, event: Any) -> None:
         msg = event.message
+        if state.events_in == 0:
+            # Faust buffers at most 100 changelog sends before it blocks the agent to flush (a class constant
+            # that logs a warning each time); a larger buffer keeps the stream moving between flushes.
+            app.producer.buffer.max_messages = 10_000
         state.events_in += 1
         proc = processor_for(msg.partition)
         try:
@@ -185,7 +207,8 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
             if msg.key != ev.user_id.encode():
                 raise InvalidEvent("key", f"record key {msg.key!r} is not the user_id {ev.user_id!r}: "
                                           "producers must key by user_id or journeys split across workers")
-            _, writes = proc.process(source, ev)
+            ingest_ms = int(msg.timestamp * 1000) if msg.timestamp else None
+            _, writes = proc.process(source, ev, msg.offset, ingest_ms)
         except InvalidEvent as exc:
             if exc.field.startswith("<"):
                 state.decode_errors += 1

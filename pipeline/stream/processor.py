@@ -89,17 +89,22 @@ class OutboxStore(MutableMapping[str, Journey]):
 
 @dataclass
 class InputClock:
-    """Event-time frontier of one input topic's partition, and when it last delivered (wall clock)."""
+    """Event-time frontier of one input topic's partition, when it last delivered (wall clock), and the
+    offset of its last record (to ask Kafka whether anything is left to read)."""
 
     max_ms: int | None = None
     last_arrival: float = field(default_factory=time.monotonic)
+    last_offset: int | None = None
 
 
 class PartitionProcessor:
     """Watermark = min over both inputs' newest event time − allowed lateness (as Flink does with several
-    inputs), so reading one topic ahead of the other cannot finalise touchpoints early. An input that has
-    delivered nothing for ``idle_timeout_s`` (wall clock) is left out, or an idle topic would stall finality;
-    that is the one place the wall clock enters, and only when an input is idle."""
+    inputs), so reading one topic ahead of the other cannot finalise touchpoints early.
+
+    An input is *idle* when Kafka has nothing more for it (``caught_up(source, last_offset)``) and it has
+    delivered nothing for ``idle_timeout_s``; an idle input is left out of the minimum, or a quiet topic
+    would stall finality for ever. That is the one place the wall clock enters, and only for an input that
+    has nothing left to read, so a replay of a backlog (both inputs lagging) is decided by event time alone."""
 
     META_EVERY_MS = 60_000
 
@@ -113,6 +118,7 @@ class PartitionProcessor:
         idle_timeout_s: float = 30.0,
         slice_limit: int = 1000,
         clock: Callable[[], float] = time.monotonic,
+        caught_up: Callable[[str, int | None], bool] = lambda source, last_offset: True,
     ) -> None:
         self.partition = partition
         self.store = OutboxStore(kv)
@@ -120,6 +126,7 @@ class PartitionProcessor:
         self.idle_timeout_s = idle_timeout_s
         self.slice_limit = slice_limit
         self.clock = clock
+        self.caught_up = caught_up
         now = clock()
         self.inputs = {TOUCHPOINTS: InputClock(last_arrival=now), CONVERSIONS: InputClock(last_arrival=now)}
         self.meta_key = f"{RESERVED_PREFIX}meta:{partition}"
@@ -153,19 +160,24 @@ class PartitionProcessor:
             self.engine.watermark = wm
         return n
 
+    def idle(self, source: str) -> bool:
+        c = self.inputs[source]
+        return self.clock() - c.last_arrival > self.idle_timeout_s and self.caught_up(source, c.last_offset)
+
     def watermark(self) -> int | None:
-        now = self.clock()
-        live = [c.max_ms for c in self.inputs.values() if now - c.last_arrival <= self.idle_timeout_s]
+        live = [c.max_ms for source, c in self.inputs.items() if not self.idle(source)]
         if not live:
-            live = [c.max_ms for c in self.inputs.values()]
+            live = [c.max_ms for c in self.inputs.values() if c.max_ms is not None]
         if any(m is None for m in live):
             return None
         return min(m for m in live if m is not None) - self.engine.config.allowed_lateness_ms
 
-    def process(self, source: str, event: Event) -> tuple[list[AttributedReward], list[Write]]:
+    def process(self, source: str, event: Event, offset: int | None = None, ingest_ms: int | None = None
+                ) -> tuple[list[AttributedReward], list[Write]]:
         """Apply one event. Raises InvalidEvent (state untouched, nothing to write) for a bad event."""
+        self.inputs[source].last_offset = offset
         try:
-            rewards = self.engine.apply(event)
+            rewards = self.engine.apply(event, ingest_ms)
         except InvalidEvent:
             self.store.discard()
             self.rejected += 1

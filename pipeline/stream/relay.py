@@ -70,7 +70,8 @@ class OutboxRelay(threading.Thread):
                         sent += 1
                 if producer.flush(60) != 0:
                     raise RuntimeError("rewards were not acknowledged within 60 s; not committing")
-                consumer.commit(asynchronous=False)
+                if any(m.error() is None for m in msgs):
+                    consumer.commit(asynchronous=False)
                 self.published += sent
         finally:
             producer.flush(30)
