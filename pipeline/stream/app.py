@@ -151,8 +151,8 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
     )
     # Table() takes no serializer arguments and derives JSON from the types; set them before the changelog
     # topic is built (it is built lazily from these attributes).
-    journeys.key_serializer = "raw"
-    journeys.value_serializer = "raw"
+    journeys.key_serializer = "raw"  # type: ignore[attr-defined]
+    journeys.value_serializer = "raw"  # type: ignore[attr-defined]
     codecs = {TOUCHPOINTS: AvroCodec("touchpoint"), CONVERSIONS: AvroCodec("conversion")}
 
     class TableBytes:
