@@ -165,13 +165,14 @@ def _final(t: Touch, earned: int, user_id: str, base_currency: str) -> Attribute
 
 def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> StepResult:
     """Add a touchpoint; re-split every retained conversion it belongs to (a late touchpoint)."""
-    _check_time("timestamp", tp.timestamp_ms, ctx)
     journey = journey if journey is not None else Journey()
     tid = tp.touchpoint_id
+    # Duplicates first: a replayed event already in the state is a duplicate, whatever the watermark says.
     if any(t.touchpoint_id == tid for t in journey.touches) or any(
         t.touchpoint_id == tid for s in journey.splits for t in s.touches
     ):
         raise DuplicateEvent("touchpoint", tid)
+    _check_time("timestamp", tp.timestamp_ms, ctx)
     touch = Touch(tp.timestamp_ms, tid, tp.episode_id, tp.campaign_id, tp.channel, tp.immediate_reward)
     at = bisect(journey.touches, touch)
     journey.touches.insert(at, touch)
@@ -206,15 +207,15 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
 
 def apply_conversion(journey: Journey | None, conv: Conversion, ctx: Context) -> StepResult:
     """Attribute a conversion over the touchpoints in its window, or mirror the conversion it refunds."""
+    journey = journey if journey is not None else Journey()
+    if any(s.conversion_id == conv.conversion_id for s in journey.splits):
+        raise DuplicateEvent("conversion", conv.conversion_id)
     _check_time("timestamp", conv.timestamp_ms, ctx)
     value_minor = to_minor(conv.value, conv.currency)
     base_minor = ctx.config.rates.to_base_minor(value_minor, conv.currency)  # unknown rate raises here
     model = conv.model or ctx.config.default_model
     if model not in ctx.models:
         raise InvalidEvent("model", f"unknown attribution model {model!r}")
-    journey = journey if journey is not None else Journey()
-    if any(s.conversion_id == conv.conversion_id for s in journey.splits):
-        raise DuplicateEvent("conversion", conv.conversion_id)
     base = ctx.config.rates.base
     if conv.refund_of is not None:
         return _apply_refund(journey, conv, value_minor, base_minor, ctx)

@@ -134,6 +134,9 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
         table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
         producer_linger=0.005,
+        # a killed worker's partitions move after this long (Faust's default is 60 s)
+        broker_session_timeout=12.0,
+        broker_heartbeat_interval=2.0,
         stream_buffer_maxsize=16384,
         key_serializer="raw",
         value_serializer="raw",
@@ -149,10 +152,11 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
         options={"block_cache_size": cache, "write_buffer_size": max(cache // 4, 4 * 1024 * 1024)},
         extra_topic_configs={"min.compaction.lag.ms": str(CHANGELOG_RETENTION_MS)},
     )
-    # Table() takes no serializer arguments and derives JSON from the types; set them before the changelog
-    # topic is built (it is built lazily from these attributes).
+    # Table() takes no serializer arguments and derives JSON from the types, and the table manager builds the
+    # changelog topic (which recovery decodes with) at registration: set raw serializers, then rebuild it.
     journeys.key_serializer = "raw"  # type: ignore[attr-defined]
     journeys.value_serializer = "raw"  # type: ignore[attr-defined]
+    journeys.changelog_topic = journeys._new_changelog_topic()  # type: ignore[attr-defined]
     codecs = {TOUCHPOINTS: AvroCodec("touchpoint"), CONVERSIONS: AvroCodec("conversion")}
 
     class TableBytes:

@@ -43,7 +43,8 @@ class OutboxRelay(threading.Thread):
         from confluent_kafka import Consumer, KafkaException, Producer
 
         consumer = Consumer(consumer_config(self.settings, f"{self.settings.app_id}-relay",
-                                            **{"enable.partition.eof": False}))
+                                            **{"enable.partition.eof": False, "session.timeout.ms": 12000,
+                                               "heartbeat.interval.ms": 2000}))
         producer = Producer(producer_config(self.settings, **{"linger.ms": 10}))
         codec = AvroCodec("attributed_reward")
         consumer.subscribe([self.changelog_topic])

@@ -1,0 +1,210 @@
+"""The streaming worker against the real broker: its output equals the backfill's, through crashes,
+lost local state and rebalances; poison records go to the dead-letter topic with reasons."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.backfill import run_backfill
+from pipeline.cli.common import load_engine_config
+from pipeline.events.avro import AvroCodec, conversion_to_record, touchpoint_to_record
+from pipeline.events.parse import parse_event
+from pipeline.events.types import Conversion, Touchpoint
+from pipeline.kafka.event_producer import EventProducer
+from pipeline.settings import Settings
+from pipeline.synthetic import LogSpec, generate
+from tests.integration.stream_harness import (
+    Facts,
+    RewardReader,
+    Worker,
+    facts,
+    make_settings,
+    produce_lines,
+    sentinels,
+    wait_for,
+    write_config,
+)
+
+
+def _is_sentinel(user: str) -> bool:
+    return user.startswith("sentinel-")
+
+
+def _expected(tmp: Path, lines: list[str], config: Path) -> Facts:
+    log = tmp / "events.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    out = tmp / "backfill.jsonl"
+    summary = run_backfill(log, out, load_engine_config(config), progress=False)
+    assert summary.rejected == 0, (tmp / "backfill.rejected.jsonl").read_text()[:2000]
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    return facts(records, _is_sentinel)
+
+
+def _run_until_complete(reader: RewardReader, expected: Facts, workers: list[Worker], timeout: float) -> Facts:
+    got: Facts = ({}, {})
+
+    def complete() -> bool:
+        nonlocal got
+        reader.poll(2)
+        got = facts(reader.records, _is_sentinel)
+        return len(got[1]) >= len(expected[1]) and len(got[0]) >= len(expected[0])
+
+    wait_for(complete, timeout, f"all {len(expected[1])} finals (have {len(got[1])})",
+             lambda: "\n".join(f"--- {w.name}\n{w.tail()}" for w in workers))
+    return got
+
+
+def _assert_equal(got: Facts, expected: Facts) -> None:
+    pairs, finals = got
+    assert len(pairs) == len(expected[0])
+    wrong = {k: (v, expected[0].get(k)) for k, v in pairs.items() if expected[0].get(k) != v}
+    assert not wrong, f"{len(wrong)} (conversion, touchpoint) amounts differ, e.g. {list(wrong.items())[:5]}"
+    wrong_finals = {t: (v, expected[1].get(t)) for t, v in finals.items() if expected[1].get(t) != v}
+    assert not wrong_finals, f"{len(wrong_finals)} finals differ, e.g. {list(wrong_finals.items())[:5]}"
+    assert set(finals) == set(expected[1])
+
+
+@pytest.fixture
+def stream_env(kafka_settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
+    settings = make_settings(kafka_settings, f"rs-test-{uuid.uuid4().hex[:8]}")
+    return settings, write_config(tmp_path / "rewardstream.toml")
+
+
+@pytest.mark.timeout(600)
+def test_stream_equals_backfill(stream_env: tuple[Settings, Path], tmp_path: Path) -> None:
+    settings, config = stream_env
+    lines = generate(LogSpec(users=6000, seed=11))
+    lines += sentinels(lines, settings.partitions)
+    assert len(lines) >= 50_000
+    expected = _expected(tmp_path, lines, config)
+    assert any(t for t in expected[1].values())
+    produce_lines(settings, lines)
+    worker = Worker(settings, config, tmp_path, "w1").start()
+    reader = RewardReader(settings)
+    try:
+        got = _run_until_complete(reader, expected, [worker], timeout=420)
+        _assert_equal(got, expected)
+        stats = worker.stats()
+        assert stats is not None and stats["rejected"] == 0 and stats["duplicates"] > 0
+        user = next(r["user_id"] for r in reversed(reader.records) if not _is_sentinel(r["user_id"]))
+        status, _ = worker.get(f"/journeys/{user}/")
+        assert status in (200, 404)
+        status, body = worker.get("/metrics/")
+        assert status == 200 and b"rewardstream_events_in_total" in body
+    finally:
+        reader.close()
+        worker.stop()
+
+
+@pytest.mark.timeout(600)
+def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tuple[Settings, Path],
+                                                                 tmp_path: Path) -> None:
+    settings, config = stream_env
+    lines = generate(LogSpec(users=3000, seed=12))
+    lines += sentinels(lines, settings.partitions)
+    expected = _expected(tmp_path, lines, config)
+    half = len(lines) // 2
+    produce_lines(settings, lines[:half])
+    worker = Worker(settings, config, tmp_path, "w1").start()
+    reader = RewardReader(settings)
+    try:
+        wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > half // 3, 180, "progress", worker.tail)
+        worker.kill()
+        worker.start()  # same state directory: RocksDB reopens, the changelog tail is replayed
+        produce_lines(settings, lines[half:])
+        wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > half // 3, 180, "progress", worker.tail)
+        worker.kill()
+        worker.wipe_state()  # state must come back from the changelog alone
+        worker.start()
+        got = _run_until_complete(reader, expected, [worker], timeout=420)
+        _assert_equal(got, expected)
+    finally:
+        reader.close()
+        worker.stop()
+
+
+@pytest.mark.timeout(600)
+def test_rebalance_adds_and_removes_workers(stream_env: tuple[Settings, Path], tmp_path: Path) -> None:
+    settings, config = stream_env
+    lines = generate(LogSpec(users=3000, seed=13))
+    lines += sentinels(lines, settings.partitions)
+    expected = _expected(tmp_path, lines, config)
+    third = len(lines) // 3
+    produce_lines(settings, lines[:third])
+    w1 = Worker(settings, config, tmp_path, "w1").start()
+    workers = [w1]
+    reader = RewardReader(settings)
+    try:
+        wait_for(lambda: (w1.stats() or {}).get("events_in", 0) > third // 3, 180, "progress", w1.tail)
+        workers += [Worker(settings, config, tmp_path, "w2").start(), Worker(settings, config, tmp_path, "w3").start()]
+        produce_lines(settings, lines[third:2 * third])
+        wait_for(lambda: all(w.stats() for w in workers), 120, "three workers serving")
+        wait_for(lambda: sum(len((w.stats() or {}).get("partitions", [])) > 0 for w in workers) == 3, 120,
+                 "partitions spread over three workers", lambda: "\n".join(w.tail() for w in workers))
+        workers[1].stop()
+        produce_lines(settings, lines[2 * third:])
+        got = _run_until_complete(reader, expected, workers, timeout=420)
+        _assert_equal(got, expected)
+    finally:
+        reader.close()
+        for w in workers:
+            w.stop()
+
+
+def test_poison_records_go_to_the_dead_letter_topic_with_reasons(stream_env: tuple[Settings, Path],
+                                                                  tmp_path: Path) -> None:
+    from confluent_kafka import Consumer
+
+    from pipeline.kafka import consumer_config
+
+    settings, config = stream_env
+    good = generate(LogSpec(users=200, seed=14))
+    producer = EventProducer(settings)
+    tp_codec, cv_codec = AvroCodec("touchpoint"), AvroCodec("conversion")
+    tp = Touchpoint("p-tp", "e", "poison-user", "c", "search", 1767225600000, 0.0)
+    conv = Conversion("p-cv", "poison-user", "purchase", Decimal("10"), "USD", 1767225600000)
+    poison = {
+        "bad bytes": (settings.topic_touchpoints, b"poison-user", b"\x00\x01garbage"),
+        "wrong schema": (settings.topic_conversions, b"poison-user", tp_codec.encode(touchpoint_to_record(tp))),
+        "unknown currency": (settings.topic_conversions, b"poison-user",
+                             cv_codec.encode({**conversion_to_record(conv), "currency": "XYZ"})),
+        "negative value": (settings.topic_conversions, b"poison-user",
+                           cv_codec.encode({**conversion_to_record(conv), "value_minor": -5})),
+        "key is not the user": (settings.topic_touchpoints, b"someone-else",
+                                tp_codec.encode(touchpoint_to_record(tp))),
+        "tombstone": (settings.topic_touchpoints, b"poison-user", None),
+    }
+    for i, line in enumerate(good):
+        producer.send(parse_event(orjson.loads(line)))
+        if i == len(good) // 2:
+            for topic, key, value in poison.values():
+                producer.send_raw(topic, key, value)
+    producer.flush()
+    worker = Worker(settings, config, tmp_path, "w1").start()
+    try:
+        wait_for(lambda: (worker.stats() or {}).get("dead_letters", 0) >= len(poison), 180, "dead letters",
+                 worker.tail)
+        stats = worker.stats()
+        assert stats is not None and stats["conversions_attributed"] > 0
+        consumer = Consumer(consumer_config(settings, "dl-reader"))
+        consumer.subscribe([settings.topic_dead_letters])
+        codec = AvroCodec("dead_letter")
+        letters = []
+        for _ in range(40):
+            letters += [codec.decode(m.value()) for m in consumer.consume(100, 0.5) if not m.error()]
+            if len(letters) >= len(poison):
+                break
+        consumer.close()
+        assert len(letters) == len(poison)
+        reasons = " | ".join(f"{d['field']}: {d['reason']}" for d in letters)
+        for needle in ("header", "expected a conversion", "XYZ", "negative", "user_id", "tombstone"):
+            assert needle in reasons, f"no dead letter mentions {needle!r}: {reasons}"
+        assert all(d["source_topic"] in {settings.topic_touchpoints, settings.topic_conversions} for d in letters)
+        assert all(d["source_offset"] >= 0 for d in letters)
+    finally:
+        worker.stop()
