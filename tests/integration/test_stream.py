@@ -208,3 +208,19 @@ def test_poison_records_go_to_the_dead_letter_topic_with_reasons(stream_env: tup
         assert all(d["source_offset"] >= 0 for d in letters)
     finally:
         worker.stop()
+
+
+def test_worker_refuses_to_start_when_partition_counts_disagree(kafka_settings: Settings, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from pipeline.kafka import ensure_topics
+
+    ensure_topics(kafka_settings, [kafka_settings.topic_touchpoints, kafka_settings.topic_rewards,
+                                   kafka_settings.topic_dead_letters])
+    ensure_topics(kafka_settings.with_overrides(partitions=3), [kafka_settings.topic_conversions])
+    worker = Worker(kafka_settings, write_config(tmp_path / "c.toml"), tmp_path, "w")
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli.main", "worker", "--config", str(worker.config)],
+                            env=worker.env(), capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert "partition counts disagree" in result.stderr and "co-partition" in result.stderr

@@ -49,7 +49,7 @@ def test_project_services_use_real_commands_and_known_settings() -> None:
     known = {f"{ENV_PREFIX}{f.name.upper()}" for f in dataclasses.fields(Settings)}
     commands = _subcommands()
     services = {n: s for n, s in _compose()["services"].items() if n != "kafka"}
-    assert {"topics", "demo"} <= set(services)
+    assert {"topics", "worker", "demo"} <= set(services)
     for name, svc in services.items():
         assert svc["command"][0] in commands, f"{name} runs an unknown command {svc['command']}"
         env = svc["environment"]
@@ -63,3 +63,11 @@ def test_dockerfile_installs_the_package_the_services_run() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "FROM python:3.11" in text and 'ENTRYPOINT ["rewardstream"]' in text
     assert _compose()["services"]["topics"]["build"] == "."
+
+
+def test_worker_service_keeps_state_on_a_volume_and_serves_http() -> None:
+    worker = _compose()["services"]["worker"]
+    env = worker["environment"]
+    assert env[f"{ENV_PREFIX}DATADIR"] == "/data" and "worker-data:/data" in worker["volumes"]
+    assert str(Settings.load(env={k: str(v) for k, v in env.items()}).web_port) in worker["expose"]
+    assert "/stats/" in " ".join(worker["healthcheck"]["test"])
