@@ -106,7 +106,7 @@ class PartitionProcessor:
     would stall finality for ever. That is the one place the wall clock enters, and only for an input that
     has nothing left to read, so a replay of a backlog (both inputs lagging) is decided by event time alone."""
 
-    META_EVERY_MS = 60_000
+    META_EVERY_MS = 3_600_000  # event time between routine saves of the frontier
 
     def __init__(
         self,
@@ -189,12 +189,20 @@ class PartitionProcessor:
         if self.engine.max_seen_ms is None or event.timestamp_ms > self.engine.max_seen_ms:
             self.engine.max_seen_ms = event.timestamp_ms
         wm = self.watermark()
+        expired = False
         if wm is not None:
-            rewards.extend(self.engine.advance_to(wm, self.slice_limit))
+            before = len(self.store.dirty)
+            swept = self.engine.advance_to(wm, self.slice_limit)
+            expired = bool(swept) or len(self.store.dirty) > before
+            rewards.extend(swept)
         writes = self.store.drain(rewards)
-        if wm is not None and (self._meta_saved_at is None or wm - self._meta_saved_at >= self.META_EVERY_MS):
+        if wm is not None and (expired or self._meta_saved_at is None
+                               or wm - self._meta_saved_at >= self.META_EVERY_MS):
+            # The frontier goes *first*: records of one partition are durable as a prefix, so whenever an
+            # expiry (a forgotten touchpoint) survives a crash, a frontier at least this new survives too, and
+            # a replay of the forgotten event is refused as late instead of being taken for a new one.
             meta = {TOUCHPOINTS: self.inputs[TOUCHPOINTS].max_ms, CONVERSIONS: self.inputs[CONVERSIONS].max_ms}
-            writes.append((self.meta_key, orjson.dumps(meta)))
+            writes.insert(0, (self.meta_key, orjson.dumps(meta)))
             self._meta_saved_at = wm
         return rewards, writes
 
