@@ -1,6 +1,12 @@
-"""Run every benchmark and print its table."""
+"""Run every benchmark and print its table: the attribution core and backfill, then the worker on Kafka."""
 
-from bench import bench_engine
+import sys
+
+from bench import bench_engine, bench_worker
 
 if __name__ == "__main__":
+    argv = sys.argv
+    sys.argv = argv[:1]
     bench_engine.main()
+    print()
+    bench_worker.main()

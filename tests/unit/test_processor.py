@@ -65,3 +65,17 @@ def test_restore_rebuilds_schedule_and_frontier() -> None:
     rewards, _ = again.process(TOUCHPOINTS, tp("z", 24 * 8 + 2, user="w"))
     rewards += again.process(CONVERSIONS, conv("zc", 24 * 8 + 2, "1", user="w"))[0]
     assert [(r.touchpoint_id, r.amount_minor) for r in rewards if r.kind is RewardKind.FINAL] == [("a", 1000)]
+
+
+def test_journey_codec_round_trips_state_and_outbox() -> None:
+    from pipeline.engine import AttributionEngine
+
+    e = AttributionEngine(EngineConfig())
+    e.process(tp("a", 0))
+    e.process(tp("b", 1))
+    out = e.process(conv("c", 2, "10"))
+    out += e.process(conv("r", 3, "4", refund_of="c", event="refund"))
+    journey = e.store["u1"]
+    back, outbox = journey_codec.decode(journey_codec.encode(journey, out))
+    assert back == journey and outbox == out
+    assert journey_codec.decode(journey_codec.encode(None, out)) == (None, out)
