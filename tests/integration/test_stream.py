@@ -150,6 +150,20 @@ def test_rebalance_adds_and_removes_workers(stream_env: tuple[Settings, Path], t
         produce_lines(settings, lines[2 * third:])
         got = _run_until_complete(reader, expected, workers, timeout=420)
         _assert_equal(got, expected)
+        # /journeys/{user} is routed to the owner: every live worker answers the same for any user
+        live = [w for w in workers if w.alive()]
+        assert len(live) == 2
+        # (conversions older than the refund retention are forgotten by now, so some users answer 404)
+        users = sorted({r["user_id"] for r in reader.records if r["kind"] == "attribution"
+                        and not _is_sentinel(r["user_id"])})[-60:]
+        found = 0
+        for user in users:
+            answers = [w.get(f"/journeys/{user}/") for w in live]
+            assert answers[0][0] == answers[1][0] and answers[0][0] in (200, 404), (user, answers)
+            bodies = [orjson.loads(body) for _, body in answers]
+            assert bodies[0] == bodies[1], user
+            found += answers[0][0] == 200 and bool(bodies[0]["conversions"])
+        assert found >= 5, f"only {found} of {len(users)} recent converters still have a journey"
     finally:
         reader.close()
         for w in workers:
