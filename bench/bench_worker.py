@@ -27,8 +27,8 @@ from pipeline.kafka import consumer_config, ensure_topics, producer_config
 from pipeline.kafka.event_producer import EventProducer
 from pipeline.local_kafka import LocalKafka
 from pipeline.settings import Settings
-from pipeline.synthetic import LogSpec, generate
-from tests.integration.stream_harness import Worker, write_config
+from pipeline.stream.worker_process import WorkerProcess
+from pipeline.synthetic import LogSpec, generate, write_engine_config
 
 
 def passthrough(settings: Settings, total: int) -> float:
@@ -91,7 +91,8 @@ def main() -> None:
     pass_rate = passthrough(settings, total)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        worker = Worker(settings, write_config(tmp / "c.toml"), tmp, "bench").start()
+        config = write_engine_config(tmp / "c.toml", max_future_skew_hours=24 * 60)
+        worker = WorkerProcess(settings, config, tmp, "bench").start()
         try:
             first = last = None
             seen = 0

@@ -12,6 +12,7 @@ import json
 import random
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pipeline.engine.config import DAY_MS, HOUR_MS
@@ -41,12 +42,26 @@ class LogSpec:
     bad_lines: int = 0
     lateness_ms: int = HOUR_MS
     seed: int = 7
+    closing_partitions: int = 0  # > 0: end with closing_events for that many partitions
 
 
 def engine_config_table() -> dict[str, Any]:
     """The ``[attribution]`` settings that fit these logs (rates for every currency they use)."""
     return {"base_currency": "USD", "rates": dict(RATES), "window_days": 7, "windows_days": {"signup": 1},
             "allowed_lateness_minutes": 60}
+
+
+def write_engine_config(path: Path, **overrides: Any) -> Path:
+    """A TOML file with :func:`engine_config_table` (plus ``overrides``) as its ``[attribution]`` table."""
+    lines = ["[attribution]"]
+    for key, value in {**engine_config_table(), **overrides}.items():
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+            lines.append(f"{key} = {{ {inner} }}")
+        else:
+            lines.append(f"{key} = {json.dumps(value)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _value(rng: random.Random, typical: float, currency: str) -> str:
@@ -109,9 +124,43 @@ def generate(spec: LogSpec) -> list[str]:
                                 "timestamp": refund_t, "refund_of": f"conv-{u}"})
     timed.sort(key=lambda x: (x[0], x[1]))
     lines = [json.dumps(e, separators=(",", ":")) for _, _, e in timed]
+    if spec.closing_partitions:
+        lines += closing_events(max(e["timestamp"] for _, _, e in timed), spec.closing_partitions)
     for i in range(spec.bad_lines):
         lines.insert(rng.randrange(1, len(lines) + 1), BAD_LINES[i % len(BAD_LINES)])
     return lines
+
+
+def user_for_partition(partition: int, partitions: int, prefix: str = "sentinel") -> str:
+    """A user id whose key hashes (murmur2, as every project client does) to ``partition``."""
+    from aiokafka.partitioner import murmur2
+
+    i = 0
+    while True:
+        user = f"{prefix}-{partition}-{i}"
+        if (murmur2(user.encode()) & 0x7FFFFFFF) % partitions == partition:
+            return user
+        i += 1
+
+
+def closing_events(newest_ms: int, partitions: int, window_ms: int = 7 * DAY_MS) -> list[str]:
+    """One touchpoint and one conversion per partition, ``window`` + 1 day after ``newest_ms``.
+
+    A stream cannot know that its input has ended; these move every partition's watermark past every
+    window in the log, so the stream finalises what a backfill finalises at end of input. (They need a
+    ``max_future_skew`` of more than the window + 1 day.) Their users start with "sentinel-"."""
+    newest = newest_ms
+    t = newest + window_ms + DAY_MS + 2 * HOUR_MS
+    out = []
+    for p in range(partitions):
+        user = user_for_partition(p, partitions)
+        out.append(json.dumps({"type": "touchpoint", "touchpoint_id": f"{user}-tp", "episode_id": "sentinel",
+                               "user_id": user, "campaign_id": "sentinel", "channel": "search",
+                               "timestamp": t, "immediate_reward": 0.0}, separators=(",", ":")))
+        out.append(json.dumps({"type": "conversion", "conversion_id": f"{user}-cv", "user_id": user,
+                               "event": "lead", "value": "0", "currency": "USD", "timestamp": t},
+                              separators=(",", ":")))
+    return out
 
 
 # One of every kind of bad input the pipeline must refuse with a reason.

@@ -1,15 +1,14 @@
-"""``rewardstream demo``: the pipeline end to end on a local broker, as far as it is built today.
+"""``rewardstream demo``: the pipeline end to end on a local broker.
 
-A generated multi-day event log (with late touchpoints, refunds, duplicates and garbage) is validated,
-Avro-encoded and produced to the touchpoint and conversion topics keyed by user_id; read back from Kafka
-partition by partition; attributed under every model; and checked against the batch backfill of the same
-file. The Faust streaming worker (issue 7) will replace the read-back step with continuous processing.
+A seeded multi-day log (late touchpoints, refunds in four currencies, duplicates, garbage) is validated and
+produced to Kafka by the project's producer; a streaming worker (Faust, RocksDB) attributes it; the rewards
+topic is read back and checked, fact by fact, against the batch backfill of the same file; then every
+attribution model is compared per channel.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
@@ -23,32 +22,31 @@ from typing import Any
 import orjson
 
 from pipeline.attribution.fitting import completed_journeys, fit
-from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.money import from_minor
 from pipeline.backfill import run_backfill
-from pipeline.engine import AttributionEngine, EngineConfig
-from pipeline.events.avro import (
-    AvroCodec,
-    conversion_from_record,
-    conversion_to_record,
-    touchpoint_from_record,
-    touchpoint_to_record,
-)
+from pipeline.cli.common import load_engine_config
+from pipeline.compare import differences, facts
+from pipeline.engine import AttributionEngine
+from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.errors import InvalidEvent
+from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
-from pipeline.events.types import MODEL_NAMES, AttributedReward, Event, RewardKind, Touchpoint
-from pipeline.kafka import admin_client, consumer_config, ensure_topics, producer_config
+from pipeline.events.types import MODEL_NAMES, Event, RewardKind
+from pipeline.kafka import admin_client, consumer_config, ensure_topics
+from pipeline.kafka.event_producer import EventProducer
 from pipeline.local_kafka import LocalKafka, LocalKafkaError
 from pipeline.settings import Settings
-from pipeline.synthetic import BAD_LINES, LogSpec, engine_config_table, generate
+from pipeline.stream.worker_process import WorkerProcess
+from pipeline.synthetic import BAD_LINES, LogSpec, generate, write_engine_config
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the pipeline end to end on a local Kafka broker")
-    p.add_argument("--users", type=int, default=20000, help="simulated users (default 20000)")
+    p.add_argument("--users", type=int, default=8000, help="simulated users (default 8000, ~70,000 events)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     p.add_argument("--bootstrap", help="use this Kafka instead of starting the local broker")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the stream to finish")
     p.add_argument("--keep-topics", action="store_true", help="do not delete the run's topics at the end")
     p.set_defaults(handler=run)
 
@@ -57,92 +55,13 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _produce(settings: Settings, events: list[Event]) -> None:
-    from confluent_kafka import Producer
-
-    producer = Producer(producer_config(settings))
-    tp_codec, cv_codec = AvroCodec("touchpoint"), AvroCodec("conversion")
-    failures: list[str] = []
-
-    def report(err: Any, _msg: Any) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    for ev in events:
-        if isinstance(ev, Touchpoint):
-            topic, value = settings.topic_touchpoints, tp_codec.encode(touchpoint_to_record(ev))
-        else:
-            topic, value = settings.topic_conversions, cv_codec.encode(conversion_to_record(ev))
-        while True:
-            try:
-                # No record timestamp: event time travels in the payload. Historical CreateTimes would be
-                # refused by Kafka 4.x (message.timestamp.*.max.ms) and expired at once by retention.
-                producer.produce(topic, key=ev.user_id.encode(), value=value, on_delivery=report)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    if producer.flush(60) != 0 or failures:
-        raise RuntimeError(f"the broker did not acknowledge every event: {failures[:3]}")
-
-
-def _read_back(settings: Settings, expected: int) -> dict[int, list[tuple[int, Event]]]:
-    """Every record of both topics, per partition, in offset order per topic."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(consumer_config(settings, f"demo-{uuid.uuid4().hex[:8]}"))
-    consumer.subscribe([settings.topic_touchpoints, settings.topic_conversions])
-    tp_codec, cv_codec = AvroCodec("touchpoint"), AvroCodec("conversion")
-    per_partition: dict[int, list[tuple[int, Event]]] = defaultdict(list)
-    got = 0
-    deadline = time.monotonic() + 120
-    while got < expected and time.monotonic() < deadline:
-        for msg in consumer.consume(2000, 1.0):
-            value, partition = msg.value(), msg.partition()
-            if msg.error() or value is None or partition is None:
-                continue
-            if msg.topic() == settings.topic_touchpoints:
-                ev: Event = touchpoint_from_record(tp_codec.decode(value))
-            else:
-                ev = conversion_from_record(cv_codec.decode(value))
-            assert msg.key() == ev.user_id.encode()
-            per_partition[partition].append((ev.timestamp_ms, ev))
-            got += 1
-    consumer.close()
-    if got < expected:
-        raise RuntimeError(f"read back only {got} of {expected} events within 120 s")
-    return per_partition
-
-
-def _attribute(per_partition: dict[int, list[tuple[int, Event]]], config: EngineConfig,
-               learned: LearnedWeights) -> list[AttributedReward]:
-    """One engine per partition, as a worker owns partitions; events merged by event time, stably."""
-    rewards: list[AttributedReward] = []
-    for _, events in sorted(per_partition.items()):
-        engine = AttributionEngine(config, learned)
-        for _, ev in sorted(events, key=lambda x: x[0]):
-            with contextlib.suppress(InvalidEvent):
-                rewards.extend(engine.process(ev))
-        rewards.extend(engine.flush())
-    return rewards
-
-
-def _facts(rewards: list[AttributedReward]) -> tuple[dict[tuple[str | None, str], int], dict[str, int]]:
-    latest: dict[tuple[str | None, str], tuple[int, int]] = {}
-    finals: dict[str, int] = {}
-    for r in rewards:
-        if r.kind is RewardKind.FINAL:
-            finals[r.touchpoint_id] = r.amount_minor
-            continue
-        key = (r.conversion_id, r.touchpoint_id)
-        if key not in latest or r.revision > latest[key][0]:
-            latest[key] = (r.revision, r.amount_minor)
-    return {k: v for k, (_, v) in latest.items()}, finals
+def _is_closing(user: str) -> bool:
+    return user.startswith("sentinel-")
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    out: Path = args.out
+    out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     bootstrap = args.bootstrap or os.environ.get("REWARDSTREAM_BOOTSTRAP_SERVERS")
     if not bootstrap:
@@ -155,74 +74,123 @@ def run(args: argparse.Namespace) -> int:
         _say(f"kafka: {'started' if started_now else 'already running'} at {bootstrap}")
     assert bootstrap
     run_id = uuid.uuid4().hex[:8]
-    settings = Settings(bootstrap_servers=bootstrap,
+    settings = Settings(bootstrap_servers=bootstrap, app_id=f"rewardstream-demo-{run_id}",
                         topic_touchpoints=f"rewardstream.demo.{run_id}.touchpoints",
                         topic_conversions=f"rewardstream.demo.{run_id}.conversions",
                         topic_rewards=f"rewardstream.demo.{run_id}.rewards",
                         topic_dead_letters=f"rewardstream.demo.{run_id}.dead-letters")
-    ensure_topics(settings, [settings.topic_touchpoints, settings.topic_conversions])
-    config = EngineConfig.from_mapping(engine_config_table())
+    ensure_topics(settings)
+    config_path = write_engine_config(out / "rewardstream.toml", max_future_skew_hours=24 * 60)
+    config = load_engine_config(config_path)
 
-    lines = generate(LogSpec(users=args.users, seed=args.seed, bad_lines=len(BAD_LINES)))
+    lines = generate(LogSpec(users=args.users, seed=args.seed, bad_lines=len(BAD_LINES),
+                             closing_partitions=settings.partitions))
     log_path = out / "events.jsonl"
     log_path.write_text("\n".join(lines) + "\n")
     _say(f"generated {len(lines):,} events for {args.users:,} users over 30 days -> {log_path}")
 
-    events: list[Event] = []
-    refused = 0
-    for line in lines:
-        try:
-            events.append(parse_event(orjson.loads(line)))
-        except (orjson.JSONDecodeError, InvalidEvent):
-            refused += 1
-    t = time.perf_counter()
-    _produce(settings, events)
-    _say(f"produced {len(events):,} events to Kafka in {time.perf_counter() - t:.1f}s "
-         f"(Avro, keyed by user_id, murmur2); refused {refused} bad lines at the producer")
-    t = time.perf_counter()
-    per_partition = _read_back(settings, len(events))
-    _say(f"read {len(events):,} events back from {len(per_partition)} partitions in {time.perf_counter() - t:.1f}s")
+    backfill_path = out / "rewards.backfill.jsonl"
+    summary = run_backfill(log_path, backfill_path, config, progress=False)
+    expected = facts((orjson.loads(line) for line in backfill_path.read_bytes().splitlines()), _is_closing)
 
-    learned = fit(completed_journeys(events, config.window_for), config.min_journeys)
-    weights_path = out / "attribution-weights.json"
-    weights_path.write_text(json.dumps(learned.to_json(), indent=2) + "\n")
-    _say(f"fitted data_driven/shapley weights from {learned.journeys:,} completed journeys -> {weights_path}")
-    rewards_path = out / "rewards.jsonl"
-    summary = run_backfill(log_path, rewards_path, config, progress=False)
-    backfill_rewards = [_parse_reward(line) for line in rewards_path.read_bytes().splitlines()]
-    per_model: dict[str, dict[str, int]] = {}
-    for model in MODEL_NAMES:
-        cfg = dataclasses.replace(config, default_model=model)
-        rewards = _attribute(per_partition, cfg, learned)
-        if model == config.default_model:
-            same = _facts(rewards) == _facts(backfill_rewards)
-            _say(f"stream read-back attributed per partition equals the backfill ({model}): {'yes' if same else 'NO'}")
-            if not same:
-                return 1
-        totals: dict[str, int] = defaultdict(int)
-        for r in rewards:
-            if r.kind is not RewardKind.FINAL:
-                totals[r.channel] += r.amount_minor if r.revision == 0 else 0
-        per_model[model] = dict(totals)
+    worker = WorkerProcess(settings, config_path, out, "worker", idle_timeout_seconds=5).start()
+    try:
+        events: list[Event] = []
+        for line in lines:
+            try:
+                events.append(parse_event(orjson.loads(line)))
+            except (orjson.JSONDecodeError, InvalidEvent):
+                continue
+        producer = EventProducer(settings)
+        t = time.perf_counter()
+        for ev in events:
+            producer.send(ev)
+        producer.flush()
+        _say(f"produced {len(events):,} events in {time.perf_counter() - t:.1f}s (Avro, keyed by user_id, "
+             f"murmur2); the producer refused {len(lines) - len(events)} invalid lines")
+        stream_path = out / "rewards.stream.jsonl"
+        records = _follow(settings, worker, expected, stream_path, args.timeout)
+    finally:
+        worker.stop()
+    got = facts(records, _is_closing)
+    problems = differences(got, expected)
+    _say(f"stream equals backfill: {'yes' if not problems else 'NO'} "
+         f"({len(got[0]):,} conversion-touchpoint amounts, {len(got[1]):,} finals)")
+    for problem in problems:
+        _say(f"  {problem}")
 
-    channels = sorted({c for t in per_model.values() for c in t})
-    base = config.rates.base
-    _say(f"\nattributed value per channel ({base}, net of refunds)")
-    _say(f"{'model':<16}" + "".join(f"{c:>12}" for c in channels))
-    for model, totals in per_model.items():
-        _say(f"{model:<16}" + "".join(f"{from_minor(totals.get(c, 0), base):>12,.2f}" for c in channels))
+    _compare_models(events, config, out)
     _say("")
     for line in summary.lines():
         _say(line)
-    _say(f"rewards: {rewards_path}\nrejected lines with reasons: {out / 'rewards.rejected.jsonl'}")
+    _say(f"stream rewards: {stream_path}\nbackfill rewards: {backfill_path}\n"
+         f"rejected lines with reasons: {out / 'rewards.backfill.rejected.jsonl'}\nworker log: {worker.log}")
     if not args.keep_topics:
-        admin_client(settings).delete_topics([settings.topic_touchpoints, settings.topic_conversions])
-    _say(f"demo finished in {time.perf_counter() - started:.0f}s; output in {out.resolve()}")
-    return 0 if summary.rewards_out else 1
+        admin_client(settings).delete_topics([settings.topic_touchpoints, settings.topic_conversions,
+                                              settings.topic_rewards, settings.topic_dead_letters])
+    _say(f"demo finished in {time.perf_counter() - started:.0f}s; output in {out}")
+    return 0 if records and not problems else 1
 
 
-def _parse_reward(line: bytes) -> AttributedReward:
-    from pipeline.events.jsonl import reward_from_json
+def _follow(settings: Settings, worker: WorkerProcess, expected: Any, path: Path, timeout: float
+            ) -> list[dict[str, Any]]:
+    """Read the rewards topic until every expected final arrived, printing the worker's progress."""
+    from confluent_kafka import Consumer
 
-    return reward_from_json(orjson.loads(line))
+    consumer = Consumer(consumer_config(settings, f"demo-reader-{uuid.uuid4().hex[:8]}"))
+    consumer.subscribe([settings.topic_rewards])
+    codec = AvroCodec("attributed_reward")
+    records: list[dict[str, Any]] = []
+    finals: set[str] = set()
+    deadline = time.monotonic() + timeout
+    last_print = 0.0
+    with open(path, "wb") as fh:
+        while len(finals) < len(expected[1]) and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, 0.5):
+                value = msg.value()
+                if msg.error() or value is None:
+                    continue
+                record = reward_to_json(reward_from_record(codec.decode(value)))
+                records.append(record)
+                fh.write(orjson.dumps(record) + b"\n")
+                if record["kind"] == "final" and not _is_closing(record["user_id"]):
+                    finals.add(record["touchpoint_id"])
+            if time.monotonic() - last_print > 3:
+                last_print = time.monotonic()
+                s = worker.stats() or {}
+                lag = s.get("watermark_lag_seconds")
+                _say(f"  worker: {s.get('events_in', 0):>8,} events in, {s.get('conversions_attributed', 0):>6,} "
+                     f"conversions attributed, watermark lag {lag / 3600 if lag else 0:>7.1f} h; "
+                     f"rewards read {len(records):>8,}, finals {len(finals):,}/{len(expected[1]):,}")
+                if not worker.alive():
+                    raise RuntimeError(f"the worker exited:\n{worker.tail()}")
+    consumer.close()
+    return records
 
+
+def _compare_models(events: list[Event], config: Any, out: Path) -> None:
+    """Every model over the same events (learned models fitted first), attributed value per channel."""
+    learned = fit(completed_journeys(events, config.window_for), config.min_journeys)
+    weights_path = out / "attribution-weights.json"
+    weights_path.write_text(json.dumps(learned.to_json(), indent=2) + "\n")
+    per_model: dict[str, dict[str, int]] = {}
+    ordered = sorted(events, key=lambda e: e.timestamp_ms)
+    for model in MODEL_NAMES:
+        engine = AttributionEngine(dataclasses.replace(config, default_model=model), learned)
+        totals: dict[str, int] = defaultdict(int)
+        for ev in ordered:
+            try:
+                rewards = engine.process(ev)
+            except InvalidEvent:
+                continue
+            for r in rewards:
+                if r.kind is not RewardKind.FINAL and r.revision == 0 and not _is_closing(r.user_id):
+                    totals[r.channel] += r.amount_minor
+        per_model[model] = dict(totals)
+    channels = sorted({c for t in per_model.values() for c in t})
+    base = config.rates.base
+    _say(f"\nattributed value per channel ({base}, net of refunds; learned weights from {learned.journeys:,} "
+         f"journeys -> {weights_path.name})")
+    _say(f"{'model':<16}" + "".join(f"{c:>12}" for c in channels))
+    for model, totals in per_model.items():
+        _say(f"{model:<16}" + "".join(f"{from_minor(totals.get(c, 0), base):>12,.2f}" for c in channels))

@@ -62,7 +62,7 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -224,10 +224,10 @@ class LocalKafka:
                 raise LocalKafkaError(f"port {self.requested_port} on 127.0.0.1 is taken; choose another with --port")
             port = self.requested_port
         else:
-            port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _free_port()
-        controller = _free_port()
+            port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else free_port()
+        controller = free_port()
         while controller == port:
-            controller = _free_port()
+            controller = free_port()
         return port, controller
 
     def _server_properties(self, port: int, controller_port: int) -> str:

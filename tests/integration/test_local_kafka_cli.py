@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pipeline.local_kafka import LocalKafka
-from pipeline.local_kafka.broker import _free_port, _pid_alive
+from pipeline.local_kafka.broker import _pid_alive, free_port
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -22,7 +22,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def instance() -> tuple[str, int]:
     name = f"clitest-{os.getpid()}"
-    yield name, _free_port()  # type: ignore[misc]
+    yield name, free_port()  # type: ignore[misc]
     cli("stop", "--purge", "--instance", name)
     assert not LocalKafka(instance=name).home.exists()
 

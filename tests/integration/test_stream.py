@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.backfill import run_backfill
 from pipeline.cli.common import load_engine_config
+from pipeline.compare import Facts, differences, facts
 from pipeline.events.avro import AvroCodec, conversion_to_record, touchpoint_to_record
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Conversion, Touchpoint
@@ -19,10 +20,8 @@ from pipeline.kafka.event_producer import EventProducer
 from pipeline.settings import Settings
 from pipeline.synthetic import LogSpec, generate
 from tests.integration.stream_harness import (
-    Facts,
     RewardReader,
     Worker,
-    facts,
     make_settings,
     produce_lines,
     sentinels,
@@ -60,13 +59,7 @@ def _run_until_complete(reader: RewardReader, expected: Facts, workers: list[Wor
 
 
 def _assert_equal(got: Facts, expected: Facts) -> None:
-    pairs, finals = got
-    assert len(pairs) == len(expected[0])
-    wrong = {k: (v, expected[0].get(k)) for k, v in pairs.items() if expected[0].get(k) != v}
-    assert not wrong, f"{len(wrong)} (conversion, touchpoint) amounts differ, e.g. {list(wrong.items())[:5]}"
-    wrong_finals = {t: (v, expected[1].get(t)) for t, v in finals.items() if expected[1].get(t) != v}
-    assert not wrong_finals, f"{len(wrong_finals)} finals differ, e.g. {list(wrong_finals.items())[:5]}"
-    assert set(finals) == set(expected[1])
+    assert differences(got, expected) == []
 
 
 @pytest.fixture
