@@ -30,7 +30,7 @@ from pipeline.events.types import Event
 from pipeline.settings import Settings
 from pipeline.stream import journey_codec
 from pipeline.stream.dead_letters import dead_letter
-from pipeline.stream.processor import CONVERSIONS, RESERVED_PREFIX, TOUCHPOINTS, PartitionProcessor
+from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, PartitionProcessor
 
 log = logging.getLogger("rewardstream.worker")
 
@@ -259,7 +259,6 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
             return web.json({"user_id": user_id, "found": False, "touchpoints": [], "conversions": []}, status=404)
         return web.json(journey_json(user_id, journey, config))
 
-    app.rewardstream_state = state  # type: ignore[attr-defined]
     return app, state
 
 
@@ -312,5 +311,3 @@ def prometheus_text(stats: dict[str, Any]) -> str:
         lines.append(f'rewardstream_conversions_by_model_total{{model="{model}"}} {n}')
     return "\n".join(lines) + "\n"
 
-
-__all__ = ["RESERVED_PREFIX", "WorkerState", "changelog_topic", "create_app"]

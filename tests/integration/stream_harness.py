@@ -17,12 +17,7 @@ from pipeline.kafka import consumer_config, ensure_topics
 from pipeline.kafka.event_producer import EventProducer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
-from pipeline.synthetic import closing_events, write_engine_config
-
-
-def sentinels(lines: list[str], partitions: int) -> list[str]:
-    """Closing events after a clean generated log (see :func:`pipeline.synthetic.closing_events`)."""
-    return closing_events(max(orjson.loads(line)["timestamp"] for line in lines), partitions)
+from pipeline.synthetic import write_engine_config
 
 
 def write_config(path: Path) -> Path:

@@ -24,7 +24,6 @@ from tests.integration.stream_harness import (
     Worker,
     make_settings,
     produce_lines,
-    sentinels,
     wait_for,
     write_config,
 )
@@ -32,6 +31,12 @@ from tests.integration.stream_harness import (
 
 def _is_sentinel(user: str) -> bool:
     return user.startswith("sentinel-")
+
+
+def _log(settings: Settings, tmp: Path, config: Path, users: int, seed: int) -> tuple[list[str], Facts]:
+    """A generated log that ends with closing events, and the backfill's facts for it."""
+    lines = generate(LogSpec(users=users, seed=seed, closing_partitions=settings.partitions))
+    return lines, _expected(tmp, lines, config)
 
 
 def _expected(tmp: Path, lines: list[str], config: Path) -> Facts:
@@ -71,10 +76,8 @@ def stream_env(kafka_settings: Settings, tmp_path: Path) -> tuple[Settings, Path
 @pytest.mark.timeout(600)
 def test_stream_equals_backfill(stream_env: tuple[Settings, Path], tmp_path: Path) -> None:
     settings, config = stream_env
-    lines = generate(LogSpec(users=6000, seed=11))
-    lines += sentinels(lines, settings.partitions)
+    lines, expected = _log(settings, tmp_path, config, users=6000, seed=11)
     assert len(lines) >= 50_000
-    expected = _expected(tmp_path, lines, config)
     assert any(t for t in expected[1].values())
     produce_lines(settings, lines)
     worker = Worker(settings, config, tmp_path, "w1").start()
@@ -98,9 +101,7 @@ def test_stream_equals_backfill(stream_env: tuple[Settings, Path], tmp_path: Pat
 def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tuple[Settings, Path],
                                                                  tmp_path: Path) -> None:
     settings, config = stream_env
-    lines = generate(LogSpec(users=3000, seed=12))
-    lines += sentinels(lines, settings.partitions)
-    expected = _expected(tmp_path, lines, config)
+    lines, expected = _log(settings, tmp_path, config, users=3000, seed=12)
     half = len(lines) // 2
     produce_lines(settings, lines[:half])
     worker = Worker(settings, config, tmp_path, "w1").start()
@@ -108,7 +109,7 @@ def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tupl
     try:
         wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > half // 3, 180, "progress", worker.tail)
         worker.kill()
-        worker.start()  # same state directory: RocksDB reopens, the changelog tail is replayed
+        worker.start()  # same state directory: the unclean stop is detected, state comes from the changelog
         produce_lines(settings, lines[half:])
         wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > half // 3, 180, "progress", worker.tail)
         worker.kill()
@@ -124,9 +125,7 @@ def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tupl
 @pytest.mark.timeout(600)
 def test_rebalance_adds_and_removes_workers(stream_env: tuple[Settings, Path], tmp_path: Path) -> None:
     settings, config = stream_env
-    lines = generate(LogSpec(users=3000, seed=13))
-    lines += sentinels(lines, settings.partitions)
-    expected = _expected(tmp_path, lines, config)
+    lines, expected = _log(settings, tmp_path, config, users=3000, seed=13)
     third = len(lines) // 3
     produce_lines(settings, lines[:third])
     w1 = Worker(settings, config, tmp_path, "w1").start()
