@@ -46,13 +46,10 @@ def changelog_topic(settings: Settings) -> str:
 class WorkerState:
     """Everything the agents and web views share inside one worker process."""
 
-    settings: Settings
     config: EngineConfig
-    learned: LearnedWeights | None
     processors: dict[int, PartitionProcessor] = field(default_factory=dict)
     retired: EngineStats = field(default_factory=EngineStats)
-    decode_errors: int = 0
-    dead_letters: int = 0
+    dead_letters: int = 0  # every refused record, whatever refused it, goes to the dead-letter topic
     events_in: int = 0
 
     def totals(self) -> EngineStats:
@@ -84,7 +81,7 @@ class WorkerState:
             "finals": s.finals,
             "duplicates": s.duplicate_touchpoints + s.duplicate_conversions,
             "dropped_touchpoints": s.dropped_touchpoints,
-            "rejected": sum(p.rejected for p in self.processors.values()) + self.decode_errors,
+            "rejected": self.dead_letters,
             "dead_letters": self.dead_letters,
             "total_attributed": float(from_minor(s.total_attributed_minor, base)),
             "base_currency": base,
@@ -117,7 +114,7 @@ def _credentials(settings: Settings) -> Any:
 
 def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights | None = None
                ) -> tuple[faust.App, WorkerState]:
-    state = WorkerState(settings, config, learned)
+    state = WorkerState(config)
     app = faust.App(
         settings.app_id,
         broker=[f"kafka://{b.strip()}" for b in settings.bootstrap_servers.split(",")],
@@ -214,8 +211,6 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
             ingest_ms = int(msg.timestamp * 1000) if msg.timestamp else None
             _, writes = proc.process(source, ev, msg.offset, ingest_ms)
         except InvalidEvent as exc:
-            if exc.field.startswith("<"):
-                state.decode_errors += 1
             state.dead_letters += 1
             await dead.send(key=msg.key, value=dead_letter(msg.topic, msg.partition, msg.offset, msg.key,
                                                            event.value, exc, proc.engine.max_seen_ms))

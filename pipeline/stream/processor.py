@@ -131,7 +131,6 @@ class PartitionProcessor:
         self.inputs = {TOUCHPOINTS: InputClock(last_arrival=now), CONVERSIONS: InputClock(last_arrival=now)}
         self.meta_key = f"{RESERVED_PREFIX}meta:{partition}"
         self._meta_saved_at: int | None = None
-        self.rejected = 0
 
     def restore(self, items: Iterable[tuple[str, bytes]]) -> int:
         """Rebuild the expiry schedule and the event-time frontier from the partition's stored state."""
@@ -180,7 +179,6 @@ class PartitionProcessor:
             rewards = self.engine.apply(event, ingest_ms)
         except InvalidEvent:
             self.store.discard()
-            self.rejected += 1
             raise
         clock = self.inputs[source]
         clock.last_arrival = self.clock()
