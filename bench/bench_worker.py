@@ -24,8 +24,8 @@ from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Conversion, Touchpoint
 from pipeline.kafka import consumer_config, ensure_topics, producer_config
-from pipeline.kafka.event_producer import EventProducer
 from pipeline.local_kafka import LocalKafka
+from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
 from pipeline.synthetic import LogSpec, generate, write_engine_config
@@ -84,7 +84,7 @@ def main() -> None:
     producer = EventProducer(settings)
     for ev in events:
         producer.send(ev)
-    producer.flush()
+    producer.close()
     total = len(events)
     print(f"worker benchmark: {total:,} events preloaded on {settings.partitions} partitions")
 
@@ -147,7 +147,7 @@ def measure_latency(settings: Settings, events: list[Touchpoint | Conversion], o
         t = newest + i
         producer.send(Touchpoint(f"{user}-t", "lat", user, "c", "search", t, 0.0))
         producer.send(Conversion(f"{user}-c", user, "purchase", Decimal("1.00"), "USD", t + 1))
-        producer._producer.flush(5)
+        producer.flush(5)
         sent[f"{user}-c"] = time.monotonic()
         i += 2
         for msg in consumer.consume(500, 0):
@@ -164,6 +164,7 @@ def measure_latency(settings: Settings, events: list[Touchpoint | Conversion], o
                 if r.conversion_id in sent and r.conversion_id not in got:
                     got[r.conversion_id] = time.monotonic()
     consumer.close()
+    producer.close()
     return [got[c] - sent[c] for c in got]
 
 

@@ -33,8 +33,8 @@ from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
 from pipeline.events.types import MODEL_NAMES, Event, RewardKind
 from pipeline.kafka import admin_client, consumer_config, ensure_topics
-from pipeline.kafka.event_producer import EventProducer
 from pipeline.local_kafka import LocalKafka, LocalKafkaError
+from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
 from pipeline.synthetic import BAD_LINES, LogSpec, generate, write_engine_config
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         for ev in events:
             producer.send(ev)
-        producer.flush()
+        producer.close()
         _say(f"produced {len(events):,} events in {time.perf_counter() - t:.1f}s (Avro, keyed by user_id, "
              f"murmur2); the producer refused {len(lines) - len(events)} invalid lines")
         stream_path = out / "rewards.stream.jsonl"

@@ -12,7 +12,7 @@ import orjson
 
 from pipeline.events.errors import InvalidEvent
 from pipeline.events.parse import parse_event
-from pipeline.kafka.event_producer import DeliveryError, EventProducer
+from pipeline.producers import DeliveryError, EventProducer
 from pipeline.settings import Settings
 
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     try:
-        producer.flush()
+        producer.close()
     except DeliveryError as exc:
         print(f"produce: {exc}", file=sys.stderr)
         return 1

@@ -172,3 +172,17 @@ def parse_event(obj: Any) -> Event:
     if kind == "conversion":
         return parse_conversion(obj)
     raise InvalidEvent("type", f"must be 'touchpoint' or 'conversion', got {kind!r}")
+
+
+def validate_event(event: Event) -> Event:
+    """The same checks as for JSON input, applied to an event built in code (a producer's argument):
+    a bad field fails here, at the caller, rather than in the worker's dead-letter topic."""
+    from pipeline.events.avro import touchpoint_to_record
+    from pipeline.events.jsonl import event_to_json
+
+    if not isinstance(event, Touchpoint | Conversion):
+        raise InvalidEvent("<event>", f"must be a Touchpoint or a Conversion, got {type(event).__name__}")
+    checked = parse_event(event_to_json(event))
+    if isinstance(checked, Touchpoint):
+        touchpoint_to_record(checked)  # state/action must be JSON without NaN or infinities
+    return checked

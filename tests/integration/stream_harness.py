@@ -14,7 +14,7 @@ from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
 from pipeline.kafka import consumer_config, ensure_topics
-from pipeline.kafka.event_producer import EventProducer
+from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
 from pipeline.synthetic import write_engine_config
@@ -34,7 +34,7 @@ def produce_lines(settings: Settings, lines: list[str]) -> int:
             n += 1
         except Exception:
             continue
-    producer.flush()
+    producer.close()
     return n
 
 

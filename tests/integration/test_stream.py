@@ -16,7 +16,7 @@ from pipeline.compare import Facts, differences, facts
 from pipeline.events.avro import AvroCodec, conversion_to_record, touchpoint_to_record
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Conversion, Touchpoint
-from pipeline.kafka.event_producer import EventProducer
+from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.synthetic import LogSpec, generate
 from tests.integration.stream_harness import (
@@ -190,7 +190,7 @@ def test_poison_records_go_to_the_dead_letter_topic_with_reasons(stream_env: tup
         if i == len(good) // 2:
             for topic, key, value in poison.values():
                 producer.send_raw(topic, key, value)
-    producer.flush()
+    producer.close()
     worker = Worker(settings, config, tmp_path, "w1").start()
     try:
         wait_for(lambda: (worker.stats() or {}).get("dead_letters", 0) >= len(poison), 180, "dead letters",

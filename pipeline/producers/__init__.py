@@ -1,0 +1,6 @@
+"""Producers that agents and conversion feeds embed (confluent-kafka adapters over the event codec)."""
+
+from pipeline.producers.event_producer import Delivered, DeliveryError, EventProducer
+from pipeline.producers.typed import ConversionProducer, TouchpointProducer
+
+__all__ = ["ConversionProducer", "Delivered", "DeliveryError", "EventProducer", "TouchpointProducer"]
