@@ -14,6 +14,7 @@ from pipeline.cli import (
     fit_cmd,
     kafka_cmd,
     produce_cmd,
+    replay_cmd,
     topics_cmd,
     worker_cmd,
 )
@@ -22,7 +23,8 @@ from pipeline.cli import (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, demo_cmd):
+    for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, replay_cmd,
+                   demo_cmd):
         module.register(sub)
     return parser
 

@@ -174,9 +174,10 @@ class ReplayBuffer:
 
     def _restore(self) -> None:
         assert self._store is not None
-        rows, pending, offsets, _meta = self._store.load()
+        rows, pending, offsets, meta = self._store.load()
         for row in rows:
             self.table.restore_row(row)
+        self.table.set_counters(meta.get("counters", {}))
         for tid, rewards in pending.items():
             self.table.pending[tid] = rewards
         self.table.take_changes()  # what was just loaded is already stored
@@ -239,7 +240,7 @@ class ReplayBuffer:
                     log.debug("skipped record %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
             if self._store is not None:
                 rows, removed, pending = self.table.take_changes()
-                self._store.write(rows, removed, pending, offsets)
+                self._store.write(rows, removed, pending, offsets, {"counters": self.table.counters()})
             else:
                 self.table.take_changes()
             self._offsets.update(offsets)

@@ -43,8 +43,8 @@ SEQ, ATTRIBUTED, ORIGINAL, DELAY, CHANNEL, FINAL = range(6)
 
 
 class VectorColumn:
-    """States or actions: a float32 matrix while every value is a numeric vector of one length (so a
-    batch is a 2-D array), an object array of JSON values as soon as one is not."""
+    """States or actions: a float32 matrix while every value is a numeric vector of one length or missing
+    (a row of NaN), so a batch is a 2-D array; an object array of JSON values as soon as one is neither."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -57,22 +57,27 @@ class VectorColumn:
         if self.objects is not None:
             self.objects[slot] = value
             return
+        if value is None:  # a missing vector is a row of NaN while the column is a matrix
+            if self.matrix is not None:
+                self.matrix[slot] = np.nan
+            return
         if _is_vector(value) and (self.matrix is None or self.matrix.shape[1] == len(value)):
             if self.matrix is None:
-                self.matrix = np.zeros((self.capacity, len(value)), dtype=np.float32)
+                self.matrix = np.full((self.capacity, len(value)), np.nan, dtype=np.float32)
             self.matrix[slot] = value
             return
         objects = np.empty(self.capacity, dtype=object)
         if self.matrix is not None:
             for i in range(self.size):
-                objects[i] = self.matrix[i].tolist()
+                objects[i] = self.get(i)
         self.matrix = None
         self.objects = objects
         objects[slot] = value
 
     def get(self, slot: int) -> Any:
         if self.matrix is not None:
-            return self.matrix[slot].tolist()
+            row = self.matrix[slot]
+            return None if np.isnan(row).all() else row.tolist()
         return None if self.objects is None else self.objects[slot]
 
     def take(self, slots: IntArray) -> npt.NDArray[Any]:
@@ -124,7 +129,7 @@ class ExperienceTable:
         self.final_minor = np.zeros(capacity, dtype=np.int64)
         self.touch_ms = np.zeros(capacity, dtype=np.int64)
         self.converted_ms = np.full(capacity, -1, dtype=np.int64)  # earliest conversion that paid it
-        self.pairs = np.empty(capacity, dtype=object)  # {conversion_id: (revision, amount_minor, time_ms)}
+        self.pairs = np.empty(capacity, dtype=object)  # {conversion_id: (revision, amount_minor, time_ms, is_refund)}
         # Final slots, compact, so that "final only" draws are as cheap as plain ones.
         self.final_slots = np.zeros(capacity, dtype=np.int64)
         self.final_pos = np.full(capacity, -1, dtype=np.int64)
@@ -141,7 +146,7 @@ class ExperienceTable:
         # Counters over the table's lifetime (not just what is still held).
         self.rewards_applied = 0
         self.rewards_stale = 0
-        self.conversions_attributed = 0
+        self._conversion_refs: dict[str, int] = {}  # conversion id -> held experiences it paid
         self.orphans_dropped = 0
         self.evicted = 0
         self.dirty: set[int] = set()  # slots changed since the last persist
@@ -220,12 +225,13 @@ class ExperienceTable:
             if prev is not None and prev[0] >= r.revision:
                 self.rewards_stale += 1
                 return False
-            pairs[key] = (r.revision, r.amount_minor, r.conversion_time_ms or 0)
+            refund = int(r.kind == RewardKind.REFUND)
+            pairs[key] = (r.revision, r.amount_minor, r.conversion_time_ms or 0, refund)
+            if prev is None and not refund:
+                self._conversion_refs[key] = self._conversion_refs.get(key, 0) + 1
             minor = int(self.attributed_minor[slot]) + r.amount_minor - (prev[1] if prev is not None else 0)
             self.attributed_minor[slot] = minor
             self.attributed[slot] = minor * self._scale
-            if r.kind == RewardKind.ATTRIBUTION and r.revision == 0 and r.position == 0:
-                self.conversions_attributed += 1
             self._set_converted(slot, pairs)
             if self.user_priority is not None:
                 self.user_priority[slot] = np.nan  # new information about this experience
@@ -262,6 +268,13 @@ class ExperienceTable:
 
     def _evict(self, slot: int) -> None:
         self.index.pop(self.ids[slot], None)
+        for key, pair in (self.pairs[slot] or {}).items():
+            if not pair[3]:
+                left = self._conversion_refs[key] - 1
+                if left:
+                    self._conversion_refs[key] = left
+                else:
+                    del self._conversion_refs[key]
         self.removed_seqs.append(int(self.seq[slot]))
         if self.final[slot]:
             pos = int(self.final_pos[slot])
@@ -272,8 +285,8 @@ class ExperienceTable:
             self.n_final -= 1
         self.evicted += 1
 
-    def _set_converted(self, slot: int, pairs: dict[str, tuple[int, int, int]]) -> None:
-        paid = [t for _, amount, t in pairs.values() if amount > 0]
+    def _set_converted(self, slot: int, pairs: dict[str, tuple[int, int, int, int]]) -> None:
+        paid = [pair[2] for pair in pairs.values() if pair[1] > 0]
         if paid:
             first = min(paid)
             self.converted_ms[slot] = first
@@ -385,7 +398,7 @@ class ExperienceTable:
             "per_channel": {name: {"experiences": int(counts[i]), "attributed": float(sums[i])}
                             for i, name in enumerate(self.channel_names)},
             "rewards_applied": self.rewards_applied, "rewards_stale": self.rewards_stale,
-            "conversions_attributed": self.conversions_attributed, "pending_rewards": len(self.pending),
+            "conversions_attributed": len(self._conversion_refs), "pending_rewards": len(self.pending),
             "orphan_rewards_dropped": self.orphans_dropped, "evicted": self.evicted,
         }
 
@@ -415,8 +428,11 @@ class ExperienceTable:
         if row.get("base_currency") and self.base_currency is None:
             self.base_currency = row["base_currency"]
             self._scale = 10.0 ** -MINOR_UNITS.get(self.base_currency, 2)
-        pairs = {cid: tuple(v) for cid, v in row["pairs"].items()}
+        pairs = {cid: (v[0], v[1], v[2], v[3]) for cid, v in row["pairs"].items()}
         self.pairs[slot] = pairs or None
+        for cid, pair in pairs.items():
+            if not pair[3]:
+                self._conversion_refs[cid] = self._conversion_refs.get(cid, 0) + 1
         minor = row["attributed_minor"]
         self.attributed_minor[slot] = minor
         self.attributed[slot] = minor * self._scale
@@ -427,6 +443,16 @@ class ExperienceTable:
             self.final_slots[self.n_final] = slot
             self.final_pos[slot] = self.n_final
             self.n_final += 1
+
+    COUNTERS = ("rewards_applied", "rewards_stale", "orphans_dropped", "evicted")
+
+    def counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNTERS}
+
+    def set_counters(self, values: dict[str, int]) -> None:
+        for name in self.COUNTERS:
+            if name in values:
+                setattr(self, name, int(values[name]))
 
     def take_changes(self) -> tuple[list[dict[str, Any]], list[int], dict[str, list[AttributedReward] | None]]:
         """Rows changed, seqs evicted and pending entries changed since the last call (for the store)."""

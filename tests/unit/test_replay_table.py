@@ -54,6 +54,8 @@ def test_any_arrival_order_gives_the_folded_totals_and_finals() -> None:
             else:
                 table.apply_reward(item)
         assert not table.pending
+        assert table.statistics()["conversions_attributed"] == len(
+            {r.conversion_id for r in rewards if r.kind == RewardKind.ATTRIBUTION})
         for t in touches:
             row = table.experience(t.touchpoint_id)
             assert row is not None
@@ -95,12 +97,15 @@ def test_states_stack_into_a_matrix_until_one_is_not_a_vector() -> None:
     table = ExperienceTable(8)
     for i in range(3):
         table.add_touchpoint(Touchpoint(f"t{i}", "e", "u", "c", "search", 0, 0.0, state=[i, 1.5], action=[i]))
-    batch = table.take(np.arange(3))
-    assert batch["states"].dtype == np.float32 and batch["states"].shape == (3, 2)
+    table.add_touchpoint(Touchpoint("none", "e", "u", "c", "search", 0, 0.0, state=None))
+    batch = table.take(np.arange(4))
+    assert batch["states"].dtype == np.float32 and batch["states"].shape == (4, 2)
+    assert np.isnan(batch["states"][3]).all() and table.experience("none")["state"] is None  # type: ignore[index]
     table.add_touchpoint(Touchpoint("t9", "e", "u", "c", "search", 0, 0.0, state={"stage": "awareness"}))
-    batch = table.take(np.arange(4), with_ids=True)
-    assert batch["states"].dtype == object and list(batch["touchpoint_ids"]) == ["t0", "t1", "t2", "t9"]
-    assert batch["states"][0] == [0.0, 1.5] and batch["states"][3] == {"stage": "awareness"}
+    batch = table.take(np.arange(5), with_ids=True)
+    assert batch["states"].dtype == object and list(batch["touchpoint_ids"]) == ["t0", "t1", "t2", "none", "t9"]
+    assert batch["states"][0] == [0.0, 1.5] and batch["states"][3] is None
+    assert batch["states"][4] == {"stage": "awareness"}
 
 
 def test_uniform_final_only_draws_only_final_experiences() -> None:
