@@ -6,7 +6,23 @@ Layout (pure core first, shells around it):
 - ``pipeline.engine``: the journey state machine and its event-time watermark (pure).
 - ``pipeline.backfill``: the engine over a JSON Lines log (file I/O only).
 - ``pipeline.kafka``, ``pipeline.local_kafka``: Kafka client adapters and the project-managed broker.
+- ``pipeline.producers``, ``pipeline.replay``: what agents and trainers embed (Kafka adapters).
+- ``pipeline.system``: the design document's ``DelayedRewardSystem`` API over those two.
 - ``pipeline.cli``: the ``rewardstream`` command.
 """
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+_SYSTEM_API = ("AttributionModel", "ConversionEvent", "DelayedRewardConfig", "DelayedRewardSystem")
+__all__ = list(_SYSTEM_API)
+
+
+def __getattr__(name: str) -> Any:
+    """``from pipeline import DelayedRewardSystem`` without importing Kafka clients for every submodule."""
+    if name in _SYSTEM_API:
+        import pipeline.system
+
+        return getattr(pipeline.system, name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

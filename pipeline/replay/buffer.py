@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.events.avro import AvroCodec, DecodeError, reward_from_record, touchpoint_from_record
+from pipeline.events.types import AttributedReward
 from pipeline.kafka.clients import consumer_config
 from pipeline.replay.experiences import ExperienceTable, Priorities
 from pipeline.replay.store import ReplayStore
@@ -42,7 +43,7 @@ class ReplayBuffer:
     def __init__(self, settings: Settings, *, group: str = "trainer", capacity: int = 1_000_000,
                  path: str | Path | None = None, prioritized: bool = False, priorities: Priorities | None = None,
                  final_only: bool = False, min_samples: int = 0, seed: int | None = None,
-                 poll_batch: int = 5000) -> None:
+                 poll_batch: int = 5000, max_pending: int | None = None) -> None:
         self.settings = settings
         self.group = f"rewardstream-replay-{group}"
         self.final_only = final_only
@@ -50,7 +51,7 @@ class ReplayBuffer:
         self.prioritized = prioritized
         self.poll_batch = poll_batch
         self.table = ExperienceTable(capacity, (priorities or Priorities()) if prioritized else None,
-                                     final_only_priorities=final_only)
+                                     final_only_priorities=final_only, max_pending=max_pending)
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._grew = threading.Condition(self._lock)
@@ -62,6 +63,7 @@ class ReplayBuffer:
         self._high: dict[tuple[str, int], int] = {}
         self._assigned = False
         self.skipped_records = 0
+        self._listeners: list[Callable[[AttributedReward], None]] = []
         if self._store is not None:
             self._restore()
 
@@ -119,6 +121,10 @@ class ReplayBuffer:
                 batch["weights"] = weights
                 return batch
             return self.table.take(self.table.draw_uniform(self._rng, batch_size, final_only), with_ids)
+
+    def add_reward_listener(self, listener: Callable[[AttributedReward], None]) -> None:
+        """Call ``listener`` with every attributed reward read (on the consumer thread: keep it quick)."""
+        self._listeners.append(listener)
 
     @property
     def channel_names(self) -> list[str]:
@@ -233,7 +239,10 @@ class ReplayBuffer:
                     if topic == topic_touchpoints:
                         self.table.add_touchpoint(touchpoint_from_record(tp_codec.decode(value)))
                     else:
-                        self.table.apply_reward(reward_from_record(rw_codec.decode(value)))
+                        reward = reward_from_record(rw_codec.decode(value))
+                        self.table.apply_reward(reward)
+                        for listener in self._listeners:
+                            listener(reward)
                 except (DecodeError, KeyError, ValueError) as exc:
                     # The worker dead-letters bad input; here it is only counted.
                     self.skipped_records += 1

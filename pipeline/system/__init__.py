@@ -1,0 +1,6 @@
+"""The design document's Python API (``DelayedRewardSystem``) on top of the producers and the replay buffer."""
+
+from pipeline.system.config import AttributionModel, ConversionEvent, DelayedRewardConfig
+from pipeline.system.delayed_reward_system import DelayedRewardSystem
+
+__all__ = ["AttributionModel", "ConversionEvent", "DelayedRewardConfig", "DelayedRewardSystem"]
