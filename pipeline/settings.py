@@ -51,6 +51,9 @@ class Settings:
     idle_timeout_seconds: int = _doc("An input partition silent this long stops holding the watermark back.", 30)
     expiry_slice: int = _doc("Journeys expired at most per event, so a sweep never stalls the stream.", 1000)
     standby_replicas: int = _doc("Warm copies of each table partition on other workers.", 1)
+    ingest_port: int = _doc("HTTP port of the conversion-ingest endpoint (POST /conversions).", 8080)
+    ingest_token: str = _doc("Bearer token the ingest endpoint requires; it refuses to start without one.", "")
+    ingest_max_batch: int = _doc("Most conversions one POST to the ingest endpoint may carry.", 10000)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

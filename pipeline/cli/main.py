@@ -12,6 +12,7 @@ from pipeline.cli import (
     consume_cmd,
     demo_cmd,
     fit_cmd,
+    ingest_cmd,
     kafka_cmd,
     produce_cmd,
     replay_cmd,
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, replay_cmd,
-                   demo_cmd):
+                   ingest_cmd, demo_cmd):
         module.register(sub)
     return parser
 

@@ -1,0 +1,88 @@
+"""HTTP ingest for conversion feeds that cannot speak Kafka: ``POST /conversions`` with one conversion or a
+JSON array of them, ``Authorization: Bearer <token>``.
+
+202 means the broker has acknowledged every conversion in the request (so a client that saw 202 may forget
+them); 400 lists each bad conversion's index, field and reason, and nothing of that request is sent; 401
+without the right token; 413 for batches over ``ingest_max_batch``; 503 when the broker did not acknowledge
+(the client should retry: conversion ids make a retried conversion a duplicate the worker drops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pipeline.events.errors import InvalidEvent
+from pipeline.events.parse import parse_conversion
+from pipeline.events.types import Conversion
+from pipeline.producers import DeliveryError, EventProducer
+from pipeline.settings import Settings
+
+log = logging.getLogger("rewardstream.ingest")
+
+PRODUCER_KEY = web.AppKey("producer", EventProducer)
+SETTINGS_KEY = web.AppKey("settings", Settings)
+COUNTS_KEY: web.AppKey[dict[str, int]] = web.AppKey("counts", dict)
+
+
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+async def post_conversions(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    counts = request.app[COUNTS_KEY]
+    supplied = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(supplied.encode(), f"Bearer {settings.ingest_token}".encode()):
+        counts["unauthorized"] += 1
+        return _json(401, {"error": "missing or wrong bearer token"})
+    try:
+        payload = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        counts["rejected_requests"] += 1
+        return _json(400, {"error": f"body is not JSON: {exc}"})
+    items = payload if isinstance(payload, list) else [payload]
+    if len(items) > settings.ingest_max_batch:
+        return _json(413, {"error": f"{len(items)} conversions; at most {settings.ingest_max_batch} per request"})
+    conversions: list[Conversion] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise InvalidEvent("<conversion>", f"must be a JSON object, got {type(item).__name__}")
+            conversions.append(parse_conversion(item))
+        except InvalidEvent as exc:
+            errors.append({"index": index, "field": exc.field, "reason": exc.reason})
+    if errors:
+        counts["rejected_requests"] += 1
+        return _json(400, {"error": "invalid conversions; none of this request was sent", "errors": errors})
+    producer = request.app[PRODUCER_KEY]
+    try:
+        await asyncio.gather(*(producer.send_async(c) for c in conversions))
+    except DeliveryError as exc:
+        log.warning("broker did not acknowledge a request: %s", exc)
+        return _json(503, {"error": f"the broker did not acknowledge: {exc}; retry the request"})
+    counts["accepted"] += len(conversions)
+    return _json(202, {"accepted": len(conversions), "conversion_ids": [c.conversion_id for c in conversions]})
+
+
+async def health(request: web.Request) -> web.Response:
+    counts: dict[str, int] = request.app[COUNTS_KEY]
+    return _json(200, {"ok": True, **counts})
+
+
+def build_app(settings: Settings, producer: EventProducer) -> web.Application:
+    if not settings.ingest_token:
+        raise ValueError("REWARDSTREAM_INGEST_TOKEN is empty: the ingest endpoint will not run unauthenticated")
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[SETTINGS_KEY] = settings
+    app[PRODUCER_KEY] = producer
+    app[COUNTS_KEY] = {"accepted": 0, "rejected_requests": 0, "unauthorized": 0}
+    app.router.add_post("/conversions", post_conversions)
+    app.router.add_get("/health", health)
+    return app
