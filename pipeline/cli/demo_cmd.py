@@ -1,52 +1,38 @@
-"""``rewardstream demo``: the pipeline end to end on a local broker.
+"""``rewardstream demo``: agents learn from delayed rewards in a simulated ad market, through the pipeline.
 
-A seeded multi-day log (late touchpoints, refunds in four currencies, duplicates, garbage) is validated and
-produced to Kafka by the project's producer; a streaming worker (Faust, RocksDB) attributes it; the rewards
-topic is read back and checked, fact by fact, against the batch backfill of the same file; then every
-attribution model is compared per channel.
+Starts the local broker (unless one is given) and a worker, creates the run's topics, runs the market on a
+simulated clock (days of journeys in minutes), then prints a summary and writes a PNG report.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import sys
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from pipeline.attribution.fitting import completed_journeys, fit
-from pipeline.attribution.money import from_minor
-from pipeline.backfill import run_backfill
 from pipeline.cli.common import load_engine_config
-from pipeline.compare import differences, facts
-from pipeline.engine import AttributionEngine
-from pipeline.events.avro import AvroCodec, reward_from_record
-from pipeline.events.errors import InvalidEvent
-from pipeline.events.jsonl import reward_to_json
-from pipeline.events.parse import parse_event
-from pipeline.events.types import MODEL_NAMES, Event, RewardKind
-from pipeline.kafka import admin_client, consumer_config, ensure_topics
+from pipeline.demo.ad_market import AGENTS, DemoPlan, DemoResult, run_market_demo
+from pipeline.kafka import admin_client, ensure_topics
 from pipeline.local_kafka import LocalKafka, LocalKafkaError
-from pipeline.producers import EventProducer
+from pipeline.market import MarketSpec
+from pipeline.model_comparison import compare_models
+from pipeline.report.charts import demo_report
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
-from pipeline.synthetic import BAD_LINES, LogSpec, generate, write_engine_config
+from pipeline.synthetic import write_engine_config
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="run the pipeline end to end on a local Kafka broker")
-    p.add_argument("--users", type=int, default=8000, help="simulated users (default 8000, ~70,000 events)")
+    p = sub.add_parser("demo", help="agents learning from delayed rewards in a simulated ad market (the main job)")
+    p.add_argument("--days", type=int, default=40, help="simulated days (default 40)")
+    p.add_argument("--impressions-per-hour", type=int, default=60, help="per agent (default 60)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     p.add_argument("--bootstrap", help="use this Kafka instead of starting the local broker")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the stream to finish")
     p.add_argument("--keep-topics", action="store_true", help="do not delete the run's topics at the end")
     p.set_defaults(handler=run)
 
@@ -55,12 +41,8 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _is_closing(user: str) -> bool:
-    return user.startswith("sentinel-")
-
-
 def run(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
+    started = time.monotonic()
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     bootstrap = args.bootstrap or os.environ.get("REWARDSTREAM_BOOTSTRAP_SERVERS")
@@ -80,117 +62,64 @@ def run(args: argparse.Namespace) -> int:
                         topic_rewards=f"rewardstream.demo.{run_id}.rewards",
                         topic_dead_letters=f"rewardstream.demo.{run_id}.dead-letters")
     ensure_topics(settings)
-    config_path = write_engine_config(out / "rewardstream.toml", max_future_skew_hours=24 * 60)
-    config = load_engine_config(config_path)
-
-    lines = generate(LogSpec(users=args.users, seed=args.seed, bad_lines=len(BAD_LINES),
-                             closing_partitions=settings.partitions))
-    log_path = out / "events.jsonl"
-    log_path.write_text("\n".join(lines) + "\n")
-    _say(f"generated {len(lines):,} events for {args.users:,} users over 30 days -> {log_path}")
-
-    backfill_path = out / "rewards.backfill.jsonl"
-    summary = run_backfill(log_path, backfill_path, config, progress=False)
-    expected = facts((orjson.loads(line) for line in backfill_path.read_bytes().splitlines()), _is_closing)
-
-    worker = WorkerProcess(settings, config_path, out, "worker", idle_timeout_seconds=5).start()
+    plan = DemoPlan(days=args.days, impressions_per_hour=args.impressions_per_hour, seed=args.seed)
+    config_path = write_engine_config(out / "rewardstream.toml", window_days=plan.window_days)
+    spec = MarketSpec(seed=plan.seed)
+    _say(f"market: {len(AGENTS)} agents x {plan.impressions_per_hour * 24:,} impressions per simulated day for "
+         f"{plan.days} days, seed {plan.seed}; conversions arrive hours to 10 days after the ad that caused them")
+    worker = WorkerProcess(settings, config_path, out, "worker", idle_timeout_seconds=2).start()
     try:
-        events: list[Event] = []
-        for line in lines:
-            try:
-                events.append(parse_event(orjson.loads(line)))
-            except (orjson.JSONDecodeError, InvalidEvent):
-                continue
-        producer = EventProducer(settings)
-        t = time.perf_counter()
-        for ev in events:
-            producer.send(ev)
-        producer.close()
-        _say(f"produced {len(events):,} events in {time.perf_counter() - t:.1f}s (Avro, keyed by user_id, "
-             f"murmur2); the producer refused {len(lines) - len(events)} invalid lines")
-        stream_path = out / "rewards.stream.jsonl"
-        records = _follow(settings, worker, expected, stream_path, args.timeout)
+        result = run_market_demo(settings, plan, worker, out, _say)
     finally:
         worker.stop()
-    got = facts(records, _is_closing)
-    problems = differences(got, expected)
-    _say(f"stream equals backfill: {'yes' if not problems else 'NO'} "
-         f"({len(got[0]):,} conversion-touchpoint amounts, {len(got[1]):,} finals)")
-    for problem in problems:
-        _say(f"  {problem}")
+        if not args.keep_topics:
+            admin_client(settings).delete_topics([settings.topic_touchpoints, settings.topic_conversions,
+                                                  settings.topic_rewards, settings.topic_dead_letters])
+    return _summarize(result, plan, spec, config_path, out, worker, started)
 
-    _compare_models(events, config, out)
+
+def _summarize(result: DemoResult, plan: DemoPlan, spec: MarketSpec, config_path: Path, out: Path,
+               worker: WorkerProcess, started: float) -> int:
+    stats = result.buffer_stats
+    if not result.days or stats.get("rewards_applied", 0) == 0:
+        _say(f"demo: the pipeline delivered no attributed rewards; worker log: {worker.log}")
+        return 1
+    final = result.final
+    click, attribution = final.policy_value["click-agent"], final.policy_value["attribution-agent"]
+    oracle = final.oracle_value
+    t = time.monotonic()
+    per_model_minor, _ = compare_models(result.events, load_engine_config(config_path))
+    per_model = {m: {c: v / 100 for c, v in totals.items()} for m, totals in per_model_minor.items()}
+    days = [d.day for d in result.days]
+    png = demo_report(
+        out / "report.png", days,
+        {a: [d.policy_value[a] for d in result.days] for a in AGENTS},
+        {a: [d.realized_value[a] for d in result.days] for a in AGENTS}, oracle, spec.cpm,
+        {a: [d.learned_from[a] for d in result.days] for a in AGENTS}, per_model, result.delays_hours,
+        plan.window_days)
+    within = attribution >= 0.9 * oracle
+    above = attribution >= 1.3 * click
     _say("")
-    for line in summary.lines():
-        _say(line)
-    _say(f"stream rewards: {stream_path}\nbackfill rewards: {backfill_path}\n"
-         f"rejected lines with reasons: {out / 'rewards.backfill.rejected.jsonl'}\nworker log: {worker.log}")
-    if not args.keep_topics:
-        admin_client(settings).delete_topics([settings.topic_touchpoints, settings.topic_conversions,
-                                              settings.topic_rewards, settings.topic_dead_letters])
-    _say(f"demo finished in {time.perf_counter() - started:.0f}s; output in {out}")
-    return 0 if records and not problems else 1
-
-
-def _follow(settings: Settings, worker: WorkerProcess, expected: Any, path: Path, timeout: float
-            ) -> list[dict[str, Any]]:
-    """Read the rewards topic until every expected final arrived, printing the worker's progress."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(consumer_config(settings, f"demo-reader-{uuid.uuid4().hex[:8]}"))
-    consumer.subscribe([settings.topic_rewards])
-    codec = AvroCodec("attributed_reward")
-    records: list[dict[str, Any]] = []
-    finals: set[str] = set()
-    deadline = time.monotonic() + timeout
-    last_print = 0.0
-    with open(path, "wb") as fh:
-        while len(finals) < len(expected[1]) and time.monotonic() < deadline:
-            for msg in consumer.consume(5000, 0.5):
-                value = msg.value()
-                if msg.error() or value is None:
-                    continue
-                record = reward_to_json(reward_from_record(codec.decode(value)))
-                records.append(record)
-                fh.write(orjson.dumps(record) + b"\n")
-                if record["kind"] == "final" and not _is_closing(record["user_id"]):
-                    finals.add(record["touchpoint_id"])
-            if time.monotonic() - last_print > 3:
-                last_print = time.monotonic()
-                s = worker.stats() or {}
-                lag = s.get("watermark_lag_seconds")
-                _say(f"  worker: {s.get('events_in', 0):>8,} events in, {s.get('conversions_attributed', 0):>6,} "
-                     f"conversions attributed, watermark lag {lag / 3600 if lag else 0:>7.1f} h; "
-                     f"rewards read {len(records):>8,}, finals {len(finals):,}/{len(expected[1]):,}")
-                if not worker.alive():
-                    raise RuntimeError(f"the worker exited:\n{worker.tail()}")
-    consumer.close()
-    return records
-
-
-def _compare_models(events: list[Event], config: Any, out: Path) -> None:
-    """Every model over the same events (learned models fitted first), attributed value per channel."""
-    learned = fit(completed_journeys(events, config.window_for), config.min_journeys)
-    weights_path = out / "attribution-weights.json"
-    weights_path.write_text(json.dumps(learned.to_json(), indent=2) + "\n")
-    per_model: dict[str, dict[str, int]] = {}
-    ordered = sorted(events, key=lambda e: e.timestamp_ms)
-    for model in MODEL_NAMES:
-        engine = AttributionEngine(dataclasses.replace(config, default_model=model), learned)
-        totals: dict[str, int] = defaultdict(int)
-        for ev in ordered:
-            try:
-                rewards = engine.process(ev)
-            except InvalidEvent:
-                continue
-            for r in rewards:
-                if r.kind is not RewardKind.FINAL and r.revision == 0 and not _is_closing(r.user_id):
-                    totals[r.channel] += r.amount_minor
-        per_model[model] = dict(totals)
-    channels = sorted({c for t in per_model.values() for c in t})
-    base = config.rates.base
-    _say(f"\nattributed value per channel ({base}, net of refunds; learned weights from {learned.journeys:,} "
-         f"journeys -> {weights_path.name})")
-    _say(f"{'model':<16}" + "".join(f"{c:>12}" for c in channels))
-    for model, totals in per_model.items():
-        _say(f"{model:<16}" + "".join(f"{from_minor(totals.get(c, 0), base):>12,.2f}" for c in channels))
+    heading = f"policy after {final.day} days"
+    _say(f"{heading:<34}{'value per 1,000 impressions':>28}{'value per $ spend':>20}")
+    for name, value in (("oracle (knows the market)", oracle), ("attribution agent", attribution),
+                        ("click agent", click)):
+        _say(f"{name:<34}{value:>28,.0f}{value / spec.cpm:>20,.1f}")
+    last = result.days[-7:]
+    realized = {a: sum(d.realized_value[a] for d in last) / len(last) for a in AGENTS}
+    _say(f"value the agents' impressions actually caused over the last {len(last)} days (exploration included), "
+         f"per 1,000 impressions: attribution {realized['attribution-agent']:,.0f}, "
+         f"click {realized['click-agent']:,.0f}")
+    _say(f"attribution agent vs oracle: {attribution / oracle:.1%} ({'within' if within else 'NOT within'} 10%); "
+         f"vs click agent: {attribution / click - 1:+.0%} ({'at least' if above else 'NOT'} +30%)")
+    _say(f"pipeline: {len(result.events):,} events; replay buffer {stats['size']:,} experiences, "
+         f"{stats['final']:,} final, {stats['conversions_attributed']:,} conversions attributed, "
+         f"{stats['total_attributed']:,.2f} {stats['base_currency']} attributed; "
+         f"conversion rate {stats['conversion_rate']:.2%}, average time to conversion "
+         f"{stats['avg_time_to_conversion_hours']:.1f} h; every day's data complete: "
+         f"{'yes' if result.complete else 'NO (results may vary between runs)'}")
+    _say(f"models compared over the run's events in {time.monotonic() - t:.0f}s")
+    _say(f"report: {png}\nevents: {out / 'events.jsonl'} (rewardstream backfill / report work on it)\n"
+         f"worker log: {worker.log}")
+    _say(f"demo finished in {time.monotonic() - started:.0f}s")
+    return 0

@@ -16,7 +16,9 @@ from pipeline.cli import (
     kafka_cmd,
     produce_cmd,
     replay_cmd,
+    report_cmd,
     topics_cmd,
+    verify_cmd,
     worker_cmd,
 )
 
@@ -25,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, replay_cmd,
-                   ingest_cmd, demo_cmd):
+                   ingest_cmd, verify_cmd, demo_cmd, report_cmd):
         module.register(sub)
     return parser
 

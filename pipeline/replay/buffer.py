@@ -137,6 +137,16 @@ class ReplayBuffer:
         with self._lock:
             return self.table.set_priorities(index, priorities)
 
+    def columns(self) -> Batch:
+        """Every held experience as arrays (copies), for analysis and for batch learners that refit on
+        all their data: the :meth:`sample` columns plus ``campaign_ids`` and ``touch_time_ms``."""
+        with self._lock:
+            t = self.table
+            batch = t.take(np.arange(t.size, dtype=np.int64), with_ids=True)
+            batch["campaign_ids"] = t.campaigns[: t.size].copy()
+            batch["touch_time_ms"] = t.touch_ms[: t.size].copy()
+            return batch
+
     def experience(self, touchpoint_id: str) -> dict[str, Any] | None:
         with self._lock:
             return self.table.experience(touchpoint_id)

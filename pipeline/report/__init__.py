@@ -1,0 +1,1 @@
+"""PNG reports of demo runs and of attributed-reward files."""
