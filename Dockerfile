@@ -1,4 +1,4 @@
-# The rewardstream image: the CLI (backfill, fit, topics, demo) on Python 3.11.
+# The rewardstream image: the CLI (worker, ingest, backfill, fit, topics, demo) on Python 3.11.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
