@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-unit bench lint kafka-start kafka-stop clean
+.PHONY: install deploy-tools demo test test-unit bench lint kafka-start kafka-stop clean
 
 install: $(VENV)/.installed
 
@@ -12,6 +12,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
+
+# Offline checks of deploy/kubernetes (tests/unit/test_deploy.py): kustomize from the Go module proxy into the
+# cache, and the Kubernetes/Strimzi schema validators from npm. Without them those tests skip (CI fails).
+CACHE ?= $(or $(REWARDSTREAM_CACHE),$(HOME)/.cache/rewardstream)
+deploy-tools:
+	test -x $(CACHE)/bin/kustomize || GOBIN=$(CACHE)/bin GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
+	cd deploy/check && npm ci --no-audit --no-fund --silent
 
 demo: install
 	$(BIN)/rewardstream demo

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 import orjson
 
 from pipeline.events.jsonl import event_to_json
-from pipeline.events.types import Event, Touchpoint
+from pipeline.events.types import Conversion, Event, Touchpoint
 from pipeline.gym import DelayedRewardWrapper
 from pipeline.market import CHANNELS, SEGMENTS, AdMarketEnv, Market, MarketSpec, ThompsonAgent
 from pipeline.market.market import DAY_MS
@@ -28,6 +29,7 @@ from pipeline.producers import TouchpointProducer
 from pipeline.replay import ReplayBuffer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
+from pipeline.synthetic import user_for_partition
 
 START_MS = 1_780_272_000_000  # 2026-06-01T00:00:00Z: the simulated clock's first impression
 AGENTS = ("click-agent", "attribution-agent")
@@ -117,6 +119,7 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
                           capacity=plan.days * 24 * plan.impressions_per_hour * len(AGENTS) + 1000).start()
     players = [_Player(name, i, spec, plan, producer, buffer) for i, name in enumerate(AGENTS)]
     oracle = spec.policy_value(spec.oracle_policy())
+    heartbeat_users = [user_for_partition(p, settings.partitions, "heartbeat") for p in range(settings.partitions)]
     published = 0
     last_events, last_clock = 0, time.monotonic()
     try:
@@ -126,6 +129,7 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
                     published += player.play_hour(producer, result.events)
             day_end = START_MS + (day + 1) * DAY_MS
             cutoff = day_end - (plan.window_days + 1) * DAY_MS  # finals up to here are due by now
+            published += _heartbeats(producer, heartbeat_users, day_end, day)
             producer.flush()
             stats = _wait_for_worker(worker, published, plan.settle_timeout)
             columns, complete = _wait_for_buffer(buffer, players, cutoff, plan.settle_timeout)
@@ -154,6 +158,18 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
             fh.write(orjson.dumps(event_to_json(ev)) + b"\n")
     result.seconds = time.monotonic() - started
     return result
+
+
+def _heartbeats(producer: TouchpointProducer, users: list[str], day_end: int, day: int) -> int:
+    """A zero-value conversion per partition at the end of the day, with no touchpoint to pay.
+
+    The worker's watermark is the minimum over both inputs, and it re-evaluates idle inputs only when an
+    event arrives. Conversions are sparse, so at the end of a day some partition's conversion input may be
+    hours behind and nothing would arrive to move it while the demo waits for the day's finals. A feed that
+    goes quiet should do the same in production (docs/operations.md)."""
+    for user in users:
+        producer.send(Conversion(f"{user}-d{day}", user, "heartbeat", Decimal(0), "USD", day_end))
+    return len(users)
 
 
 def _wait_for_worker(worker: WorkerProcess, published: int, timeout: float) -> dict[str, Any]:
