@@ -196,7 +196,10 @@ class ReplayBuffer:
         self.table.set_counters(meta.get("counters", {}))
         for tid, rewards in pending.items():
             self.table.pending[tid] = rewards
-        self.table.take_changes()  # what was just loaded is already stored
+        evicted = list(self.table.removed_seqs)  # rows beyond a smaller capacity than last time
+        self.table.discard_changes()  # what was just loaded is already stored
+        if evicted:
+            self._store.write([], evicted, {}, {})
         self._offsets = offsets
         log.info("replay buffer restored %d experiences, %d waiting rewards, %d offsets",
                  len(rows), len(pending), len(offsets))
@@ -261,7 +264,7 @@ class ReplayBuffer:
                 rows, removed, pending = self.table.take_changes()
                 self._store.write(rows, removed, pending, offsets, {"counters": self.table.counters()})
             else:
-                self.table.take_changes()
+                self.table.discard_changes()
             self._offsets.update(offsets)
             self._grew.notify_all()
 

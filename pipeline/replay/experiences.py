@@ -454,6 +454,12 @@ class ExperienceTable:
             if name in values:
                 setattr(self, name, int(values[name]))
 
+    def discard_changes(self) -> None:
+        """Forget what changed (nothing to persist, or it was just loaded)."""
+        self.dirty = set()
+        self.removed_seqs = []
+        self.dirty_pending = set()
+
     def take_changes(self) -> tuple[list[dict[str, Any]], list[int], dict[str, list[AttributedReward] | None]]:
         """Rows changed, seqs evicted and pending entries changed since the last call (for the store)."""
         rows = [self.row(s) for s in self.dirty]
