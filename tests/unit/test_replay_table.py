@@ -165,3 +165,20 @@ def test_store_round_trip_restores_rows_pending_rewards_and_offsets(tmp_path: Pa
     for t in touches:
         assert restored.experience(t.touchpoint_id) == table.experience(t.touchpoint_id)
     store.close()
+
+
+def test_a_buffer_reopened_with_a_smaller_capacity_keeps_the_newest(tmp_path: Path) -> None:
+    from pipeline.replay import ReplayBuffer
+    from pipeline.settings import Settings
+
+    table = ExperienceTable(10)
+    for i in range(10):
+        table.add_touchpoint(tp(f"t{i}", i))
+    store = ReplayStore(tmp_path / "db")
+    store.write(*table.take_changes(), offsets={("touchpoints", 0): 10})
+    store.close()
+    buffer = ReplayBuffer(Settings(), path=tmp_path / "db", capacity=4)  # not started: no Kafka needed
+    assert len(buffer) == 4 and [r["touchpoint_id"] for r in buffer.journey("u1")] == ["t6", "t7", "t8", "t9"]
+    buffer.stop()
+    rows, _pending, offsets, _meta = ReplayStore(tmp_path / "db").load()
+    assert [r["touchpoint_id"] for r in rows] == ["t6", "t7", "t8", "t9"] and offsets == {("touchpoints", 0): 10}
