@@ -55,7 +55,7 @@ def demo_report(path: Path, days: Sequence[int], policy_value: Mapping[str, Sequ
     ax.set_xlabel("simulated day")
     ax.set_ylabel("conversion value per $ of spend")
     ax.set_title("Learning curves: trained on clicks vs on attributed conversions")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     _per_channel_bars(axes[0][1], per_model, "USD")
     _delay_histogram(axes[1][0], delays_hours, window_days)
     ax = axes[1][1]
