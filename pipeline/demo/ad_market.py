@@ -25,7 +25,7 @@ from pipeline.events.types import Conversion, Event, Touchpoint
 from pipeline.gym import DelayedRewardWrapper
 from pipeline.market import CHANNELS, SEGMENTS, AdMarketEnv, Market, MarketSpec, ThompsonAgent
 from pipeline.market.market import DAY_MS
-from pipeline.producers import TouchpointProducer
+from pipeline.producers import ConversionProducer, TouchpointProducer
 from pipeline.replay import ReplayBuffer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
@@ -81,7 +81,7 @@ class _Player:
         self.value_mark = 0.0
         self.impression_mark = 0
 
-    def play_hour(self, producer: TouchpointProducer, events: list[Event]) -> int:
+    def play_hour(self, feed: ConversionProducer, events: list[Event]) -> int:
         """One episode (a simulated hour); returns how many events it published."""
         obs, _ = self.wrapped.reset()
         published = 0
@@ -96,7 +96,7 @@ class _Player:
                                      info["channel"], t, float(reward), "banner", obs.tolist(), action))
             published += 1
             for conv in self.env.due_conversions(t):
-                producer.send(conv)
+                feed.send(conv)
                 events.append(conv)
                 published += 1
             obs, done = next_obs, truncated
@@ -114,7 +114,8 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
     spec = MarketSpec(seed=plan.seed)
     result = DemoResult()
     started = time.monotonic()
-    producer = TouchpointProducer(settings)
+    producer = TouchpointProducer(settings)  # the agents' side
+    feed = ConversionProducer(settings)  # the market's conversion feed
     buffer = ReplayBuffer(settings, group=f"demo-{settings.app_id}",
                           capacity=plan.days * 24 * plan.impressions_per_hour * len(AGENTS) + 1000).start()
     players = [_Player(name, i, spec, plan, producer, buffer) for i, name in enumerate(AGENTS)]
@@ -126,11 +127,12 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
         for day in range(plan.days):
             for _hour in range(24):
                 for player in players:
-                    published += player.play_hour(producer, result.events)
+                    published += player.play_hour(feed, result.events)
             day_end = START_MS + (day + 1) * DAY_MS
             cutoff = day_end - (plan.window_days + 1) * DAY_MS  # finals up to here are due by now
-            published += _heartbeats(producer, heartbeat_users, day_end, day)
+            published += _heartbeats(feed, heartbeat_users, day_end, day)
             producer.flush()
+            feed.flush()
             stats = _wait_for_worker(worker, published, plan.settle_timeout)
             columns, complete = _wait_for_buffer(buffer, players, cutoff, plan.settle_timeout)
             result.complete &= complete
@@ -151,8 +153,11 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
         delays = cols["delay_seconds"]
         result.delays_hours = (delays[~np.isnan(delays)] / 3600.0).tolist()
     finally:
-        producer.close()
-        buffer.stop()
+        try:
+            producer.close()
+            feed.close()
+        finally:
+            buffer.stop()
     with open(out / "events.jsonl", "wb") as fh:
         for ev in result.events:
             fh.write(orjson.dumps(event_to_json(ev)) + b"\n")
@@ -160,7 +165,7 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
     return result
 
 
-def _heartbeats(producer: TouchpointProducer, users: list[str], day_end: int, day: int) -> int:
+def _heartbeats(feed: ConversionProducer, users: list[str], day_end: int, day: int) -> int:
     """A zero-value conversion per partition at the end of the day, with no touchpoint to pay.
 
     The worker's watermark is the minimum over both inputs, and it re-evaluates idle inputs only when an
@@ -168,7 +173,7 @@ def _heartbeats(producer: TouchpointProducer, users: list[str], day_end: int, da
     hours behind and nothing would arrive to move it while the demo waits for the day's finals. A feed that
     goes quiet should do the same in production (docs/operations.md)."""
     for user in users:
-        producer.send(Conversion(f"{user}-d{day}", user, "heartbeat", Decimal(0), "USD", day_end))
+        feed.send(Conversion(f"{user}-d{day}", user, "heartbeat", Decimal(0), "USD", day_end))
     return len(users)
 
 
