@@ -165,7 +165,8 @@ class ReplayBuffer:
 
     def lag(self) -> int:
         """Records on the input topics not yet read (from the last high watermarks seen)."""
-        return sum(max(0, high - self._offsets.get(tp, 0)) for tp, high in self._high.items())
+        high, offsets = dict(self._high), dict(self._offsets)  # copies: the consumer thread adds keys
+        return sum(max(0, h - offsets.get(tp, 0)) for tp, h in high.items())
 
     def caught_up(self) -> bool:
         """True once every assigned partition has been read to its high watermark."""

@@ -75,6 +75,7 @@ class DelayedRewardSystem:
         self._splits_lock = threading.Lock()
         self.buffer.add_reward_listener(self._on_reward)
         self._tracked: OrderedDict[str, Touchpoint] = OrderedDict()  # stored here, not yet final
+        self._tracked_lock = threading.Lock()  # finals arrive on the replay buffer's consumer thread
         self._last_cleanup = time.monotonic()
         self._user_clock: OrderedDict[str, int] = OrderedDict()
         self._semaphore: asyncio.Semaphore | None = None
@@ -162,9 +163,10 @@ class DelayedRewardSystem:
             seen[row["touchpoint_id"]] = Touchpoint(row["touchpoint_id"], row["episode_id"], user_id,
                                                     row["campaign_id"], row["channel"], row["touch_time_ms"],
                                                     row["original_reward"], None, row["state"], row["action"])
-        for tp in self._tracked.values():
-            if tp.user_id == user_id:
-                seen.setdefault(tp.touchpoint_id, tp)
+        with self._tracked_lock:
+            tracked = [tp for tp in self._tracked.values() if tp.user_id == user_id]
+        for tp in tracked:
+            seen.setdefault(tp.touchpoint_id, tp)
         return sorted(seen.values(), key=lambda t: (t.timestamp_ms, t.touchpoint_id))
 
     def get_statistics(self) -> dict[str, Any]:
@@ -211,7 +213,8 @@ class DelayedRewardSystem:
 
     def _on_reward(self, r: AttributedReward) -> None:
         if r.kind == RewardKind.FINAL:
-            self._tracked.pop(r.touchpoint_id, None)
+            with self._tracked_lock:
+                self._tracked.pop(r.touchpoint_id, None)
             return
         if r.kind not in (RewardKind.ATTRIBUTION, RewardKind.CORRECTION) or r.conversion_id is None:
             return
@@ -236,9 +239,10 @@ class DelayedRewardSystem:
         return now
 
     def _track(self, tp: Touchpoint) -> None:
-        self._tracked[tp.touchpoint_id] = tp
-        while len(self._tracked) > self.config.max_pending_rewards:
-            self._tracked.popitem(last=False)
+        with self._tracked_lock:
+            self._tracked[tp.touchpoint_id] = tp
+            while len(self._tracked) > self.config.max_pending_rewards:
+                self._tracked.popitem(last=False)
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -246,7 +250,10 @@ class DelayedRewardSystem:
         if time.monotonic() - self._last_cleanup < self.config.cleanup_interval_hours * 3600 or not self._tracked:
             return
         self._last_cleanup = time.monotonic()
-        newest = max(t.timestamp_ms for t in self._tracked.values())
-        horizon = newest - self.config.attribution_window_days * 24 * _HOUR_MS
-        for tid in [tid for tid, t in self._tracked.items() if t.timestamp_ms < horizon]:
-            del self._tracked[tid]
+        with self._tracked_lock:
+            if not self._tracked:
+                return
+            newest = max(t.timestamp_ms for t in self._tracked.values())
+            horizon = newest - self.config.attribution_window_days * 24 * _HOUR_MS
+            for tid in [tid for tid, t in self._tracked.items() if t.timestamp_ms < horizon]:
+                del self._tracked[tid]
