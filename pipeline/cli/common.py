@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tomllib
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine.config import EngineConfig
+from pipeline.kafka.topics import ensure_topics
+from pipeline.local_kafka import LocalKafka, LocalKafkaError
+from pipeline.settings import Settings
 
 
 def load_engine_config(path: str | Path | None, model: str | None = None) -> EngineConfig:
@@ -27,3 +33,28 @@ def load_weights(path: str | Path | None) -> LearnedWeights | None:
     if not path:
         return None
     return LearnedWeights.from_json(json.loads(Path(path).read_text()))
+
+
+class BrokerUnavailable(RuntimeError):
+    """The local broker could not be started."""
+
+
+def run_settings(command: str, bootstrap: str | None, say: Callable[[str], None]) -> Settings:
+    """Settings for one run of a self-contained command (demo, verify): the given Kafka, or the local broker
+    started if none runs, and topics and app id of the run's own, created here."""
+    bootstrap = bootstrap or os.environ.get("REWARDSTREAM_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        try:
+            status, started_now = LocalKafka().start()
+        except LocalKafkaError as exc:
+            raise BrokerUnavailable(f"{command}: could not start the local Kafka broker: {exc}") from None
+        bootstrap = status.bootstrap
+        say(f"kafka: {'started' if started_now else 'already running'} at {bootstrap}")
+    assert bootstrap
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"rewardstream.{command}.{run_id}"
+    settings = Settings(bootstrap_servers=bootstrap, app_id=f"rewardstream-{command}-{run_id}",
+                        topic_touchpoints=f"{prefix}.touchpoints", topic_conversions=f"{prefix}.conversions",
+                        topic_rewards=f"{prefix}.rewards", topic_dead_letters=f"{prefix}.dead-letters")
+    ensure_topics(settings)
+    return settings

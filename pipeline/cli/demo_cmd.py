@@ -7,21 +7,17 @@ simulated clock (days of journeys in minutes), then prints a summary and writes 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli.common import load_engine_config
+from pipeline.cli.common import BrokerUnavailable, load_engine_config, run_settings
 from pipeline.demo.ad_market import AGENTS, DemoPlan, DemoResult, run_market_demo
-from pipeline.kafka import admin_client, ensure_topics
-from pipeline.local_kafka import LocalKafka, LocalKafkaError
+from pipeline.kafka import admin_client
 from pipeline.market import MarketSpec
 from pipeline.model_comparison import compare_models
 from pipeline.report.charts import demo_report
-from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
 from pipeline.synthetic import write_engine_config
 
@@ -45,23 +41,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    bootstrap = args.bootstrap or os.environ.get("REWARDSTREAM_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        try:
-            status, started_now = LocalKafka().start()
-        except LocalKafkaError as exc:
-            print(f"demo: could not start the local Kafka broker: {exc}", file=sys.stderr)
-            return 2
-        bootstrap = status.bootstrap
-        _say(f"kafka: {'started' if started_now else 'already running'} at {bootstrap}")
-    assert bootstrap
-    run_id = uuid.uuid4().hex[:8]
-    settings = Settings(bootstrap_servers=bootstrap, app_id=f"rewardstream-demo-{run_id}",
-                        topic_touchpoints=f"rewardstream.demo.{run_id}.touchpoints",
-                        topic_conversions=f"rewardstream.demo.{run_id}.conversions",
-                        topic_rewards=f"rewardstream.demo.{run_id}.rewards",
-                        topic_dead_letters=f"rewardstream.demo.{run_id}.dead-letters")
-    ensure_topics(settings)
+    try:
+        settings = run_settings("demo", args.bootstrap, _say)
+    except BrokerUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 2
     plan = DemoPlan(days=args.days, impressions_per_hour=args.impressions_per_hour, seed=args.seed)
     config_path = write_engine_config(out / "rewardstream.toml", window_days=plan.window_days)
     spec = MarketSpec(seed=plan.seed)

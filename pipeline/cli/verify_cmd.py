@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import uuid
@@ -21,15 +20,14 @@ import orjson
 
 from pipeline.attribution.money import from_minor
 from pipeline.backfill import run_backfill
-from pipeline.cli.common import load_engine_config
+from pipeline.cli.common import BrokerUnavailable, load_engine_config, run_settings
 from pipeline.compare import differences, facts
 from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.errors import InvalidEvent
 from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Event
-from pipeline.kafka import admin_client, consumer_config, ensure_topics
-from pipeline.local_kafka import LocalKafka, LocalKafkaError
+from pipeline.kafka import admin_client, consumer_config
 from pipeline.model_comparison import compare_models
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
@@ -60,23 +58,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    bootstrap = args.bootstrap or os.environ.get("REWARDSTREAM_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        try:
-            status, started_now = LocalKafka().start()
-        except LocalKafkaError as exc:
-            print(f"verify: could not start the local Kafka broker: {exc}", file=sys.stderr)
-            return 2
-        bootstrap = status.bootstrap
-        _say(f"kafka: {'started' if started_now else 'already running'} at {bootstrap}")
-    assert bootstrap
-    run_id = uuid.uuid4().hex[:8]
-    settings = Settings(bootstrap_servers=bootstrap, app_id=f"rewardstream-verify-{run_id}",
-                        topic_touchpoints=f"rewardstream.verify.{run_id}.touchpoints",
-                        topic_conversions=f"rewardstream.verify.{run_id}.conversions",
-                        topic_rewards=f"rewardstream.verify.{run_id}.rewards",
-                        topic_dead_letters=f"rewardstream.verify.{run_id}.dead-letters")
-    ensure_topics(settings)
+    try:
+        settings = run_settings("verify", args.bootstrap, _say)
+    except BrokerUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 2
     config_path = write_engine_config(out / "rewardstream.toml", max_future_skew_hours=24 * 60)
     config = load_engine_config(config_path)
 
