@@ -229,7 +229,10 @@ class ReplayBuffer:
                     last_marks = time.monotonic()
                 if not msgs:
                     continue
-                self._apply(msgs, s.topic_touchpoints, tp_codec, rw_codec)
+                applied = self._apply(msgs, s.topic_touchpoints, tp_codec, rw_codec)
+                # For lag monitoring only: restarts seek to the offsets stored with the state (or the start).
+                consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in applied.items()],
+                                asynchronous=True)
         except BaseException as exc:  # surfaced to the trainer by the next sample()
             log.exception("replay buffer consumer failed")
             with self._grew:
@@ -239,7 +242,9 @@ class ReplayBuffer:
             with contextlib.suppress(KafkaException):
                 consumer.close()
 
-    def _apply(self, msgs: list[Any], topic_touchpoints: str, tp_codec: AvroCodec, rw_codec: AvroCodec) -> None:
+    def _apply(self, msgs: list[Any], topic_touchpoints: str, tp_codec: AvroCodec, rw_codec: AvroCodec
+               ) -> dict[tuple[str, int], int]:
+        """Fold a poll's records in; returns the next offset per partition they reached."""
         offsets: dict[tuple[str, int], int] = {}
         with self._grew:
             for msg in msgs:
@@ -268,6 +273,7 @@ class ReplayBuffer:
                 self.table.discard_changes()
             self._offsets.update(offsets)
             self._grew.notify_all()
+        return offsets
 
     def _refresh_high_watermarks(self, consumer: Any, topic_partition: Any) -> None:
         for tp in consumer.assignment():

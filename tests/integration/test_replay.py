@@ -19,6 +19,7 @@ from pipeline.backfill import run_backfill
 from pipeline.cli.common import load_engine_config
 from pipeline.events.jsonl import reward_from_json
 from pipeline.events.types import RewardKind
+from pipeline.kafka import consumer_config
 from pipeline.replay import ReplayBuffer, fold_rewards
 from pipeline.settings import Settings
 from pipeline.synthetic import LogSpec, generate
@@ -94,6 +95,19 @@ def test_replay_buffer_matches_backfill_through_a_trainer_crash(kafka_settings: 
             assert stats["conversions_attributed"] == conversions  # none lost, none counted twice
             assert stats["pending_rewards"] == 0 and stats["skipped_records"] == 0
             assert stats["rewards_applied"] >= before_crash["rewards_applied"]
+
+            # The group's committed offsets show its lag to ordinary Kafka monitoring.
+            from confluent_kafka import Consumer, TopicPartition
+
+            probe = Consumer(consumer_config(settings, buffer.group))
+            parts = [TopicPartition(settings.topic_rewards, p) for p in range(settings.partitions)]
+            high = [probe.get_watermark_offsets(tp, timeout=10)[1] for tp in parts]
+
+            def committed_to_the_end() -> bool:
+                return [tp.offset for tp in probe.committed(parts, timeout=10)] == high
+
+            wait_for(committed_to_the_end, 30, "the buffer's group offsets to reach the end of the rewards topic")
+            probe.close()
 
             batch = buffer.sample(512, final_only=True, with_ids=True)
             expected = np.array([totals.get(t, 0) for t in batch["touchpoint_ids"]]) / 100.0
