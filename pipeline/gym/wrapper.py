@@ -18,7 +18,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from pipeline.events.currency import MINOR_UNITS
+from pipeline.events.jsonl import money
 from pipeline.events.types import AttributedReward
 from pipeline.producers import TouchpointProducer
 from pipeline.replay import ReplayBuffer
@@ -92,7 +92,7 @@ class DelayedRewardWrapper(gym.Wrapper[Any, Any, Any, Any]):
                 return
             self._updates.append({
                 "touchpoint_id": r.touchpoint_id, "episode_id": r.episode_id, "kind": str(r.kind),
-                "amount": r.amount_minor / 10 ** MINOR_UNITS.get(r.base_currency, 2),
+                "amount": float(money(r.amount_minor, r.base_currency)),
                 "conversion_id": r.conversion_id, "revision": r.revision, "original_reward": r.original_reward})
 
     def _report(self, info: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from pipeline.events.currency import MINOR_UNITS
+from pipeline.events.jsonl import money
 from pipeline.events.types import AttributedReward, RewardKind, Touchpoint
 from pipeline.kafka.topics import ensure_topics
 from pipeline.producers import ConversionProducer
@@ -54,7 +54,7 @@ class _Split:
         for tid, r in self.by_revision[self.latest_complete].items():
             currency = r.currency or r.base_currency
             minor = r.local_amount_minor if r.local_amount_minor is not None else r.amount_minor
-            out[tid] = minor / 10 ** MINOR_UNITS[currency]
+            out[tid] = float(money(minor, currency))
         return out
 
 
