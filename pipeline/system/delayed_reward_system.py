@@ -20,7 +20,7 @@ from typing import Any
 from pipeline.events.jsonl import money
 from pipeline.events.types import AttributedReward, RewardKind, Touchpoint
 from pipeline.kafka.topics import ensure_topics
-from pipeline.producers import ConversionProducer
+from pipeline.producers import ConversionProducer, EventProducer, TouchpointProducer
 from pipeline.replay import ReplayBuffer
 from pipeline.settings import Settings
 from pipeline.system.config import ConversionEvent, DelayedRewardConfig
@@ -65,7 +65,7 @@ class DelayedRewardSystem:
         self.config = config or DelayedRewardConfig()
         self.settings = settings or Settings.load()
         ensure_topics(self.settings)
-        self._producer = ConversionProducer(self.settings)  # sends touchpoints too (EventProducer.send)
+        self._producer = EventProducer(self.settings)  # touchpoints and conversions
         self.buffer = ReplayBuffer(
             self.settings, group=self.config.trainer_group, capacity=self.config.replay_buffer_size,
             path=Path(self.config.state_dir) if self.config.use_database_persistence else None,
@@ -90,8 +90,6 @@ class DelayedRewardSystem:
                                    state: Any = None, immediate_reward: float = 0.0, channel: str,
                                    creative_type: str | None = None, timestamp_ms: int | None = None) -> str:
         """Publish the touchpoint; returns its id. Invalid fields raise ``InvalidEvent`` here."""
-        from pipeline.producers.typed import TouchpointProducer
-
         tp = TouchpointProducer.build(user_id=user_id, episode_id=episode_id, campaign_id=campaign_id,
                                       channel=channel, immediate_reward=immediate_reward, state=state,
                                       action=action, creative_type=creative_type,
