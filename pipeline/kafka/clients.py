@@ -25,6 +25,13 @@ def security_config(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition every project client (and Faust, and Java) puts ``key`` on: Java's murmur2."""
+    from aiokafka.partitioner import murmur2
+
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
 # librdkafka's own log lines (retries while a fresh broker loads its coordinators, ...) go to Python
 # logging under this name instead of straight to stderr.
 CLIENT_LOGGER = logging.getLogger("rewardstream.kafka.client")
@@ -68,3 +75,17 @@ def admin_client(settings: Settings) -> Any:
     config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers, "logger": quiet,
                               **security_config(settings)}
     return AdminClient(config)
+
+
+def drain(consumer: Any, max_messages: int, timeout: float) -> list[Any]:
+    """Up to ``max_messages`` records, returning as soon as any are there.
+
+    ``Consumer.consume(n, timeout)`` waits for ``n`` records or the whole timeout, so with fewer than ``n``
+    available every call costs the full timeout (measured: 9 records took exactly 1.0 s). This waits up to
+    ``timeout`` for the first record only, then takes what is already fetched without waiting."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    if max_messages <= 1:
+        return [first]
+    return [first, *consumer.consume(max_messages - 1, 0)]

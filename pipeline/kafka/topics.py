@@ -25,6 +25,17 @@ def partition_counts(settings: Settings, topics: list[str], timeout: float = 10.
             for t in topics}
 
 
+# The broker stamps input records with the time they entered the log: the worker judges future-dated events
+# against it, and a producer's clock (which also wrote the event time) would be no independent reference.
+INPUT_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+
+
+def topic_config(settings: Settings, topic: str) -> dict[str, str]:
+    if topic in (settings.topic_touchpoints, settings.topic_conversions):
+        return dict(INPUT_TOPIC_CONFIG)
+    return {}
+
+
 def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: float = 30.0,
                   config: dict[str, str] | None = None) -> dict[str, int]:
     """Create missing topics with ``settings.partitions``; fail if an existing one has another count."""
@@ -37,7 +48,7 @@ def ensure_topics(settings: Settings, topics: list[str] | None = None, timeout: 
         admin: Any = admin_client(settings)
         futures = admin.create_topics(
             [NewTopic(t, num_partitions=settings.partitions, replication_factor=settings.replication_factor,
-                      config=config or {}) for t in missing],
+                      config={**topic_config(settings, t), **(config or {})}) for t in missing],
             operation_timeout=timeout,
         )
         for topic, fut in futures.items():
