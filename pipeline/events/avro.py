@@ -172,9 +172,12 @@ def _pack_json(value: Any) -> list[float] | str | None:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
-def _unpack_json(value: Any) -> Any:
+def _unpack_json(value: Any, field: str) -> Any:
     if isinstance(value, str):
-        return json.loads(value)
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise InvalidEvent(field, f"not valid JSON: {exc}") from None
     return value
 
 
@@ -191,12 +194,12 @@ def touchpoint_to_record(tp: Touchpoint) -> dict[str, Any]:
 
 
 def touchpoint_from_record(r: dict[str, Any]) -> Touchpoint:
-    return Touchpoint(
-        touchpoint_id=r["touchpoint_id"], episode_id=r["episode_id"], user_id=r["user_id"],
-        campaign_id=r["campaign_id"], channel=r["channel"], timestamp_ms=r["timestamp"],
-        immediate_reward=r["immediate_reward"], creative_type=r.get("creative_type"),
-        state=_unpack_json(r.get("state")), action=_unpack_json(r.get("action")),
-    )
+    """Inverse of touchpoint_to_record; validated like JSON input, since bytes on a topic can come from
+    anywhere (one validator for every entry)."""
+    from pipeline.events.parse import parse_touchpoint
+
+    return parse_touchpoint({**r, "state": _unpack_json(r.get("state"), "state"),
+                             "action": _unpack_json(r.get("action"), "action")})
 
 
 def conversion_to_record(c: Conversion) -> dict[str, Any]:
@@ -227,7 +230,7 @@ def reward_to_record(a: AttributedReward) -> dict[str, Any]:
         "touch_time": a.touch_time_ms, "conversion_id": a.conversion_id, "model": a.model, "currency": a.currency,
         "local_amount_minor": a.local_amount_minor, "conversion_value_minor": a.conversion_value_minor,
         "conversion_time": a.conversion_time_ms, "position": a.position, "journey_length": a.journey_length,
-        "event": a.event,
+        "event": a.event, "reason": a.reason,
     }
 
 
@@ -240,4 +243,5 @@ def reward_from_record(r: dict[str, Any]) -> AttributedReward:
         currency=r.get("currency"), local_amount_minor=r.get("local_amount_minor"),
         conversion_value_minor=r.get("conversion_value_minor"), conversion_time_ms=r.get("conversion_time"),
         position=r.get("position"), journey_length=r.get("journey_length"), event=r.get("event"),
+        reason=r.get("reason"),
     )

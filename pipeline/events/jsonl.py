@@ -66,6 +66,7 @@ def reward_to_json(r: AttributedReward) -> dict[str, Any]:
         "delay_seconds": r.delay_seconds,
         "position": r.position,
         "journey_length": r.journey_length,
+        "reason": r.reason,
     }
 
 
@@ -88,6 +89,7 @@ def reward_from_json(d: dict[str, Any]) -> AttributedReward:
         conversion_time_ms=(parse_timestamp(d["conversion_time"], "conversion_time")
                             if d.get("conversion_time") else None),
         position=d.get("position"), journey_length=d.get("journey_length"), event=d.get("event"),
+        reason=d.get("reason"),
     )
 
 

@@ -22,6 +22,7 @@ MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 MAX_ID_LENGTH = 256
 MAX_ABS_REWARD = 1e9
 MAX_VALUE = Decimal("1e12")
+MAX_JSON_DEPTH = 32
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
@@ -113,6 +114,29 @@ def parse_currency(raw: Any) -> str:
     return code
 
 
+def _check_json(value: Any, field: str, depth: int = 0) -> None:
+    """``state``/``action`` hold any JSON, but no NaN or infinity (they reach trainers as numbers)."""
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidEvent(field, f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidEvent(field, f"must not contain {value!r}")
+    elif isinstance(value, list):
+        if value and all(type(x) is float for x in value):  # the common case: a numeric vector
+            if not all(map(math.isfinite, value)):
+                raise InvalidEvent(field, "must not contain NaN or infinity")
+            return
+        for x in value:
+            _check_json(x, field, depth + 1)
+    elif isinstance(value, dict):
+        for k, x in value.items():
+            if not isinstance(k, str):
+                raise InvalidEvent(field, f"object keys must be strings, got {type(k).__name__}")
+            _check_json(x, field, depth + 1)
+    elif value is not None and not isinstance(value, str | int | bool):
+        raise InvalidEvent(field, f"must be JSON, got {type(value).__name__}")
+
+
 def parse_touchpoint(obj: Mapping[str, Any]) -> Touchpoint:
     reward = obj.get("immediate_reward", 0.0)
     if isinstance(reward, bool) or not isinstance(reward, int | float):
@@ -122,6 +146,9 @@ def parse_touchpoint(obj: Mapping[str, Any]) -> Touchpoint:
         raise InvalidEvent("immediate_reward", f"must be finite, got {reward!r}")
     if abs(reward) > MAX_ABS_REWARD:
         raise InvalidEvent("immediate_reward", f"|{reward}| exceeds the plausible maximum {MAX_ABS_REWARD:g}")
+    state, action = obj.get("state"), obj.get("action")
+    _check_json(state, "state")
+    _check_json(action, "action")
     return Touchpoint(
         touchpoint_id=_req(obj, "touchpoint_id"),
         episode_id=_req(obj, "episode_id"),
@@ -131,8 +158,8 @@ def parse_touchpoint(obj: Mapping[str, Any]) -> Touchpoint:
         timestamp_ms=parse_timestamp(obj.get("timestamp")),
         immediate_reward=reward,
         creative_type=_text(obj, "creative_type", required=False),
-        state=obj.get("state"),
-        action=obj.get("action"),
+        state=state,
+        action=action,
     )
 
 

@@ -50,16 +50,32 @@ class RewardKind(StrEnum):
     CORRECTION = "correction"  # a re-split after a late touchpoint; supersedes earlier revisions
     REFUND = "refund"  # negative shares mirroring the refunded conversion's split
     FINAL = "final"  # the touchpoint's window closed: its total will not change through attribution
+    UNATTRIBUTED = "unattributed"  # a conversion with no eligible touchpoint (``reason`` says why); pays nobody
+
+
+# Why a conversion paid nobody (the ``reason`` of an UNATTRIBUTED event). Both depend on event time only.
+UNKNOWN_USER = "unknown_user"  # no touchpoint of the user within the longest window: none the engine can know
+NO_TOUCHPOINT_IN_WINDOW = "no_touchpoint_in_window"  # touchpoints within the longest window, none in this one
+
+
+def _id_part(text: str) -> str:
+    """An id as one component of a reward id: ``%`` and ``:`` escaped, so components never run together."""
+    if ":" in text or "%" in text:
+        return text.replace("%", "%25").replace(":", "%3A")
+    return text
 
 
 class AttributedReward(NamedTuple):
-    """One output fact. ``(kind, conversion_id, touchpoint_id, revision)`` identifies it, so a consumer
-    can tell a redelivery from a new fact; the latest revision of a (conversion, touchpoint) pair wins.
+    """One output fact. ``(kind, user_id, conversion_id, touchpoint_id, revision)`` identifies it, so a
+    consumer can tell a redelivery from a new fact; the latest revision of a (conversion, touchpoint) pair
+    wins. Ids are scoped per user: duplicates are detected within one user's journey, and the same id under
+    two users names two facts.
 
     Money is in integer minor units: ``amount_minor`` in the base currency, ``local_amount_minor`` in the
     conversion's own currency. For ``final`` events the amount is the touchpoint's total and the
-    conversion fields are empty. A NamedTuple: the engine builds one per share, so construction cost
-    matters (a frozen dataclass of 20 fields costs ~5x more)."""
+    conversion fields are empty. An ``unattributed`` event names the conversion and its ``reason``; its
+    touchpoint fields are empty and ``touch_time_ms`` is the conversion's time. A NamedTuple: the engine
+    builds one per share, so construction cost matters (a frozen dataclass of 20 fields costs ~5x more)."""
 
     kind: RewardKind
     touchpoint_id: str
@@ -81,11 +97,13 @@ class AttributedReward(NamedTuple):
     position: int | None = None
     journey_length: int | None = None
     event: str | None = None
+    reason: str | None = None
 
     @property
     def reward_id(self) -> str:
         """Stable id of this fact: equal ids are the same fact delivered twice."""
-        return f"{self.kind}:{self.conversion_id or ''}:{self.touchpoint_id}:{self.revision}"
+        return (f"{self.kind}:{_id_part(self.user_id)}:{_id_part(self.conversion_id or '')}:"
+                f"{_id_part(self.touchpoint_id)}:{self.revision}")
 
     @property
     def delay_seconds(self) -> float | None:

@@ -20,7 +20,7 @@ OK = {"user_id": "u1", "episode_id": "e1", "campaign_id": "c1", "channel": "sear
     ({"immediate_reward": 1e300}, "immediate_reward"),
     ({"user_id": ""}, "user_id"),
     ({"user_id": 42}, "user_id"),
-    ({"state": [1.0, math.inf]}, "state/action"),
+    ({"state": [1.0, math.inf]}, "state"),
     ({"timestamp_ms": 1_700_000}, "timestamp"),
 ])
 def test_touchpoint_producer_refuses_bad_fields(override: dict[str, object], field: str) -> None:
