@@ -2,6 +2,11 @@
 
 The reference the stream is compared against: same engine, same configuration, no Kafka. Bad lines go
 to ``<output>.rejected.jsonl`` with the reason and are never counted as attributed.
+
+Timestamps in a file cannot be judged against ingest times as the stream judges them. Two rules stand in:
+an event dated more than ``max_future_skew`` after the moment the backfill started is refused as future, and
+the clock moves only once ``FILE_QUORUM`` events show the new time, so a few events with a wrong clock never
+make the valid ones late.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import orjson
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.money import from_minor
-from pipeline.engine import AttributionEngine, EngineConfig
+from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig
 from pipeline.events.errors import InvalidEvent, LateEvent
 from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
@@ -76,7 +81,11 @@ def run_backfill(
     learned: LearnedWeights | None = None,
     progress: bool = True,
 ) -> BackfillSummary:
-    engine = AttributionEngine(config, learned)
+    engine = AttributionEngine(config, learned, quorum=FILE_QUORUM)
+    # A file has no ingest times. The one real clock it has is now: an event dated after the backfill started
+    # (plus the allowed skew) cannot have happened yet. Any real log lies wholly before that moment, so its
+    # rewards do not depend on when the backfill runs.
+    reference_ms = time.time_ns() // 1_000_000
     rejected = late = events_in = rewards_out = 0
     dumps = orjson.dumps
     started = time.perf_counter()
@@ -101,7 +110,7 @@ def run_backfill(
             events_in += 1
             try:
                 event = parse_event(orjson.loads(line))
-                emit(engine.process(event))
+                emit(engine.process(event, reference_ms))
             except orjson.JSONDecodeError as exc:
                 rejected += 1
                 rej.write(dumps({"line": number, "field": "<json>", "reason": f"malformed JSON: {exc}",

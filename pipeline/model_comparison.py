@@ -17,6 +17,8 @@ from pipeline.engine import AttributionEngine, EngineConfig
 from pipeline.events.errors import InvalidEvent
 from pipeline.events.types import MODEL_NAMES, Event, RewardKind
 
+PAYOUTS = (RewardKind.ATTRIBUTION, RewardKind.REFUND)  # a conversion's first split and its refunds
+
 
 def compare_models(events: Sequence[Event], config: EngineConfig,
                    exclude_user: Callable[[str], bool] = lambda _u: False
@@ -34,7 +36,7 @@ def compare_models(events: Sequence[Event], config: EngineConfig,
             except InvalidEvent:
                 continue
             for r in rewards:
-                if r.kind is not RewardKind.FINAL and r.revision == 0 and not exclude_user(r.user_id):
+                if r.kind in PAYOUTS and r.revision == 0 and not exclude_user(r.user_id):
                     totals[r.channel] += r.amount_minor
         per_model[model] = dict(totals)
     return per_model, learned

@@ -1,8 +1,19 @@
 """The journey state machine and the engine that drives it in event time. Pure: no I/O, no Kafka."""
 
+from pipeline.engine.clock import EventClock
 from pipeline.engine.config import DAY_MS, HOUR_MS, EngineConfig
-from pipeline.engine.engine import AttributionEngine, EngineStats, ExpiryIndex, HeapExpiryIndex
+from pipeline.engine.engine import (
+    FILE_QUORUM,
+    LOG,
+    AttributionEngine,
+    EngineStats,
+    ExpiryIndex,
+    HeapExpiryIndex,
+    Refused,
+    StepOutput,
+)
 from pipeline.engine.journey import Context, Journey, Split, Touch, apply_conversion, apply_touchpoint, expire
 
-__all__ = ["DAY_MS", "HOUR_MS", "AttributionEngine", "Context", "EngineConfig", "EngineStats", "ExpiryIndex",
-           "HeapExpiryIndex", "Journey", "Split", "Touch", "apply_conversion", "apply_touchpoint", "expire"]
+__all__ = ["DAY_MS", "FILE_QUORUM", "HOUR_MS", "LOG", "AttributionEngine", "Context", "EngineConfig", "EngineStats",
+           "EventClock", "ExpiryIndex", "HeapExpiryIndex", "Journey", "Refused", "Split", "StepOutput", "Touch",
+           "apply_conversion", "apply_touchpoint", "expire"]

@@ -31,7 +31,7 @@ class EngineConfig:
     position_last: Fraction = Fraction(2, 5)
     max_journey_length: int = 1000
     refund_retention_ms: int = 30 * DAY_MS
-    max_future_skew_ms: int = 7 * DAY_MS
+    max_future_skew_ms: int = 15 * 60 * SECOND_MS  # ahead of the time the event entered the log
     rates: RatesTable = field(default_factory=RatesTable)
     min_journeys: int = 100
     weights_file: str | None = None
@@ -61,12 +61,13 @@ class EngineConfig:
     def from_mapping(cls, table: Mapping[str, Any]) -> EngineConfig:
         """Human units in, milliseconds out: ``window_days``, ``windows_days = {signup = 1}``,
         ``allowed_lateness_minutes``, ``half_life_hours``, ``refund_retention_days``,
-        ``max_future_skew_hours``, ``position_first``/``position_last`` (fractions of 1),
+        ``max_future_skew_minutes`` (or ``_hours``), ``position_first``/``position_last`` (fractions of 1),
         ``base_currency`` and ``rates = {EUR = "1.08"}`` (base units per unit), ``default_model``,
         ``max_journey_length``, ``min_journeys``, ``weights_file``."""
         known = {"default_model", "window_days", "windows_days", "allowed_lateness_minutes", "half_life_hours",
                  "position_first", "position_last", "max_journey_length", "refund_retention_days",
-                 "max_future_skew_hours", "base_currency", "rates", "min_journeys", "weights_file"}
+                 "max_future_skew_minutes", "max_future_skew_hours", "base_currency", "rates", "min_journeys",
+                 "weights_file"}
         unknown = set(table) - known
         if unknown:
             raise ValueError(f"unknown [attribution] settings {sorted(unknown)}; known: {sorted(known)}")
@@ -79,7 +80,8 @@ class EngineConfig:
                                 ("allowed_lateness_minutes", "allowed_lateness_ms", 60 * SECOND_MS),
                                 ("half_life_hours", "half_life_ms", HOUR_MS),
                                 ("refund_retention_days", "refund_retention_ms", DAY_MS),
-                                ("max_future_skew_hours", "max_future_skew_ms", HOUR_MS)):
+                                ("max_future_skew_hours", "max_future_skew_ms", HOUR_MS),
+                                ("max_future_skew_minutes", "max_future_skew_ms", 60 * SECOND_MS)):
             value = ms(key, unit)
             if value is not None:
                 kwargs[attr] = value

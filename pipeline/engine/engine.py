@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import Collection, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.models import build_models
+from pipeline.engine.clock import EventClock
 from pipeline.engine.config import EngineConfig
 from pipeline.engine.journey import (
     Context,
@@ -25,7 +26,7 @@ from pipeline.engine.journey import (
     expire,
     next_deadline,
 )
-from pipeline.events.errors import DuplicateEvent
+from pipeline.events.errors import DuplicateEvent, InvalidEvent
 from pipeline.events.types import AttributedReward, Event, RewardKind, Touchpoint
 
 
@@ -90,6 +91,8 @@ class EngineStats:
                 self.finals += 1
                 self.pending_touchpoints -= 1
                 continue
+            if r.kind is RewardKind.UNATTRIBUTED:
+                continue  # counted with the conversion's input (conversions_unattributed)
             first_of_split = r.position == 0  # each split is counted once, at its first touchpoint
             if r.kind is RewardKind.CORRECTION and first_of_split:
                 self.corrections += 1
@@ -102,8 +105,31 @@ class EngineStats:
                         self.conversions_attributed += 1
 
 
+class Refused(NamedTuple):
+    """An event of a batch the engine refused (state untouched): its position in the batch, and why."""
+
+    position: int
+    error: InvalidEvent
+
+
+class StepOutput(NamedTuple):
+    rewards: list[AttributedReward]
+    refused: list[Refused]
+
+
+Input = tuple[str, Event, int | None]  # (source, event, ingest time in ms or None)
+
+LOG = "log"  # the one input of a file
+# A file has no ingest time to judge timestamps by, so its clock moves only once this many events show the
+# new time: fewer events with a wrong clock cannot make the valid ones late (see EventClock).
+FILE_QUORUM = 16
+
+
 class AttributionEngine:
-    """Drives the pure journey functions over a store, with a watermark = max event time − lateness."""
+    """Drives the pure journey functions over a store, in the event time of its own clock.
+
+    ``sources`` name the inputs whose frontiers make up the clock (one for a file, two in the worker), and
+    ``quorum`` how many events an input needs to show before its clock moves (see :class:`EventClock`)."""
 
     def __init__(
         self,
@@ -111,6 +137,8 @@ class AttributionEngine:
         learned: LearnedWeights | None = None,
         store: MutableMapping[str, Journey] | None = None,
         expiry: ExpiryIndex | None = None,
+        sources: Sequence[str] = (LOG,),
+        quorum: int = 1,
     ) -> None:
         self.config = config or EngineConfig()
         self.models = build_models(self.config.half_life_ms, self.config.position_first,
@@ -118,19 +146,18 @@ class AttributionEngine:
         self.store: MutableMapping[str, Journey] = store if store is not None else {}
         self.expiry: ExpiryIndex = expiry if expiry is not None else HeapExpiryIndex()
         self.stats = EngineStats()
-        self.max_seen_ms: int | None = None
-        self.watermark: int | None = None
-
-    def context(self, ingest_ms: int | None = None) -> Context:
-        return Context(self.config, self.models, self.watermark, self.max_seen_ms, ingest_ms)
+        self.clock = EventClock(sources, self.config.allowed_lateness_ms, quorum)
+        self.watermark: int | None = None  # never moves back: what was refused or finalised stays so
+        self.swept = 0  # journeys the last expiry sweep changed (finalised touchpoints, forgotten conversions)
 
     def apply(self, event: Event, ingest_ms: int | None = None) -> list[AttributedReward]:
-        """Apply one event to its user's journey. Raises InvalidEvent/LateEvent for bad events (state
-        untouched); returns [] for a duplicate (counted). ``ingest_ms``: when the event entered the log
-        (the Kafka record timestamp), the reference for refusing future timestamps besides event time."""
+        """Apply one event to its user's journey (the clock is not moved: see :meth:`observe`). Raises
+        InvalidEvent/LateEvent for bad events (state untouched); returns [] for a duplicate (counted).
+        ``ingest_ms``: when the event entered the log (the Kafka record timestamp), the reference for
+        refusing future timestamps."""
         user = event.user_id
         journey = self.store.get(user)
-        ctx = self.context(ingest_ms)
+        ctx = Context(self.config, self.models, self.watermark, ingest_ms)
         try:
             if isinstance(event, Touchpoint):
                 result = apply_touchpoint(journey, event, ctx)
@@ -157,7 +184,7 @@ class AttributionEngine:
             s.refunds += 1
         else:
             s.conversions += 1
-            if not result.rewards:
+            if result.rewards and result.rewards[0].kind is RewardKind.UNATTRIBUTED:
                 s.conversions_unattributed += 1
 
     def _save(self, user: str, journey: Journey) -> None:
@@ -170,17 +197,23 @@ class AttributionEngine:
         if deadline is not None:
             self.expiry.schedule(user, deadline)
 
-    def observe(self, event_time_ms: int) -> None:
-        """Move the event-time frontier; the watermark trails it by the allowed lateness."""
-        if self.max_seen_ms is None or event_time_ms > self.max_seen_ms:
-            self.max_seen_ms = event_time_ms
-            self.watermark = event_time_ms - self.config.allowed_lateness_ms
+    def observe(self, source: str, event_time_ms: int, idle: Collection[str] = ()) -> None:
+        """An accepted event moves its input's frontier, and the watermark with it."""
+        self.clock.observe(source, event_time_ms)
+        self._catch_up(idle)
 
-    def advance_to(self, watermark: int, limit: int | None = None) -> list[AttributedReward]:
+    def _catch_up(self, idle: Collection[str]) -> None:
+        wm = self.clock.watermark(idle)
+        if wm is not None and (self.watermark is None or wm > self.watermark):
+            self.watermark = wm
+
+    def advance(self, idle: Collection[str] = (), limit: int | None = None) -> list[AttributedReward]:
         """Expire what the watermark has passed. ``limit`` bounds the journeys handled in one call, so a
         caller can interleave expiry sweeps with input; call again until it returns []."""
-        if self.watermark is None or watermark > self.watermark:
-            self.watermark = watermark
+        self._catch_up(idle)
+        self.swept = 0
+        if self.watermark is None:
+            return []
         rewards: list[AttributedReward] = []
         for user in self.expiry.pop_due(self.watermark, limit):
             journey = self.store.get(user)
@@ -189,18 +222,38 @@ class AttributionEngine:
             result = expire(journey, self.watermark, user, self.config)
             rewards.extend(result.rewards)
             self._save(user, result.journey)
+            self.swept += 1
         self.stats.record(rewards)
         return rewards
 
-    def process(self, event: Event) -> list[AttributedReward]:
+    def step(self, inputs: Iterable[Input], idle: Collection[str] = (), limit: int | None = None) -> StepOutput:
+        """A batch: each event applied in order (the watermark moving after each accepted one), then one
+        expiry sweep of at most ``limit`` journeys. Expiring once per batch instead of after every event
+        changes no reward: a touchpoint the sweep finalises lies outside every window an accepted event
+        can open, and refunds are judged against retention by their own dates."""
+        rewards: list[AttributedReward] = []
+        refused: list[Refused] = []
+        for i, (source, event, ingest_ms) in enumerate(inputs):
+            try:
+                rewards += self.apply(event, ingest_ms)
+            except InvalidEvent as exc:
+                refused.append(Refused(i, exc))
+                continue
+            self.observe(source, event.timestamp_ms, idle)
+        rewards += self.advance(idle, limit)
+        return StepOutput(rewards, refused)
+
+    def process(self, event: Event, ingest_ms: int | None = None) -> list[AttributedReward]:
         """apply + observe + expire: the whole step for a single ordered input (the backfill)."""
-        rewards = self.apply(event)
-        self.observe(event.timestamp_ms)
+        rewards = self.apply(event, ingest_ms)
+        self.observe(LOG, event.timestamp_ms)
         if self.watermark is not None:
-            rewards.extend(self.advance_to(self.watermark))
+            rewards.extend(self.advance())
         return rewards
 
     def flush(self) -> list[AttributedReward]:
         """End of input: close every window (the backfill's last step)."""
-        far_future = (self.max_seen_ms or 0) + self.config.max_window_ms + self.config.refund_retention_ms + 2
-        return self.advance_to(far_future)
+        newest = self.clock.newest() or 0
+        self.clock.raise_floor(newest + self.config.max_window_ms + self.config.refund_retention_ms
+                               + self.config.allowed_lateness_ms + 2)
+        return self.advance()

@@ -22,7 +22,14 @@ from pipeline.attribution.models import Model
 from pipeline.attribution.money import split_exact, to_minor
 from pipeline.engine.config import EngineConfig
 from pipeline.events.errors import DuplicateEvent, InvalidEvent, LateEvent
-from pipeline.events.types import AttributedReward, Conversion, RewardKind, Touchpoint
+from pipeline.events.types import (
+    NO_TOUCHPOINT_IN_WINDOW,
+    UNKNOWN_USER,
+    AttributedReward,
+    Conversion,
+    RewardKind,
+    Touchpoint,
+)
 
 
 class Touch(NamedTuple):
@@ -74,7 +81,6 @@ class Context:
     config: EngineConfig
     models: Mapping[str, Model]
     watermark: int | None
-    max_seen_ms: int | None
     ingest_ms: int | None = None  # when the event entered the log (Kafka record timestamp), if known
 
 
@@ -88,13 +94,14 @@ def _check_time(field_name: str, time_ms: int, ctx: Context) -> None:
     if ctx.watermark is not None and time_ms < ctx.watermark:
         raise LateEvent(field_name, f"event time {time_ms} is before the watermark {ctx.watermark} "
                                     f"(later than the allowed lateness of {ctx.config.allowed_lateness_ms} ms)")
-    # "Future" is judged against the latest time known to be real: the newest event time seen, or when the
-    # record entered the log. Both are part of the log, so a replay judges every event the same way.
-    skew = ctx.config.max_future_skew_ms
-    known = [t for t in (ctx.max_seen_ms, ctx.ingest_ms) if t is not None]
-    if known and time_ms > max(known) + skew:
-        raise InvalidEvent(field_name, f"event time {time_ms} is more than {skew} ms ahead of {max(known)} "
-                                       "(newest event or ingest time); refusing a future timestamp")
+    # "Future" is judged against when the record entered the log (its Kafka timestamp), a real clock that is
+    # part of the log, so a replay judges every event the same way. Other events are no reference: one event
+    # dated far ahead would otherwise decide what counts as future for the rest. A file has no ingest time;
+    # there the clock's quorum keeps a few wrong timestamps from moving it (see EventClock).
+    if ctx.ingest_ms is not None and time_ms > ctx.ingest_ms + ctx.config.max_future_skew_ms:
+        raise InvalidEvent(field_name, f"event time {time_ms} is more than {ctx.config.max_future_skew_ms} ms "
+                                       f"ahead of the time it entered the log ({ctx.ingest_ms}); refusing a "
+                                       "future timestamp")
 
 
 def _rewards(kind: RewardKind, split: Split, user_id: str, base_currency: str) -> list[AttributedReward]:
@@ -107,6 +114,21 @@ def _rewards(kind: RewardKind, split: Split, user_id: str, base_currency: str) -
             t.immediate_reward, t.time_ms, cid, model, cur, local, value, ctime, i, n, event)
         for i, (t, amount, local) in enumerate(zip(split.touches, split.shares, split.local_shares, strict=True))
     ]
+
+
+def _reason(journey: Journey, conversion_ms: int, config: EngineConfig) -> str:
+    """Why a conversion pays nobody, by event time alone: touchpoints within the longest window before an
+    accepted conversion cannot have been expired yet, whatever the batching."""
+    horizon = conversion_ms - config.max_window_ms
+    recent = any(horizon <= t.time_ms <= conversion_ms for t in journey.touches)
+    return NO_TOUCHPOINT_IN_WINDOW if recent else UNKNOWN_USER
+
+
+def _unattributed(split: Split, user_id: str, base_currency: str, reason: str, revision: int) -> AttributedReward:
+    return AttributedReward(
+        RewardKind.UNATTRIBUTED, "", "", user_id, "", "", revision, 0, base_currency, 0.0, split.time_ms,
+        split.conversion_id, split.model, split.currency, 0, split.value_minor, split.time_ms, None, 0, split.event,
+        reason)
 
 
 def _divide(split: Split, touches: tuple[Touch, ...], ctx: Context) -> Split:
@@ -174,11 +196,18 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
         raise DuplicateEvent("touchpoint", tid)
     _check_time("timestamp", tp.timestamp_ms, ctx)
     touch = Touch(tp.timestamp_ms, tid, tp.episode_id, tp.campaign_id, tp.channel, tp.immediate_reward)
+    base = ctx.config.rates.base
+    # A conversion said to pay nobody for want of any touchpoint in reach (unknown_user) is said again when an
+    # earlier touchpoint turns up that is in reach but outside its window: the last word then does not depend
+    # on which arrived first. (One inside its window attributes it below instead.)
+    rewards = [_unattributed(split, tp.user_id, base, NO_TOUCHPOINT_IN_WINDOW, 1) for split in journey.splits
+               if split.revision < 0 and split.refund_of is None
+               and split.time_ms - ctx.config.max_window_ms <= touch.time_ms
+               < split.time_ms - ctx.config.window_for(split.event)
+               and _reason(journey, split.time_ms, ctx.config) == UNKNOWN_USER]
     at = bisect(journey.touches, touch)
     journey.touches.insert(at, touch)
     journey.earned.insert(at, 0)
-    base = ctx.config.rates.base
-    rewards: list[AttributedReward] = []
     # Re-split the conversions this touchpoint falls inside, oldest first, then their refunds.
     for idx, split in enumerate(journey.splits):
         if split.refund_of is not None:
@@ -223,11 +252,14 @@ def apply_conversion(journey: Journey | None, conv: Conversion, ctx: Context) ->
     eligible = tuple(t for t in journey.touches if start <= t.time_ms <= conv.timestamp_ms)
     split = Split(conv.conversion_id, conv.event, conv.timestamp_ms, conv.currency, value_minor, base_minor,
                   model, model, -1, (), (), ())
-    rewards: list[AttributedReward] = []
     if eligible:
         split = _divide(split, eligible, ctx)._replace(revision=0)
         _credit(journey, None, split, ctx.config.max_window_ms)
         rewards = _rewards(RewardKind.ATTRIBUTION, split, conv.user_id, base)
+    else:
+        # Said out loud, so that analysts can count these and a caller waiting for the split need not wait out
+        # a timeout. A late touchpoint may still attribute it (revision 0 then); the split is kept for that.
+        rewards = [_unattributed(split, conv.user_id, base, _reason(journey, conv.timestamp_ms, ctx.config), 0)]
     journey.splits.append(split)
     return StepResult(journey, rewards)
 
@@ -240,6 +272,12 @@ def _apply_refund(journey: Journey, conv: Conversion, value_minor: int, base_min
         raise InvalidEvent("refund_of", f"conversion {conv.refund_of!r} is unknown for user {conv.user_id!r} "
                                         "or older than the refund retention")
     original = journey.splits[orig_idx]
+    if conv.timestamp_ms - original.time_ms > ctx.config.refund_retention_ms:
+        # Decided by event time, not by whether expiry has forgotten the original yet, so that every
+        # arrival order and every batching of the input gives the same answer.
+        raise InvalidEvent("refund_of", f"refund dated {conv.timestamp_ms - original.time_ms} ms after conversion "
+                                        f"{conv.refund_of!r}, more than the refund retention of "
+                                        f"{ctx.config.refund_retention_ms} ms")
     if conv.currency != original.currency:
         raise InvalidEvent("currency", f"refund in {conv.currency} of a conversion in {original.currency}")
     left = original.value_minor - original.refunded_minor

@@ -49,8 +49,14 @@ def test_backfill_output_is_exact_complete_and_explained(log: Path, tmp_path: Pa
     window_ms = 7 * 86_400_000
     latest: dict[tuple[object, object], dict[str, object]] = {}
     finals: dict[object, int] = {}
+    unattributed: set[object] = set()
     for r in rewards:
         tid = r["touchpoint_id"]
+        if r["kind"] == "unattributed":  # a conversion that paid nobody: it names no touchpoint and no amount
+            assert tid == "" and r["amount_minor"] == 0 and r["reason"] in ("unknown_user", "no_touchpoint_in_window")
+            assert r["conversion_id"] not in unattributed
+            unattributed.add(r["conversion_id"])
+            continue
         if r["kind"] == "final":
             assert tid not in finals, "a touchpoint was finalised twice"
             finals[tid] = int(r["amount_minor"])  # type: ignore[call-overload]
@@ -60,8 +66,10 @@ def test_backfill_output_is_exact_complete_and_explained(log: Path, tmp_path: Pa
         key = (r["conversion_id"], tid)
         assert key not in latest or int(r["revision"]) > int(latest[key]["revision"])  # type: ignore[call-overload]
         latest[key] = r
-    accepted = {r["touchpoint_id"] for r in rewards}
+    accepted = {r["touchpoint_id"] for r in rewards if r["kind"] != "unattributed"}
     assert set(finals) == accepted, "every accepted touchpoint gets exactly one final"
+    assert unattributed, "the log has conversions with no touchpoint in their window"
+    assert f"+{len(unattributed):,} with no touchpoint in their window" in summary
     expected: dict[object, int] = defaultdict(int)
     for (_, tid), r in latest.items():
         late_refund = r["kind"] == "refund" and _ms(r["conversion_time"]) > _ms(r["touch_time"]) + window_ms
@@ -78,7 +86,7 @@ def test_local_amounts_add_up_to_each_conversion_value(log: Path, tmp_path: Path
           str(ROOT / "config" / "example.toml"), "--quiet", "--model", "time_decay"])
     latest: dict[tuple[object, object], dict[str, object]] = {}
     for r in _read(out):
-        if r["kind"] != "final":
+        if r["kind"] not in ("final", "unattributed"):
             key = (r["conversion_id"], r["touchpoint_id"])
             if key not in latest or int(r["revision"]) >= int(latest[key]["revision"]):  # type: ignore[arg-type]
                 latest[key] = r

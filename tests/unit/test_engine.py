@@ -45,9 +45,45 @@ def test_late_touchpoint_resplits_with_a_new_revision_that_adds_up() -> None:
 
 def test_conversion_without_touches_is_attributed_when_a_late_touch_arrives() -> None:
     e = engine()
-    assert e.process(conv("c1", 5, "10")) == []
+    (said,) = e.process(conv("c1", 5, "10"))
+    assert (said.kind, said.reason, said.conversion_id, said.amount_minor) == ("unattributed", "unknown_user", "c1", 0)
+    assert said.conversion_value_minor == 1000 and said.touchpoint_id == ""
     out = e.process(tp("t1", 4.5))
     assert kinds(out) == ["attribution"] and out[0].revision == 0 and out[0].amount_minor == 1000
+    assert e.stats.conversions_unattributed == 1
+
+
+def test_unattributed_conversions_say_why_by_event_time_alone() -> None:
+    e = engine(windows_ms={"signup": DAY_MS})
+    e.process(tp("t1", 0))
+    (said,) = e.process(conv("s1", 48, "10", event="signup"))  # t1 is 2 days old: in the longest window only
+    assert (said.kind, said.reason) == ("unattributed", "no_touchpoint_in_window")
+    (other,) = e.process(conv("c2", 48, "10", user="u2"))
+    assert other.reason == "unknown_user" and other.user_id == "u2"
+    e.process(conv("c0", 49, "10"))  # keeps u1's journey alive once t1 is final
+    out = e.process(conv("c1", 24 * 8, "10"))  # t1 is 8 days old now, and final: unknown as far as it can tell
+    (late,) = [r for r in out if r.conversion_id == "c1"]
+    assert late.reason == "unknown_user"
+    assert said.reward_id != other.reward_id
+
+
+def test_an_earlier_touchpoint_arriving_late_revises_the_reason() -> None:
+    e = engine(windows_ms={"signup": DAY_MS}, allowed_lateness_ms=2 * DAY_MS)
+    (first,) = e.process(conv("s", 30, "10", event="signup"))
+    assert (first.reason, first.revision) == ("unknown_user", 0)
+    (again,) = e.process(tp("t1", 29.5 - 24))  # late, in reach, outside the signup window
+    assert (again.kind, again.reason, again.revision) == ("unattributed", "no_touchpoint_in_window", 1)
+    assert e.process(tp("t2", 29.2 - 24)) == []  # the reason stands: nothing more to say
+    out = e.process(tp("t3", 29.8))  # inside the window: attributed after all
+    assert [(r.kind, r.revision) for r in out] == [("attribution", 0)]
+
+
+def test_reward_ids_are_scoped_by_user_and_cannot_run_together() -> None:
+    e = engine()
+    a = e.process(tp("t", 0, user="u:1")) + e.process(conv("c", 1, "10", user="u:1"))
+    b = e.process(tp("1:t", 0, user="u")) + e.process(conv("c", 1, "10", user="u"))
+    assert a[0].reward_id != b[0].reward_id
+    assert a[0].reward_id == "attribution:u%3A1:c:t:0"
 
 
 def test_touchpoint_later_than_the_allowed_lateness_is_refused_and_changes_nothing() -> None:
@@ -158,12 +194,28 @@ def test_journey_cap_drops_the_oldest_with_a_final_and_counts_it() -> None:
     assert len(e.store["u1"].touches) == 3
 
 
-def test_future_timestamps_far_ahead_of_event_time_are_refused() -> None:
-    e = engine()
-    e.process(tp("t1", 0))
+def test_future_timestamps_are_judged_against_when_the_event_entered_the_log() -> None:
+    e = engine(max_future_skew_ms=15 * 60_000)
+    e.process(tp("t1", 0), ingest_ms=T0)
     with pytest.raises(InvalidEvent, match="future"):
-        e.process(tp("t2", 24 * 30))
-    assert e.max_seen_ms == T0
+        e.process(tp("t2", 1), ingest_ms=T0)  # an hour ahead of its ingest time
+    e.process(tp("t3", 24 * 30), ingest_ms=T0 + 24 * 30 * 3_600_000)  # a month later, and it is a month later
+    assert e.clock.newest() == T0 + 24 * 30 * 3_600_000
+
+
+def test_a_few_events_with_a_wrong_clock_do_not_make_the_rest_late() -> None:
+    from pipeline.engine import FILE_QUORUM
+
+    e = AttributionEngine(EngineConfig(), quorum=FILE_QUORUM)
+    out = []
+    for i in range(5):  # five events a week ahead, as from a producer with a wrong clock
+        out += e.process(tp(f"bad{i}", 167 + i * 0.01, user=f"b{i}"))
+    for i in range(200):  # then the valid log, an hour at a time
+        out += e.process(tp(f"t{i}", i * 0.1, user=f"u{i % 7}"))
+        if i % 10 == 9:
+            out += e.process(conv(f"c{i}", i * 0.1 + 0.05, "10", user=f"u{i % 7}"))
+    assert e.stats.touchpoints == 205 and e.stats.conversions == 20
+    assert e.stats.conversions_attributed == 20
 
 
 def test_unknown_currency_rate_is_an_error_not_a_guess() -> None:
@@ -178,9 +230,9 @@ def test_expiry_runs_in_bounded_slices() -> None:
     e = engine()
     for u in range(50):
         e.apply(tp(f"t{u}", 0, user=f"u{u}"))
-    wm = T0 + 8 * DAY_MS
+    e.clock.raise_floor(T0 + 8 * DAY_MS)
     total = []
-    while batch := e.advance_to(wm, limit=7):
+    while batch := e.advance(limit=7):
         assert len(batch) <= 7
         total += batch
     assert len(total) == 50 and not e.store
