@@ -1,15 +1,22 @@
 """Compare two runs of attributed rewards (stream vs backfill) by their facts, not their arrival order.
 
-The facts are the latest revision's amount of every (conversion, touchpoint) pair, and every touchpoint's
-final total. Revision numbers may differ between runs (arrival order decides them); amounts may not.
+The facts are the latest revision's amount of every (conversion, touchpoint) pair, every touchpoint's final
+total, and which conversions paid nobody. Revision numbers may differ between runs (arrival order decides them);
+amounts may not. Ids are scoped per user, so every key includes the user. A conversion said to be unattributed
+and later attributed by a late touchpoint counts as attributed: which of the two a run says first depends on
+arrival order, the end state does not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
-Facts = tuple[dict[tuple[str, str], int], dict[str, int]]
+
+class Facts(NamedTuple):
+    amounts: dict[tuple[str, str, str], int]  # (user, conversion, touchpoint) → amount of the latest revision
+    finals: dict[tuple[str, str], int]  # (user, touchpoint) → final total
+    unattributed: dict[tuple[str, str], str]  # (user, conversion) → reason, for conversions that paid nobody
 
 
 def facts(records: Iterable[dict[str, Any]], skip_user: Callable[[str], bool] = lambda _: False) -> Facts:
@@ -20,26 +27,36 @@ def facts(records: Iterable[dict[str, Any]], skip_user: Callable[[str], bool] = 
         if seen is not None and seen != r:
             raise ValueError(f"one reward_id, two different facts: {r['reward_id']}")
         by_id[r["reward_id"]] = r
-    latest: dict[tuple[str, str], tuple[int, int]] = {}
-    finals: dict[str, int] = {}
+    latest: dict[tuple[str, str, str], tuple[int, int]] = {}
+    finals: dict[tuple[str, str], int] = {}
+    said: dict[tuple[str, str], tuple[int, str]] = {}
     for r in by_id.values():
-        if skip_user(r["user_id"]):
+        user = r["user_id"]
+        if skip_user(user):
             continue
         if r["kind"] == "final":
-            finals[r["touchpoint_id"]] = r["amount_minor"]
-            continue
-        key = (r["conversion_id"], r["touchpoint_id"])
-        if key not in latest or r["revision"] > latest[key][0]:
-            latest[key] = (r["revision"], r["amount_minor"])
-    return {k: v for k, (_, v) in latest.items()}, finals
+            finals[(user, r["touchpoint_id"])] = r["amount_minor"]
+        elif r["kind"] == "unattributed":
+            key2 = (user, r["conversion_id"])
+            if key2 not in said or r["revision"] > said[key2][0]:
+                said[key2] = (r["revision"], r["reason"])
+        else:
+            key = (user, r["conversion_id"], r["touchpoint_id"])
+            if key not in latest or r["revision"] > latest[key][0]:
+                latest[key] = (r["revision"], r["amount_minor"])
+    paid = {(user, cid) for user, cid, _ in latest}
+    return Facts({k: v for k, (_, v) in latest.items()}, finals,
+                 {k: reason for k, (_, reason) in said.items() if k not in paid})
 
 
 def differences(got: Facts, expected: Facts) -> list[str]:
     """Human-readable differences; empty when the runs agree."""
-    return _diff("amount", dict(got[0]), dict(expected[0])) + _diff("final", dict(got[1]), dict(expected[1]))
+    return (_diff("amount", dict(got.amounts), dict(expected.amounts))
+            + _diff("final", dict(got.finals), dict(expected.finals))
+            + _diff("unattributed conversion", dict(got.unattributed), dict(expected.unattributed)))
 
 
-def _diff(name: str, got: dict[Any, int], expected: dict[Any, int]) -> list[str]:
+def _diff(name: str, got: dict[Any, Any], expected: dict[Any, Any]) -> list[str]:
     out = []
     missing = expected.keys() - got.keys()
     extra = got.keys() - expected.keys()

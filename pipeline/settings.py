@@ -48,8 +48,16 @@ class Settings:
     web_host: str = _doc("Host name other workers use to reach this worker's HTTP port.", "127.0.0.1")
     web_port: int = _doc("HTTP port of the worker (/stats, /metrics, /journeys/{user_id}).", 6066)
     rocksdb_cache_mb: int = _doc("RocksDB block cache per table partition, MiB (Faust's default is 2 GiB).", 64)
-    idle_timeout_seconds: int = _doc("An input partition silent this long stops holding the watermark back.", 30)
-    expiry_slice: int = _doc("Journeys expired at most per event, so a sweep never stalls the stream.", 1000)
+    idle_timeout_seconds: int = _doc("An input partition that is caught up and silent this long stops holding the "
+                                     "watermark back.", 30)
+    max_event_delay_seconds: int = _doc("Longest time an event may take to reach Kafka after its event time. A "
+                                        "partition whose inputs are all idle advances its event time from the wall "
+                                        "clock, this far behind it, so finals go out without new events.", 300)
+    expiry_slice: int = _doc("Journeys expired at most per partition and step, so a sweep never stalls the stream.",
+                             1000)
+    batch_max_events: int = _doc("Most input events the worker takes in one batch.", 2000)
+    batch_linger_ms: int = _doc("Longest a batch waits to fill before it is processed (light traffic goes in "
+                                "small batches at once).", 20)
     standby_replicas: int = _doc("Warm copies of each table partition on other workers.", 1)
     ingest_port: int = _doc("HTTP port of the conversion-ingest endpoint (POST /conversions).", 8080)
     ingest_token: str = _doc("Bearer token the ingest endpoint requires; it refuses to start without one.", "")
@@ -71,6 +79,10 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``REWARDSTREAM_*`` variables: what a child process needs to load them back."""
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def documentation(cls) -> list[tuple[str, str, Any]]:

@@ -133,12 +133,12 @@ def generate(spec: LogSpec) -> list[str]:
 
 def user_for_partition(partition: int, partitions: int, prefix: str = "sentinel") -> str:
     """A user id whose key hashes (murmur2, as every project client does) to ``partition``."""
-    from aiokafka.partitioner import murmur2
+    from pipeline.kafka import partition_for
 
     i = 0
     while True:
         user = f"{prefix}-{partition}-{i}"
-        if (murmur2(user.encode()) & 0x7FFFFFFF) % partitions == partition:
+        if partition_for(user.encode(), partitions) == partition:
             return user
         i += 1
 

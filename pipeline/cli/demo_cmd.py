@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli.common import BrokerUnavailable, load_engine_config, run_settings
-from pipeline.demo.ad_market import AGENTS, DemoPlan, DemoResult, run_market_demo
+from pipeline.demo.ad_market import AGENTS, DemoPlan, DemoResult, run_market_demo, simulated_past_seconds
 from pipeline.kafka import admin_client
 from pipeline.market import MarketSpec
 from pipeline.model_comparison import compare_models
@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     spec = MarketSpec(seed=plan.seed)
     _say(f"market: {len(AGENTS)} agents x {plan.impressions_per_hour * 24:,} impressions per simulated day for "
          f"{plan.days} days, seed {plan.seed}; conversions arrive hours to 10 days after the ad that caused them")
-    worker = WorkerProcess(settings, config_path, out, "worker", idle_timeout_seconds=2).start()
+    worker_settings = settings.with_overrides(max_event_delay_seconds=simulated_past_seconds(plan.days))
+    worker = WorkerProcess(worker_settings, config_path, out, "worker", idle_timeout_seconds=2).start()
     try:
         result = run_market_demo(settings, plan, worker, out, _say)
     finally:

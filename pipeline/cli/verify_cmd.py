@@ -50,10 +50,6 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _is_closing(user: str) -> bool:
-    return user.startswith("sentinel-")
-
-
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out: Path = args.out.resolve()
@@ -66,15 +62,17 @@ def run(args: argparse.Namespace) -> int:
     config_path = write_engine_config(out / "rewardstream.toml", max_future_skew_hours=24 * 60)
     config = load_engine_config(config_path)
 
-    lines = generate(LogSpec(users=args.users, seed=args.seed, bad_lines=len(BAD_LINES),
-                             closing_partitions=settings.partitions))
+    # No closing events: once the worker has read everything and its inputs fall silent, the wall clock moves
+    # each partition's event time (the log is months old), so every window closes as it does at the end of
+    # the backfill.
+    lines = generate(LogSpec(users=args.users, seed=args.seed, bad_lines=len(BAD_LINES)))
     log_path = out / "events.jsonl"
     log_path.write_text("\n".join(lines) + "\n")
     _say(f"generated {len(lines):,} events for {args.users:,} users over 30 days -> {log_path}")
 
     backfill_path = out / "rewards.backfill.jsonl"
     summary = run_backfill(log_path, backfill_path, config, progress=False)
-    expected = facts((orjson.loads(line) for line in backfill_path.read_bytes().splitlines()), _is_closing)
+    expected = facts(orjson.loads(line) for line in backfill_path.read_bytes().splitlines())
 
     worker = WorkerProcess(settings, config_path, out, "worker", idle_timeout_seconds=5).start()
     try:
@@ -95,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
         records = _follow(settings, worker, expected, stream_path, args.timeout)
     finally:
         worker.stop()
-    got = facts(records, _is_closing)
+    got = facts(records)
     problems = differences(got, expected)
     _say(f"stream equals backfill: {'yes' if not problems else 'NO'} "
-         f"({len(got[0]):,} conversion-touchpoint amounts, {len(got[1]):,} finals)")
+         f"({len(got.amounts):,} conversion-touchpoint amounts, {len(got.finals):,} finals, "
+         f"{len(got.unattributed):,} conversions that paid nobody)")
     for problem in problems:
         _say(f"  {problem}")
 
@@ -124,11 +123,11 @@ def _follow(settings: Settings, worker: WorkerProcess, expected: Any, path: Path
     consumer.subscribe([settings.topic_rewards])
     codec = AvroCodec("attributed_reward")
     records: list[dict[str, Any]] = []
-    finals: set[str] = set()
+    finals: set[tuple[str, str]] = set()
     deadline = time.monotonic() + timeout
     last_print = 0.0
     with open(path, "wb") as fh:
-        while len(finals) < len(expected[1]) and time.monotonic() < deadline:
+        while len(finals) < len(expected.finals) and time.monotonic() < deadline:
             for msg in consumer.consume(5000, 0.5):
                 value = msg.value()
                 if msg.error() or value is None:
@@ -136,15 +135,15 @@ def _follow(settings: Settings, worker: WorkerProcess, expected: Any, path: Path
                 record = reward_to_json(reward_from_record(codec.decode(value)))
                 records.append(record)
                 fh.write(orjson.dumps(record) + b"\n")
-                if record["kind"] == "final" and not _is_closing(record["user_id"]):
-                    finals.add(record["touchpoint_id"])
+                if record["kind"] == "final":
+                    finals.add((record["user_id"], record["touchpoint_id"]))
             if time.monotonic() - last_print > 3:
                 last_print = time.monotonic()
                 s = worker.stats() or {}
                 lag = s.get("watermark_lag_seconds")
                 _say(f"  worker: {s.get('events_in', 0):>8,} events in, {s.get('conversions_attributed', 0):>6,} "
                      f"conversions attributed, watermark lag {lag / 3600 if lag else 0:>7.1f} h; "
-                     f"rewards read {len(records):>8,}, finals {len(finals):,}/{len(expected[1]):,}")
+                     f"rewards read {len(records):>8,}, finals {len(finals):,}/{len(expected.finals):,}")
                 if not worker.alive():
                     raise RuntimeError(f"the worker exited:\n{worker.tail()}")
     consumer.close()
@@ -153,7 +152,7 @@ def _follow(settings: Settings, worker: WorkerProcess, expected: Any, path: Path
 
 def _compare_models(events: list[Event], config: Any, out: Path) -> None:
     """Every model over the same events (learned models fitted first), attributed value per channel."""
-    per_model, learned = compare_models(events, config, _is_closing)
+    per_model, learned = compare_models(events, config)
     weights_path = out / "attribution-weights.json"
     weights_path.write_text(json.dumps(learned.to_json(), indent=2) + "\n")
     channels = sorted({c for t in per_model.values() for c in t})

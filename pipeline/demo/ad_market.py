@@ -5,7 +5,9 @@ the conversions those impressions cause, days later on the simulated clock; a wo
 replay buffer reads the attributed rewards back. The click agent refits on the buffer's immediate rewards,
 the attribution agent on its *final* attributed rewards. Each simulated day ends by waiting until the
 worker has processed everything and the buffer holds every experience the agents will learn from, so a
-seed gives the same learning curves on any machine, at any speed.
+seed gives the same learning curves on any machine, at any speed. Nothing is sent to keep the worker's clock
+moving: at the end of a day every input partition is caught up and silent, so none holds the watermark back
+and the day's finals fall due by the touchpoints' own event time.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import orjson
 
 from pipeline.events.jsonl import event_to_json
-from pipeline.events.types import Conversion, Event, Touchpoint
+from pipeline.events.types import Event, Touchpoint
 from pipeline.gym import DelayedRewardWrapper
 from pipeline.market import CHANNELS, SEGMENTS, AdMarketEnv, Market, MarketSpec, ThompsonAgent
 from pipeline.market.market import DAY_MS
@@ -29,10 +30,17 @@ from pipeline.producers import ConversionProducer, TouchpointProducer
 from pipeline.replay import ReplayBuffer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
-from pipeline.synthetic import user_for_partition
 
 START_MS = 1_780_272_000_000  # 2026-06-01T00:00:00Z: the simulated clock's first impression
 AGENTS = ("click-agent", "attribution-agent")
+
+
+def simulated_past_seconds(plan_days: int, now_ms: int | None = None) -> int:
+    """How far behind the wall clock the market's simulated events can be. The worker is told its events may
+    arrive that late, so the wall clock never moves its event time (which it would do for a live feed whose
+    partitions fall silent); each day's finals come from the day's own touchpoints."""
+    now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    return max(0, now_ms - START_MS) // 1000 + (plan_days + 1) * DAY_MS // 1000
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,6 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
                           capacity=plan.days * 24 * plan.impressions_per_hour * len(AGENTS) + 1000).start()
     players = [_Player(name, i, spec, plan, producer, buffer) for i, name in enumerate(AGENTS)]
     oracle = spec.policy_value(spec.oracle_policy())
-    heartbeat_users = [user_for_partition(p, settings.partitions, "heartbeat") for p in range(settings.partitions)]
     published = 0
     last_events, last_clock = 0, time.monotonic()
     try:
@@ -130,7 +137,6 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
                     published += player.play_hour(feed, result.events)
             day_end = START_MS + (day + 1) * DAY_MS
             cutoff = day_end - (plan.window_days + 1) * DAY_MS  # finals up to here are due by now
-            published += _heartbeats(feed, heartbeat_users, day_end, day)
             producer.flush()
             feed.flush()
             stats = _wait_for_worker(worker, published, plan.settle_timeout)
@@ -163,18 +169,6 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
             fh.write(orjson.dumps(event_to_json(ev)) + b"\n")
     result.seconds = time.monotonic() - started
     return result
-
-
-def _heartbeats(feed: ConversionProducer, users: list[str], day_end: int, day: int) -> int:
-    """A zero-value conversion per partition at the end of the day, with no touchpoint to pay.
-
-    The worker's watermark is the minimum over both inputs, and it re-evaluates idle inputs only when an
-    event arrives. Conversions are sparse, so at the end of a day some partition's conversion input may be
-    hours behind and nothing would arrive to move it while the demo waits for the day's finals. A feed that
-    goes quiet should do the same in production (docs/operations.md)."""
-    for user in users:
-        feed.send(Conversion(f"{user}-d{day}", user, "heartbeat", Decimal(0), "USD", day_end))
-    return len(users)
 
 
 def _wait_for_worker(worker: WorkerProcess, published: int, timeout: float) -> dict[str, Any]:

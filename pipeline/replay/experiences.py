@@ -149,6 +149,7 @@ class ExperienceTable:
         self._conversion_refs: dict[str, int] = {}  # conversion id -> held experiences it paid
         self.orphans_dropped = 0
         self.evicted = 0
+        self.conversions_unattributed = 0  # conversions that arrived with no eligible touchpoint
         self.dirty: set[int] = set()  # slots changed since the last persist
         self.dirty_pending: set[str] = set()
         self.removed_seqs: list[int] = []
@@ -200,6 +201,10 @@ class ExperienceTable:
 
     def apply_reward(self, r: AttributedReward) -> bool:
         """Fold one attributed-reward event in; False if it changed nothing (stale, repeated, or waiting)."""
+        if r.kind == RewardKind.UNATTRIBUTED:  # a conversion that paid nobody: no experience to change
+            if r.revision == 0:
+                self.conversions_unattributed += 1
+            return False
         slot = self.index.get(r.touchpoint_id)
         if slot is None:
             self._park(r)
@@ -400,6 +405,7 @@ class ExperienceTable:
             "rewards_applied": self.rewards_applied, "rewards_stale": self.rewards_stale,
             "conversions_attributed": len(self._conversion_refs), "pending_rewards": len(self.pending),
             "orphan_rewards_dropped": self.orphans_dropped, "evicted": self.evicted,
+            "conversions_unattributed": self.conversions_unattributed,
         }
 
     # ------------------------------------------------------------------ priorities
@@ -444,7 +450,7 @@ class ExperienceTable:
             self.final_pos[slot] = self.n_final
             self.n_final += 1
 
-    COUNTERS = ("rewards_applied", "rewards_stale", "orphans_dropped", "evicted")
+    COUNTERS = ("rewards_applied", "rewards_stale", "orphans_dropped", "evicted", "conversions_unattributed")
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.COUNTERS}
@@ -478,7 +484,7 @@ def fold_rewards(rewards: Sequence[AttributedReward]) -> dict[str, int]:
     checks (the table applies the same rules incrementally)."""
     latest: dict[tuple[str, str], tuple[int, int]] = {}
     for r in rewards:
-        if r.kind == RewardKind.FINAL:
+        if r.kind in (RewardKind.FINAL, RewardKind.UNATTRIBUTED):
             continue
         key = (r.touchpoint_id, r.conversion_id or "")
         prev = latest.get(key)

@@ -25,7 +25,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> RewardsSummary:
     for r in records:
         kinds[r["kind"]] += 1
         base = r.get("base_currency") or base
-        if r["kind"] == "final":
+        if r["kind"] in ("final", "unattributed"):
             continue
         key = (r["conversion_id"], r["touchpoint_id"])
         prev = latest.get(key)

@@ -1,23 +1,48 @@
-"""Journey values as stored in RocksDB and the changelog: the journey plus its outbox.
+"""Journey values as stored in RocksDB and the changelog: the journey, and the outbox of rewards its write made.
 
-Compact JSON arrays (orjson): touchpoints appear once per record and splits refer to them by index.
-Not pickle: a changelog topic is input, and unpickling input is code execution.
+Layout (format 2)::
+
+    u8 version=2 | u32 body length | body | u32 outbox count | (u32 length | reward record)*
+
+The body is the journey as compact JSON (orjson; touchpoints appear once and splits refer to them by index); an
+empty body means the journey is gone and the record only carries its last outputs. Outbox entries are the
+attributed-reward records already Avro-encoded, so the relay forwards bytes without decoding anything.
+Format 1 (a JSON array holding journey and outbox together) is still read, so state written before this format
+restores. Not pickle: a changelog topic is input, and unpickling input is code execution.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from pipeline.engine.journey import Journey, Split, Touch
+from pipeline.events.avro import AvroCodec, reward_to_record
 from pipeline.events.types import AttributedReward, RewardKind
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_U32 = struct.Struct("<I")
+_LEGACY_JSON = ord("[")  # format 1 was a bare JSON array
 
 
-def encode(journey: Journey | None, outbox: list[AttributedReward]) -> bytes:
+class UnknownJourneyFormat(ValueError):
+    """A stored value written by a format this code does not know (a newer version, or not a journey)."""
+
+
+def encode(journey: Journey | None, outbox: Sequence[bytes]) -> bytes:
     """``journey`` None means the journey is gone; the record then carries only its last outputs."""
+    body = b"" if journey is None else orjson.dumps(_body(journey))
+    parts = [bytes((FORMAT_VERSION,)), _U32.pack(len(body)), body, _U32.pack(len(outbox))]
+    for record in outbox:
+        parts.append(_U32.pack(len(record)))
+        parts.append(record)
+    return b"".join(parts)
+
+
+def _body(journey: Journey) -> list[Any]:
     pool: dict[str, int] = {}
     touches: list[list[Any]] = []
 
@@ -28,34 +53,64 @@ def encode(journey: Journey | None, outbox: list[AttributedReward]) -> bytes:
             touches.append(list(t))
         return i
 
-    body: list[Any] = [FORMAT_VERSION, touches, [], [], [], [list(r) for r in outbox]]
-    if journey is not None:
-        body[2] = [ref(t) for t in journey.touches]
-        body[3] = journey.earned
-        body[4] = [
-            [s.conversion_id, s.event, s.time_ms, s.currency, s.value_minor, s.base_minor, s.model, s.used_model,
-             s.revision, [ref(t) for t in s.touches], s.shares, s.local_shares, s.refund_of, s.refunded_minor,
-             s.refunded_base]
-            for s in journey.splits
-        ]
-    return orjson.dumps(body)
-
-
-def decode(data: bytes) -> tuple[Journey | None, list[AttributedReward]]:
-    body = orjson.loads(data)
-    if body[0] != FORMAT_VERSION:
-        raise ValueError(f"journey format {body[0]} is not {FORMAT_VERSION}")
-    pool = [Touch(*t) for t in body[1]]
-    outbox = [AttributedReward(RewardKind(r[0]), *r[1:]) for r in body[5]]
-    if not body[2] and not body[4]:
-        return None, outbox
+    refs = [ref(t) for t in journey.touches]
     splits = [
+        [s.conversion_id, s.event, s.time_ms, s.currency, s.value_minor, s.base_minor, s.model, s.used_model,
+         s.revision, [ref(t) for t in s.touches], s.shares, s.local_shares, s.refund_of, s.refunded_minor,
+         s.refunded_base]
+        for s in journey.splits
+    ]
+    return [touches, refs, journey.earned, splits]
+
+
+def _journey(touches: list[Any], refs: list[int], earned: list[int], splits: list[Any]) -> Journey | None:
+    if not refs and not splits:
+        return None
+    pool = [Touch(*t) for t in touches]
+    return Journey([pool[i] for i in refs], list(earned), [
         Split(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], tuple(pool[i] for i in s[9]), tuple(s[10]),
               tuple(s[11]), s[12], s[13], s[14])
-        for s in body[4]
-    ]
-    return Journey([pool[i] for i in body[2]], list(body[3]), splits), outbox
+        for s in splits
+    ])
 
 
-def decode_outbox(data: bytes) -> list[AttributedReward]:
-    return decode(data)[1]
+def _version(data: bytes) -> int:
+    if not data:
+        raise UnknownJourneyFormat("empty journey value")
+    if data[0] == _LEGACY_JSON:
+        return 1
+    if data[0] != FORMAT_VERSION:
+        raise UnknownJourneyFormat(f"journey value of format {data[0]}; this worker reads formats 1 and "
+                                   f"{FORMAT_VERSION} (a newer worker wrote it? run that version)")
+    return FORMAT_VERSION
+
+
+def decode_journey(data: bytes) -> Journey | None:
+    if _version(data) == 1:
+        body = orjson.loads(data)
+        return _journey(body[1], body[2], body[3], body[4])
+    (n,) = _U32.unpack_from(data, 1)
+    if n == 0:
+        return None
+    return _journey(*orjson.loads(data[5:5 + n]))
+
+
+_REWARDS = AvroCodec("attributed_reward")
+
+
+def outbox(data: bytes) -> list[bytes]:
+    """The reward records a journey value carries, ready to publish."""
+    if _version(data) == 1:
+        legacy = [AttributedReward(RewardKind(r[0]), *r[1:]) for r in orjson.loads(data)[5]]
+        return [_REWARDS.encode(reward_to_record(r)) for r in legacy]
+    (n,) = _U32.unpack_from(data, 1)
+    at = 5 + n
+    (count,) = _U32.unpack_from(data, at)
+    at += 4
+    records = []
+    for _ in range(count):
+        (size,) = _U32.unpack_from(data, at)
+        at += 4
+        records.append(data[at:at + size])
+        at += size
+    return records

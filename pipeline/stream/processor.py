@@ -1,212 +1,224 @@
-"""One input partition's processing: the engine over a byte key-value store, with a watermark taken as
-the minimum over both input topics and an expiry schedule swept in bounded slices.
+"""One input partition's processing, as a pure step: a batch of raw records in, table writes out.
 
-No Faust here: the Faust agents hand each decoded event to :meth:`PartitionProcessor.process` and apply
-the returned writes to their table. Tests drive it with a dict.
+No Faust and no Kafka client here. The worker hands :meth:`PartitionProcessor.process` the partition's records
+of one batch (from both input topics, in arrival order), a way to load stored journeys, and what it knows from
+outside: which inputs are idle and how far the wall clock lets event time advance. It gets back the writes
+for the journeys table, each changed journey once, carrying the rewards its change produced (its outbox), and
+the records it refused. Tests drive it with a dict.
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple
 
 import orjson
 
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.engine import AttributionEngine, EngineConfig, HeapExpiryIndex, Journey
+from pipeline.engine import AttributionEngine, EngineConfig, EngineStats, HeapExpiryIndex, Journey
 from pipeline.engine.journey import next_deadline
+from pipeline.events.avro import AvroCodec, conversion_from_record, reward_to_record, touchpoint_from_record
 from pipeline.events.errors import InvalidEvent
 from pipeline.events.types import AttributedReward, Event
 from pipeline.stream import journey_codec
 
 TOUCHPOINTS = "touchpoints"
 CONVERSIONS = "conversions"
-RESERVED_PREFIX = "\x00"  # keys that are not user ids (per-partition metadata)
+SOURCES = (TOUCHPOINTS, CONVERSIONS)
+RESERVED_PREFIX = b"\x00"  # keys that are not user ids (per-partition metadata)
+
+Write = tuple[bytes, bytes | None]  # (key, value); None deletes
+Loader = Callable[[list[bytes]], list[bytes | None]]  # stored values for keys (None where absent)
 
 
-class ByteStore(Protocol):
-    def get(self, key: str) -> bytes | None: ...
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """A record of an input topic as Kafka delivered it."""
+
+    source: str  # TOUCHPOINTS or CONVERSIONS
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    ingest_ms: int | None  # the record's Kafka timestamp
 
 
-Write = tuple[str, bytes | None]  # (key, value); None deletes
+class Refusal(NamedTuple):
+    record: InputRecord
+    error: InvalidEvent
 
 
-class OutboxStore(MutableMapping[str, Journey]):
-    """The engine's journey store over a byte store. Writes are held back until :meth:`drain`, which
-    encodes each journey with the rewards it produced in this step (its outbox)."""
+@dataclass
+class BatchOutput:
+    """The table writes of one step (the partition's frontier first, when it is written) and the refusals."""
 
-    def __init__(self, kv: ByteStore) -> None:
-        self.kv = kv
-        self.dirty: dict[str, Journey | None] = {}
+    writes: list[Write] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    rewards: int = 0
+
+
+class _BatchStore(MutableMapping[str, Journey]):
+    """The engine's journey store for one step: journeys loaded from the table (once), changes kept until
+    the step's writes are made."""
+
+    def __init__(self, load: Loader) -> None:
+        self._load = load
+        self.loaded: dict[str, Journey | None] = {}
+        self.dirty: set[str] = set()
+
+    def preload(self, users: Iterable[str]) -> None:
+        missing = [u for u in dict.fromkeys(users) if u not in self.loaded]
+        if missing:
+            for user, raw in zip(missing, self._load([u.encode() for u in missing]), strict=True):
+                self.loaded[user] = journey_codec.decode_journey(raw) if raw is not None else None
 
     def __getitem__(self, user: str) -> Journey:
-        if user in self.dirty:
-            journey = self.dirty[user]
-        else:
-            raw = self.kv.get(user)
-            journey = journey_codec.decode(raw)[0] if raw is not None else None
+        if user not in self.loaded:
+            self.preload((user,))
+        journey = self.loaded[user]
         if journey is None:
             raise KeyError(user)
         return journey
 
     def __setitem__(self, user: str, journey: Journey) -> None:
-        self.dirty[user] = journey
+        self.loaded[user] = journey
+        self.dirty.add(user)
 
     def __delitem__(self, user: str) -> None:
-        self.dirty[user] = None
+        self.loaded[user] = None
+        self.dirty.add(user)
+
+    def __contains__(self, user: object) -> bool:
+        return isinstance(user, str) and self.get(user) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.dirty)  # the engine never iterates; the byte store is the source of truth
+        return iter(u for u, j in self.loaded.items() if j is not None)
 
     def __len__(self) -> int:
-        return len(self.dirty)
-
-    def drain(self, rewards: list[AttributedReward]) -> list[Write]:
-        """The step's table writes. A deleted journey with outputs is written once with its outbox (so the
-        relay publishes them) and then deleted."""
-        outbox: dict[str, list[AttributedReward]] = defaultdict(list)
-        for r in rewards:
-            outbox[r.user_id].append(r)
-        writes: list[Write] = []
-        for user in {**self.dirty, **outbox}:
-            journey = self.dirty[user] if user in self.dirty else self.get(user)
-            out = outbox.get(user, [])
-            if journey is None:
-                if out:
-                    writes.append((user, journey_codec.encode(None, out)))
-                writes.append((user, None))
-            else:
-                writes.append((user, journey_codec.encode(journey, out)))
-        self.dirty.clear()
-        return writes
-
-    def discard(self) -> None:
-        self.dirty.clear()
-
-
-@dataclass
-class InputClock:
-    """Event-time frontier of one input topic's partition, when it last delivered (wall clock), and the
-    offset of its last record (to ask Kafka whether anything is left to read)."""
-
-    max_ms: int | None = None
-    last_arrival: float = field(default_factory=time.monotonic)
-    last_offset: int | None = None
+        return sum(j is not None for j in self.loaded.values())
 
 
 class PartitionProcessor:
-    """Watermark = min over both inputs' newest event time − allowed lateness (as Flink does with several
-    inputs), so reading one topic ahead of the other cannot finalise touchpoints early.
+    """The engine over one partition's journeys, with a clock over both input topics (see EventClock).
 
-    An input is *idle* when Kafka has nothing more for it (``caught_up(source, last_offset)``) and it has
-    delivered nothing for ``idle_timeout_s``; an idle input is left out of the minimum, or a quiet topic
-    would stall finality for ever. That is the one place the wall clock enters, and only for an input that
-    has nothing left to read, so a replay of a backlog (both inputs lagging) is decided by event time alone."""
+    State kept here between steps is small: the clock and the expiry schedule (rebuilt from the table by
+    :meth:`restore`). Journeys live in the table, so the worker's memory does not grow with open journeys."""
 
     META_EVERY_MS = 3_600_000  # event time between routine saves of the frontier
 
-    def __init__(
-        self,
-        partition: int,
-        kv: ByteStore,
-        config: EngineConfig,
-        learned: LearnedWeights | None = None,
-        *,
-        idle_timeout_s: float = 30.0,
-        slice_limit: int = 1000,
-        clock: Callable[[], float] = time.monotonic,
-        caught_up: Callable[[str, int | None], bool] = lambda source, last_offset: True,
-    ) -> None:
+    def __init__(self, partition: int, config: EngineConfig, learned: LearnedWeights | None = None, *,
+                 slice_limit: int = 1000) -> None:
         self.partition = partition
-        self.store = OutboxStore(kv)
-        self.engine = AttributionEngine(config, learned, store=self.store, expiry=HeapExpiryIndex())
-        self.idle_timeout_s = idle_timeout_s
         self.slice_limit = slice_limit
-        self.clock = clock
-        self.caught_up = caught_up
-        now = clock()
-        self.inputs = {TOUCHPOINTS: InputClock(last_arrival=now), CONVERSIONS: InputClock(last_arrival=now)}
-        self.meta_key = f"{RESERVED_PREFIX}meta:{partition}"
+        self.engine = AttributionEngine(config, learned, store={}, expiry=HeapExpiryIndex(), sources=SOURCES)
+        self.meta_key = RESERVED_PREFIX + f"meta:{partition}".encode()
         self._meta_saved_at: int | None = None
+        self._codecs = {TOUCHPOINTS: AvroCodec("touchpoint"), CONVERSIONS: AvroCodec("conversion")}
+        self._rewards = AvroCodec("attributed_reward")
 
-    def restore(self, items: Iterable[tuple[str, bytes]]) -> int:
-        """Rebuild the expiry schedule and the event-time frontier from the partition's stored state."""
+    @property
+    def stats(self) -> EngineStats:
+        return self.engine.stats
+
+    def restore(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        """Rebuild the expiry schedule and the clock from the partition's stored state; returns the number
+        of journeys with a pending deadline."""
         n = 0
         for key, value in items:
             if key == self.meta_key:
-                meta = orjson.loads(value)
-                self.inputs[TOUCHPOINTS].max_ms = meta.get(TOUCHPOINTS)
-                self.inputs[CONVERSIONS].max_ms = meta.get(CONVERSIONS)
-                self._meta_saved_at = self.watermark()
+                self.engine.clock.load(orjson.loads(value))
+                self.engine.watermark = self.engine.clock.watermark()
+                self._meta_saved_at = self.engine.watermark
                 continue
             if key.startswith(RESERVED_PREFIX):
                 continue
-            journey = journey_codec.decode(value)[0]
+            journey = journey_codec.decode_journey(value)
             if journey is None:
                 continue
             deadline = next_deadline(journey, self.engine.config)
             if deadline is not None:
-                self.engine.expiry.schedule(key, deadline)
+                self.engine.expiry.schedule(key.decode(), deadline)
                 n += 1
             self.engine.stats.pending_touchpoints += len(journey.touches)
-        seen = [c.max_ms for c in self.inputs.values() if c.max_ms is not None]
-        self.engine.max_seen_ms = max(seen) if seen else None
-        wm = self.watermark()
-        if wm is not None:
-            self.engine.watermark = wm
         return n
 
-    def idle(self, source: str) -> bool:
-        c = self.inputs[source]
-        return self.clock() - c.last_arrival > self.idle_timeout_s and self.caught_up(source, c.last_offset)
+    def decode(self, record: InputRecord) -> Event:
+        """Bytes to a validated event; InvalidEvent (naming the field) for anything else."""
+        if record.value is None:
+            raise InvalidEvent("<bytes>", "empty record value (tombstone) on an input topic")
+        data = self._codecs[record.source].decode(record.value)
+        event = touchpoint_from_record(data) if record.source == TOUCHPOINTS else conversion_from_record(data)
+        if record.key != event.user_id.encode():
+            raise InvalidEvent("key", f"record key {record.key!r} is not the user_id {event.user_id!r}: producers "
+                                      "must key by user_id or journeys split across workers")
+        return event
 
-    def watermark(self) -> int | None:
-        live = [c.max_ms for source, c in self.inputs.items() if not self.idle(source)]
-        if not live:
-            live = [c.max_ms for c in self.inputs.values() if c.max_ms is not None]
-        if any(m is None for m in live):
-            return None
-        return min(m for m in live if m is not None) - self.engine.config.allowed_lateness_ms
+    def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
+                floor_ms: int | None = None) -> BatchOutput:
+        """One step over a batch of this partition's records, in arrival order."""
+        out = BatchOutput()
+        inputs: list[tuple[str, Event, int | None]] = []
+        accepted: list[InputRecord] = []
+        for record in records:
+            try:
+                inputs.append((record.source, self.decode(record), record.ingest_ms))
+                accepted.append(record)
+            except InvalidEvent as exc:
+                out.refused.append(Refusal(record, exc))
+        return self._step(inputs, accepted, load, idle, floor_ms, out)
 
-    def process(self, source: str, event: Event, offset: int | None = None, ingest_ms: int | None = None
-                ) -> tuple[list[AttributedReward], list[Write]]:
-        """Apply one event. Raises InvalidEvent (state untouched, nothing to write) for a bad event."""
-        self.inputs[source].last_offset = offset
-        try:
-            rewards = self.engine.apply(event, ingest_ms)
-        except InvalidEvent:
-            self.store.discard()
-            raise
-        clock = self.inputs[source]
-        clock.last_arrival = self.clock()
-        if clock.max_ms is None or event.timestamp_ms > clock.max_ms:
-            clock.max_ms = event.timestamp_ms
-        if self.engine.max_seen_ms is None or event.timestamp_ms > self.engine.max_seen_ms:
-            self.engine.max_seen_ms = event.timestamp_ms
-        wm = self.watermark()
-        expired = False
-        if wm is not None:
-            before = len(self.store.dirty)
-            swept = self.engine.advance_to(wm, self.slice_limit)
-            expired = bool(swept) or len(self.store.dirty) > before
-            rewards.extend(swept)
-        writes = self.store.drain(rewards)
-        if wm is not None and (expired or self._meta_saved_at is None
-                               or wm - self._meta_saved_at >= self.META_EVERY_MS):
+    def advance(self, load: Loader, idle: Collection[str] = (), floor_ms: int | None = None) -> BatchOutput:
+        """A step without input (the worker's timer): what the idle inputs and the wall clock let expire."""
+        return self._step([], [], load, idle, floor_ms, BatchOutput())
+
+    def _step(self, inputs: list[tuple[str, Event, int | None]], records: list[InputRecord], load: Loader,
+              idle: Collection[str], floor_ms: int | None, out: BatchOutput) -> BatchOutput:
+        engine = self.engine
+        store = _BatchStore(load)
+        store.preload(event.user_id for _, event, _ in inputs)
+        engine.store = store
+        before = engine.watermark
+        if floor_ms is not None:
+            engine.clock.raise_floor(floor_ms)
+        step = engine.step(inputs, idle, self.slice_limit)
+        out.refused += [Refusal(records[r.position], r.error) for r in step.refused]
+        out.rewards = len(step.rewards)
+        out.writes = self._writes(store, step.rewards)
+        wm = engine.watermark
+        if wm is not None and wm != before and (self._meta_saved_at is None or engine.swept > 0
+                                               or wm - self._meta_saved_at >= self.META_EVERY_MS):
             # The frontier goes *first*: records of one partition are durable as a prefix, so whenever an
             # expiry (a forgotten touchpoint) survives a crash, a frontier at least this new survives too, and
             # a replay of the forgotten event is refused as late instead of being taken for a new one.
-            meta = {TOUCHPOINTS: self.inputs[TOUCHPOINTS].max_ms, CONVERSIONS: self.inputs[CONVERSIONS].max_ms}
-            writes.insert(0, (self.meta_key, orjson.dumps(meta)))
+            out.writes.insert(0, (self.meta_key, orjson.dumps(engine.clock.state())))
             self._meta_saved_at = wm
-        return rewards, writes
+        engine.store = {}
+        return out
+
+    def _writes(self, store: _BatchStore, rewards: list[AttributedReward]) -> list[Write]:
+        """Each changed journey once, with the rewards it produced. A deleted journey with outputs is written
+        once with its outbox (so the relay publishes them) and then deleted."""
+        outbox: dict[str, list[bytes]] = {}
+        encode = self._rewards.encode
+        for r in rewards:
+            outbox.setdefault(r.user_id, []).append(encode(reward_to_record(r)))
+        writes: list[Write] = []
+        for user in {**dict.fromkeys(store.dirty), **outbox}:
+            journey = store.loaded.get(user)
+            key = user.encode()
+            records = outbox.get(user, [])
+            if journey is None:
+                if records:
+                    writes.append((key, journey_codec.encode(None, records)))
+                writes.append((key, None))
+            else:
+                writes.append((key, journey_codec.encode(journey, records)))
+        return writes
 
     def lag_ms(self) -> int | None:
         """Event-time distance between the newest event and the watermark (lateness plus input skew)."""
         wm = self.engine.watermark
-        if wm is None or self.engine.max_seen_ms is None:
+        newest = self.engine.clock.newest()
+        if wm is None or newest is None:
             return None
-        return self.engine.max_seen_ms - wm
+        return max(0, newest - wm)

@@ -34,17 +34,11 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        s = self.settings
-        return {**os.environ,
-                "REWARDSTREAM_BOOTSTRAP_SERVERS": s.bootstrap_servers, "REWARDSTREAM_APP_ID": s.app_id,
-                "REWARDSTREAM_TOPIC_TOUCHPOINTS": s.topic_touchpoints,
-                "REWARDSTREAM_TOPIC_CONVERSIONS": s.topic_conversions,
-                "REWARDSTREAM_TOPIC_REWARDS": s.topic_rewards,
-                "REWARDSTREAM_TOPIC_DEAD_LETTERS": s.topic_dead_letters,
-                "REWARDSTREAM_PARTITIONS": str(s.partitions),
-                "REWARDSTREAM_IDLE_TIMEOUT_SECONDS": str(self.idle_timeout_seconds),
-                "REWARDSTREAM_STANDBY_REPLICAS": str(self.standby_replicas),
-                "REWARDSTREAM_DATADIR": str(self.datadir), "REWARDSTREAM_WEB_PORT": str(self.port)}
+        """Every setting as its ``REWARDSTREAM_*`` variable, so the child runs with exactly these settings."""
+        s = self.settings.with_overrides(idle_timeout_seconds=self.idle_timeout_seconds,
+                                         standby_replicas=self.standby_replicas, datadir=str(self.datadir),
+                                         web_port=self.port)
+        return {**os.environ, **s.environment()}
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "pipeline.cli.main", "worker"]

@@ -13,7 +13,7 @@ import orjson
 from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
-from pipeline.kafka import consumer_config, ensure_topics
+from pipeline.kafka import consumer_config, drain, ensure_topics
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
@@ -62,7 +62,7 @@ class RewardReader:
     def poll(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for msg in self.consumer.consume(5000, 0.5):
+            for msg in drain(self.consumer, 5000, 0.5):
                 value = msg.value()
                 if msg.error() or value is None:
                     continue

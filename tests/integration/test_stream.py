@@ -33,10 +33,19 @@ def _is_sentinel(user: str) -> bool:
     return user.startswith("sentinel-")
 
 
-def _log(settings: Settings, tmp: Path, config: Path, users: int, seed: int) -> tuple[list[str], Facts]:
-    """A generated log that ends with closing events, and the backfill's facts for it."""
-    lines = generate(LogSpec(users=users, seed=seed, closing_partitions=settings.partitions))
+def _log(settings: Settings, tmp: Path, config: Path, users: int, seed: int, closing: bool = True
+         ) -> tuple[list[str], Facts]:
+    """A generated log (months old), ending with closing events unless ``closing`` is False, and the backfill's
+    facts for it. Tests that stream such a log in pieces, with pauses between them, are replaying history: they
+    close the windows with closing events and tell the worker their events may be that old (see
+    ``replaying``), or a pause would let the wall clock finalise what the next piece still changes."""
+    lines = generate(LogSpec(users=users, seed=seed, closing_partitions=settings.partitions if closing else 0))
     return lines, _expected(tmp, lines, config)
+
+
+def replaying(settings: Settings) -> Settings:
+    """Settings for a worker fed a months-old log with pauses: the wall clock must not move its event time."""
+    return settings.with_overrides(max_event_delay_seconds=10 * 365 * 86400)
 
 
 def _expected(tmp: Path, lines: list[str], config: Path) -> Facts:
@@ -50,15 +59,15 @@ def _expected(tmp: Path, lines: list[str], config: Path) -> Facts:
 
 
 def _run_until_complete(reader: RewardReader, expected: Facts, workers: list[Worker], timeout: float) -> Facts:
-    got: Facts = ({}, {})
+    got = Facts({}, {}, {})
 
     def complete() -> bool:
         nonlocal got
         reader.poll(2)
         got = facts(reader.records, _is_sentinel)
-        return len(got[1]) >= len(expected[1]) and len(got[0]) >= len(expected[0])
+        return len(got.finals) >= len(expected.finals) and len(got.amounts) >= len(expected.amounts)
 
-    wait_for(complete, timeout, f"all {len(expected[1])} finals (have {len(got[1])})",
+    wait_for(complete, timeout, f"all {len(expected.finals)} finals (have {len(got.finals)})",
              lambda: "\n".join(f"--- {w.name}\n{w.tail()}" for w in workers))
     return got
 
@@ -75,10 +84,12 @@ def stream_env(kafka_settings: Settings, tmp_path: Path) -> tuple[Settings, Path
 
 @pytest.mark.timeout(600)
 def test_stream_equals_backfill(stream_env: tuple[Settings, Path], tmp_path: Path) -> None:
+    """No closing events: when the worker has read everything and its inputs are silent, the wall clock (with
+    the default maximum event delay) closes every window of the months-old log, as the backfill's end does."""
     settings, config = stream_env
-    lines, expected = _log(settings, tmp_path, config, users=6000, seed=11)
+    lines, expected = _log(settings, tmp_path, config, users=6000, seed=11, closing=False)
     assert len(lines) >= 50_000
-    assert any(t for t in expected[1].values())
+    assert any(t for t in expected.finals.values()) and expected.unattributed
     produce_lines(settings, lines)
     worker = Worker(settings, config, tmp_path, "w1").start()
     reader = RewardReader(settings)
@@ -101,6 +112,7 @@ def test_stream_equals_backfill(stream_env: tuple[Settings, Path], tmp_path: Pat
 def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tuple[Settings, Path],
                                                                  tmp_path: Path) -> None:
     settings, config = stream_env
+    settings = replaying(settings)
     lines, expected = _log(settings, tmp_path, config, users=3000, seed=12)
     half = len(lines) // 2
     produce_lines(settings, lines[:half])
@@ -125,6 +137,7 @@ def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tupl
 @pytest.mark.timeout(600)
 def test_rebalance_adds_and_removes_workers(stream_env: tuple[Settings, Path], tmp_path: Path) -> None:
     settings, config = stream_env
+    settings = replaying(settings)
     lines, expected = _log(settings, tmp_path, config, users=3000, seed=13)
     third = len(lines) // 3
     produce_lines(settings, lines[:third])

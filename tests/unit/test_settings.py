@@ -39,3 +39,9 @@ def test_example_config_loads_with_its_documented_values() -> None:
     assert config.allowed_lateness_ms == HOUR_MS and config.half_life_ms == 24 * HOUR_MS
     assert config.rates.rate("EUR") > 0
     assert Settings.load(ROOT / "config" / "example.toml", env={}) == Settings()
+
+
+def test_settings_travel_to_a_child_process_through_the_environment_whole() -> None:
+    s = Settings(bootstrap_servers="h:1", partitions=3, rocksdb_cache_mb=7, max_event_delay_seconds=9,
+                 idle_timeout_seconds=2, batch_linger_ms=1, web_host="w")
+    assert Settings.load(env=s.environment()) == s

@@ -1,0 +1,79 @@
+"""When an input partition counts as idle, and how far the wall clock may move a silent partition's clock.
+
+An input partition is idle when it has delivered nothing for ``idle_timeout`` *and* the broker said, within the
+last few seconds, that there is nothing more to read (its end offset is at or below where this worker is).
+Both, because silence alone also describes a partition whose records are still on a broker that is down or
+out of reach: such an input must keep holding the watermark back, or the records it still has would arrive
+late. The end offsets come from fresh ``ListOffsets`` requests (the timer's), never from the last fetch.
+
+When every input of a partition is idle, its event-time clock may advance from the wall clock, but never
+closer to it than ``max_event_delay``: an event that reaches Kafka within that delay of its own time is
+never refused because of it (see docs/operations.md, "Finals without new events").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass
+class InputState:
+    last_offset: int | None = None  # the last record this worker processed
+    last_arrival: float = field(default_factory=time.monotonic)
+    end_offset: int | None = None  # the broker's end offset, as last asked
+    position: int | None = None  # where the consumer reads next, as last asked (before any record arrived)
+    checked_at: float = -1e18  # when the broker last answered for this partition (monotonic seconds)
+
+
+class Idleness:
+    def __init__(self, idle_timeout_s: float, max_event_delay_ms: int, *, freshness_s: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic, wall_ms: Callable[[], int] | None = None) -> None:
+        self.idle_timeout_s = idle_timeout_s
+        self.max_event_delay_ms = max_event_delay_ms
+        self.freshness_s = freshness_s
+        self._monotonic = monotonic
+        self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
+        self.inputs: dict[TopicPartition, InputState] = {}
+
+    def _state(self, tp: TopicPartition) -> InputState:
+        state = self.inputs.get(tp)
+        if state is None:
+            state = self.inputs[tp] = InputState(last_arrival=self._monotonic())
+        return state
+
+    def arrived(self, tp: TopicPartition, offset: int) -> None:
+        state = self._state(tp)
+        state.last_offset = offset
+        state.last_arrival = self._monotonic()
+
+    def broker_says(self, ends: Mapping[TopicPartition, int], positions: Mapping[TopicPartition, int | None]) -> None:
+        """Fresh end offsets (and read positions) from the broker, for the partitions it answered."""
+        now = self._monotonic()
+        for tp, end in ends.items():
+            state = self._state(tp)
+            state.end_offset = end
+            state.position = positions.get(tp)
+            state.checked_at = now
+
+    def forget(self, tp: TopicPartition) -> None:
+        self.inputs.pop(tp, None)
+
+    def caught_up(self, tp: TopicPartition) -> bool:
+        state = self._state(tp)
+        if state.end_offset is None or self._monotonic() - state.checked_at > self.freshness_s:
+            return False  # no recent word from the broker: records may be waiting there
+        if state.last_offset is not None:
+            return state.last_offset + 1 >= state.end_offset
+        return state.position is not None and state.position >= state.end_offset
+
+    def idle(self, tp: TopicPartition) -> bool:
+        state = self._state(tp)
+        return self._monotonic() - state.last_arrival >= self.idle_timeout_s and self.caught_up(tp)
+
+    def floor_ms(self) -> int:
+        """How far the wall clock lets an all-idle partition's event time advance."""
+        return self._wall_ms() - self.max_event_delay_ms

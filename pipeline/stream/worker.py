@@ -1,0 +1,266 @@
+"""The path of one batch, from Faust's take buffer to output Kafka has acknowledged.
+
+1. The agent hands over a batch of input records (both topics, several partitions, arrival order).
+2. Per partition, the pure :class:`PartitionProcessor` turns them into table writes: each changed journey once,
+   carrying the rewards its change produced (its outbox), the partition's frontier first when it moved.
+3. The writes go to the journeys changelog and the refusals to the dead-letter topic, through confluent-kafka.
+   The next batch is processed meanwhile: it reads what earlier batches wrote from an overlay of writes not yet
+   applied locally, so waiting for Kafka costs no processing time.
+4. A committer task takes the batches in order: once Kafka has acknowledged a batch's records it applies the
+   writes to the local RocksDB (with the changelog offset they reached), and only then acknowledges the
+   batch's inputs to Faust, which commits their offsets.
+
+A crash anywhere leaves the changelog at or ahead of the local state, and the inputs unacknowledged at or
+behind the changelog; restoring from the changelog and replaying the inputs neither loses nor repeats a reward
+(a replayed event is a duplicate, or late, against the restored journey). The outbox relay (``relay``)
+publishes the rewards from the changelog, so state and output are one Kafka record.
+
+The timer (:meth:`StreamWorker.tick`) runs the same path without input records: inputs that are caught up and
+silent stop holding the watermark back, and a partition whose inputs are all idle moves its clock from the
+wall clock (see ``idleness``), so due finals go out without new events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.attribution.learned import LearnedWeights
+from pipeline.attribution.money import from_minor
+from pipeline.engine import EngineConfig, EngineStats
+from pipeline.settings import Settings
+from pipeline.stream.dead_letters import dead_letter
+from pipeline.stream.idleness import Idleness
+from pipeline.stream.local_state import JourneyTable
+from pipeline.stream.output import OutputProducer, Pending
+from pipeline.stream.processor import (
+    CONVERSIONS,
+    SOURCES,
+    TOUCHPOINTS,
+    BatchOutput,
+    InputRecord,
+    Loader,
+    PartitionProcessor,
+    Write,
+)
+
+
+@dataclass
+class WorkerCounters:
+    events_in: int = 0
+    dead_letters: int = 0  # every refused record, whatever refused it, goes to the dead-letter topic
+    batches: int = 0
+    first_event_at: float | None = None  # wall-clock seconds, for throughput measurements
+    last_event_at: float | None = None
+    retired: EngineStats = field(default_factory=EngineStats)  # partitions this worker no longer owns
+
+
+@dataclass
+class _InFlight:
+    """A batch whose records Kafka has not acknowledged yet."""
+
+    seq: int
+    changelog: list[tuple[int, list[Write]]]
+    deliveries: tuple[Pending, Pending]
+    dead_letters: int
+    acknowledge: Callable[[], None]
+    events: int
+
+
+class StreamWorker:
+    """Partition processors of the partitions this worker owns, and the path every batch takes."""
+
+    def __init__(self, settings: Settings, config: EngineConfig, learned: LearnedWeights | None,
+                 table: JourneyTable, output: OutputProducer, idleness: Idleness,
+                 on_failure: Callable[[str], None], max_in_flight: int = 8) -> None:
+        self.settings = settings
+        self.config = config
+        self.learned = learned
+        self.table = table
+        self.output = output
+        self.idleness = idleness
+        self.on_failure = on_failure
+        self.topic_of = {TOUCHPOINTS: settings.topic_touchpoints, CONVERSIONS: settings.topic_conversions}
+        self.processors: dict[int, PartitionProcessor] = {}
+        self.counters = WorkerCounters()
+        self.lock = asyncio.Lock()  # batches and timer steps take turns: one step at a time per partition
+        self._unapplied: dict[int, dict[bytes, tuple[int, bytes | None]]] = {}  # partition → key → (seq, value)
+        self._in_flight: asyncio.Queue[_InFlight] = asyncio.Queue(max_in_flight)
+        self._seq = 0
+        self._committer: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ partitions
+
+    def processor(self, partition: int) -> PartitionProcessor:
+        proc = self.processors.get(partition)
+        if proc is None:
+            proc = PartitionProcessor(partition, self.config, self.learned, slice_limit=self.settings.expiry_slice)
+            proc.restore(self.table.items(partition))
+            self.processors[partition] = proc
+        return proc
+
+    async def retire(self, partitions: Iterable[int]) -> None:
+        """Partitions taken away by a rebalance: what is in flight is finished first, their counters are kept,
+        their state is the new owner's."""
+        async with self.lock:
+            await self.drain()
+            for p in partitions:
+                proc = self.processors.pop(p, None)
+                if proc is not None:
+                    _add(self.counters.retired, dataclasses.replace(proc.stats, pending_touchpoints=0))
+                self._unapplied.pop(p, None)
+                for topic in self.topic_of.values():
+                    self.idleness.forget((topic, p))
+
+    def _idle(self, partition: int) -> list[str]:
+        return [s for s in SOURCES if self.idleness.idle((self.topic_of[s], partition))]
+
+    def _loader(self, partition: int) -> Loader:
+        """Stored journeys as the next step must see them: writes still in flight first, then RocksDB."""
+        load = self.table.loader(partition)
+        pending = self._unapplied.get(partition)
+        if not pending:
+            return load
+
+        def with_pending(keys: list[bytes]) -> list[bytes | None]:
+            missing = [k for k in keys if k not in pending]
+            stored = dict(zip(missing, load(missing), strict=True)) if missing else {}
+            return [pending[k][1] if k in pending else stored[k] for k in keys]
+
+        return with_pending
+
+    # ------------------------------------------------------------------ the two steps
+
+    async def submit(self, records: Sequence[tuple[int, InputRecord]], acknowledge: Callable[[], None]) -> None:
+        """One batch of input records (partition, record), in arrival order. ``acknowledge`` is called once the
+        batch's output is durable; this returns as soon as it is sent (or when too much is in flight)."""
+        by_partition: dict[int, list[InputRecord]] = {}
+        for partition, record in records:
+            by_partition.setdefault(partition, []).append(record)
+        async with self.lock:
+            outputs = []
+            for partition, batch in by_partition.items():
+                for record in batch:
+                    self.idleness.arrived((self.topic_of[record.source], partition), record.offset)
+                proc = self.processor(partition)
+                outputs.append((partition, proc.process(batch, self._loader(partition), self._idle(partition))))
+            await self._send(outputs, acknowledge, len(records))
+        now = time.time()
+        c = self.counters
+        c.events_in += len(records)
+        c.first_event_at = c.first_event_at or now
+        c.last_event_at = now
+
+    async def tick(self, partitions: Iterable[int]) -> None:
+        """The timer's step for the partitions this worker owns (called once their state is restored)."""
+        async with self.lock:
+            outputs = []
+            for partition in partitions:
+                proc = self.processor(partition)
+                idle = self._idle(partition)
+                # The wall clock moves a partition only when all its inputs are idle, and only once it has seen
+                # an event: a partition without history has nothing to finalise, and a floor raised there
+                # would refuse as late the history it may yet be given.
+                floor = None
+                if len(idle) == len(SOURCES) and proc.engine.clock.newest() is not None:
+                    floor = self.idleness.floor_ms()
+                out = proc.advance(self._loader(partition), idle, floor)
+                if out.writes:
+                    outputs.append((partition, out))
+            if outputs:
+                await self._send(outputs, lambda: None, 0)
+
+    async def _send(self, outputs: list[tuple[int, BatchOutput]], acknowledge: Callable[[], None],
+                    events: int) -> None:
+        """Queue a step's writes and dead letters for Kafka, keep the writes in the overlay, and hand the step
+        to the committer."""
+        dead: list[tuple[bytes, bytes]] = []
+        for partition, out in outputs:
+            frontier = self.processors[partition].engine.clock.newest()
+            for record, error in out.refused:
+                dead.append((record.key or b"", dead_letter(self.topic_of[record.source], partition, record.offset,
+                                                            record.key, record.value, error, frontier)))
+        changelog = [(partition, out.writes) for partition, out in outputs if out.writes]
+        self._seq += 1
+        for partition, writes in changelog:
+            pending = self._unapplied.setdefault(partition, {})
+            for key, value in writes:
+                pending[key] = (self._seq, value)
+        deliveries = self.output.send(changelog, dead)
+        if self._committer is None:
+            self._committer = asyncio.get_running_loop().create_task(self._commit_in_order())
+        await self._in_flight.put(_InFlight(self._seq, changelog, deliveries, len(dead), acknowledge, events))
+
+    async def _commit_in_order(self) -> None:
+        """Apply each batch locally and acknowledge its inputs once Kafka has its records, oldest first."""
+        while True:
+            batch = await self._in_flight.get()
+            try:
+                await self.output.wait(*batch.deliveries)
+                log = batch.deliveries[0]
+                for partition, writes in batch.changelog:
+                    self.table.apply(partition, writes, log.offsets[partition])
+                    pending = self._unapplied.get(partition, {})
+                    for key, _ in writes:
+                        if pending.get(key, (None,))[0] == batch.seq:
+                            del pending[key]
+                batch.acknowledge()
+                self.counters.dead_letters += batch.dead_letters
+                self.counters.batches += 1
+            except Exception as exc:  # never acknowledge what Kafka did not take
+                self.on_failure(f"batch {batch.seq} ({batch.events} events) failed: {type(exc).__name__}: {exc}")
+                return
+            finally:
+                self._in_flight.task_done()
+
+    async def drain(self) -> None:
+        """Until every batch sent so far is durable and acknowledged."""
+        await self._in_flight.join()
+
+    # ------------------------------------------------------------------ what /stats/ shows
+
+    def totals(self) -> EngineStats:
+        total = dataclasses.replace(self.counters.retired, per_model=self.counters.retired.per_model.copy())
+        for proc in self.processors.values():
+            _add(total, proc.stats)
+        return total
+
+    def stats_json(self) -> dict[str, Any]:
+        s = self.totals()
+        lags = [lag for lag in (p.lag_ms() for p in self.processors.values()) if lag is not None]
+        c = self.counters
+        return {
+            "events_in": c.events_in,
+            "batches": c.batches,
+            "pending_touchpoints": s.pending_touchpoints,
+            "touchpoints": s.touchpoints,
+            "conversions": s.conversions,
+            "refunds": s.refunds,
+            "conversions_attributed": s.conversions_attributed,
+            "conversions_unattributed": s.conversions_unattributed,
+            "corrections": s.corrections,
+            "finals": s.finals,
+            "duplicates": s.duplicate_touchpoints + s.duplicate_conversions,
+            "dropped_touchpoints": s.dropped_touchpoints,
+            "rejected": c.dead_letters,
+            "dead_letters": c.dead_letters,
+            "total_attributed": float(from_minor(s.total_attributed_minor, self.config.rates.base)),
+            "base_currency": self.config.rates.base,
+            "per_model": dict(s.per_model),
+            "watermark_lag_seconds": max(lags) / 1000 if lags else None,
+            "partitions": sorted(self.processors),
+            "first_event_at": c.first_event_at,
+            "last_event_at": c.last_event_at,
+        }
+
+
+def _add(into: EngineStats, other: EngineStats) -> None:
+    for f in dataclasses.fields(EngineStats):
+        if f.name == "per_model":
+            into.per_model.update(other.per_model)
+        else:
+            setattr(into, f.name, getattr(into, f.name) + getattr(other, f.name))
