@@ -7,8 +7,13 @@ BIN := $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# The native core (native/, Rust) is compiled by pip through setuptools-rust with the toolchain pinned in
+# native/rust-toolchain.toml and the crates pinned in native/Cargo.lock; a change to them rebuilds it.
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/rust-toolchain.toml $(wildcard native/src/*.rs)
+
+$(VENV)/.installed: pyproject.toml $(NATIVE_SOURCES)
+	bash scripts/check-rust.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
@@ -35,6 +40,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy pipeline
+	cd native && cargo test --release --locked -q
 
 kafka-start: install
 	$(BIN)/rewardstream kafka start

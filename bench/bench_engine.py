@@ -1,15 +1,16 @@
-"""Attribution core and backfill benchmark.
+"""Attribution core and backfill benchmark: the Python engine and the native engine in one run.
 
-Prints: events/s through the pure engine and through the backfill command (JSON in, JSON out) for journeys
-of 1, 5 and 20 touchpoints; the time of one conversion over a 10,000-touchpoint journey; and memory per
-open touchpoint, next to a plain dict-of-Python-objects implementation measured in the same process.
+Prints, for each engine: events/s through the engine alone (inputs decoded beforehand) and through the backfill
+command's path (JSON Lines in, JSON Lines out, one process) for journeys of 1, 5 and 20 touchpoints; the time of
+one conversion over a 10,000-touchpoint journey; memory per open touchpoint with 1,000,000 open (RSS growth),
+next to a plain dict-of-Python-objects in the same process; and a loop that only reads and writes the same bytes
+as the ceiling of the backfill path.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import statistics
 import tempfile
 import time
@@ -19,12 +20,15 @@ from pathlib import Path
 import orjson
 
 from pipeline.backfill import run_backfill
-from pipeline.engine import HOUR_MS, AttributionEngine, EngineConfig
+from pipeline.backfill.lines import Chunk, read_chunks
+from pipeline.engine import FILE_QUORUM, HOUR_MS, AttributionEngine, EngineConfig
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Conversion, Touchpoint
+from pipeline.native import NativeBackfill, available
 
 T0 = 1_767_225_600_000
 CHANNELS = ("search", "display", "social", "email", "video")
+NOW = T0 + 400 * 86_400_000
 
 
 def journey_log(users: int, touches: int) -> list[dict[str, object]]:
@@ -44,38 +48,69 @@ def journey_log(users: int, touches: int) -> list[dict[str, object]]:
     return [e for _, e in events]
 
 
-def bench_engine(events: list[dict[str, object]], model: str) -> float:
+def python_engine(events: list[dict[str, object]], model: str) -> float:
     parsed = [parse_event(e) for e in events]
-    engine = AttributionEngine(EngineConfig(default_model=model))
+    engine = AttributionEngine(EngineConfig(default_model=model), quorum=FILE_QUORUM)
     gc.collect()
     t = time.perf_counter()
     for ev in parsed:
-        engine.process(ev)
+        engine.process(ev, NOW)
     engine.flush()
     return len(parsed) / (time.perf_counter() - t)
 
 
-def bench_backfill(events: list[dict[str, object]], model: str, tmp: Path) -> float:
+def native_engine(events: list[dict[str, object]], model: str) -> float:
+    data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+    backfill = NativeBackfill(EngineConfig(default_model=model), None, NOW, FILE_QUORUM)
+    n, _, seconds = backfill._backfill.bench_engine(data)
+    return float(n) / seconds
+
+
+def backfill(events: list[dict[str, object]], model: str, tmp: Path, engine: str) -> float:
     src = tmp / "in.jsonl"
     src.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    summary = run_backfill(src, tmp / "out.jsonl", EngineConfig(default_model=model), progress=False)
+    summary = run_backfill(src, tmp / "out.jsonl", EngineConfig(default_model=model), progress=False, engine=engine)
     assert summary.rejected == 0
     return summary.events_in / summary.seconds
 
 
-def bench_long_journey(n: int, model: str, repeats: int = 7) -> float:
+def io_ceiling(tmp: Path) -> float:
+    """Read the input file and write an output file of the backfill's size: what no engine can beat."""
+    src, out = tmp / "in.jsonl", tmp / "out.jsonl"
+    size_out = out.stat().st_size
+    lines = src.read_bytes().count(b"\n")
+    t = time.perf_counter()
+    with open(src, "rb") as fh, open(tmp / "copy.jsonl", "wb") as dst:
+        while block := fh.read(1 << 20):
+            dst.write(block)
+        dst.write(b"\0" * max(0, size_out - src.stat().st_size))
+    return lines / (time.perf_counter() - t)
+
+
+def long_journey(n: int, model: str, engine: str, repeats: int = 7) -> float:
     times = []
     for r in range(repeats):
-        engine = AttributionEngine(EngineConfig(default_model=model, max_journey_length=n + 1,
-                                                allowed_lateness_ms=10**12, max_future_skew_ms=10**12))
-        for k in range(n):
-            engine.apply(Touchpoint(f"t{k}", "e", "u", "c", CHANNELS[k % 5], T0 + k * 1000, 0.0))
+        config = EngineConfig(default_model=model, max_journey_length=n + 1, allowed_lateness_ms=10**12,
+                              max_future_skew_ms=10**12)
+        touches = [Touchpoint(f"t{k}", "e", "u", "c", CHANNELS[k % 5], T0 + k * 1000, 0.0) for k in range(n)]
         conv = Conversion(f"c{r}", "u", "purchase", Decimal("1000.00"), "USD", T0 + n * 1000)
-        gc.collect()
-        t = time.perf_counter()
-        out = engine.apply(conv)
-        times.append(time.perf_counter() - t)
-        assert len(out) == n and sum(x.amount_minor for x in out) == 100000
+        if engine == "python":
+            py = AttributionEngine(config)
+            for tp in touches:
+                py.apply(tp)
+            gc.collect()
+            t = time.perf_counter()
+            out = py.apply(conv)
+            times.append(time.perf_counter() - t)
+            assert len(out) == n and sum(x.amount_minor for x in out) == 100000
+        else:
+            from pipeline.events.jsonl import event_to_json
+
+            nat = NativeBackfill(config, None, NOW, 1)
+            nat.feed(b"".join(orjson.dumps(event_to_json(tp)) + b"\n" for tp in touches), 1)
+            _, rewards, seconds = nat._backfill.bench_engine(orjson.dumps(event_to_json(conv)), False)
+            assert rewards == n
+            times.append(seconds)
     return statistics.median(times)
 
 
@@ -84,31 +119,62 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * 4096
 
 
-def bench_memory(open_touches: int) -> tuple[float, float]:
-    """Bytes per open touchpoint: the engine vs a plain dict of per-touchpoint dicts."""
+def _touch(u: int, k: int) -> dict[str, object]:
+    return {"type": "touchpoint", "touchpoint_id": f"tp-{u:07d}-{k}", "episode_id": f"ep-{u:07d}",
+            "user_id": f"user-{u:07d}", "campaign_id": f"camp-{k}", "channel": CHANNELS[k], "timestamp": T0 + k * 1000,
+            "immediate_reward": 0.0}
+
+
+def memory(open_touches: int, engine: str) -> float:
+    """Bytes per open touchpoint (RSS growth), users of 5 touchpoints each."""
     users = open_touches // 5
+    config = EngineConfig(allowed_lateness_ms=10**12)
     gc.collect()
     before = _rss()
-    engine = AttributionEngine(EngineConfig(allowed_lateness_ms=10**12))
-    for u in range(users):
-        for k in range(5):
-            engine.apply(Touchpoint(f"tp-{u:07d}-{k}", f"ep-{u:07d}", f"user-{u:07d}", f"camp-{k}", CHANNELS[k],
-                                    T0 + k * 1000, 0.0))
+    if engine == "python":
+        py = AttributionEngine(config)
+        for u in range(users):
+            for k in range(5):
+                d = _touch(u, k)
+                py.apply(Touchpoint(str(d["touchpoint_id"]), str(d["episode_id"]), str(d["user_id"]),
+                                    str(d["campaign_id"]), str(d["channel"]), T0 + k * 1000, 0.0))
+        gc.collect()
+        grown = _rss() - before
+        del py
+    else:
+        # the input is written to a file first and read back in large chunks, so the Python objects that
+        # build it are not counted as the engine's memory
+        with tempfile.NamedTemporaryFile() as log:
+            for start in range(0, users, 20_000):
+                log.write(b"".join(orjson.dumps(_touch(u, k)) + b"\n"
+                                   for u in range(start, min(users, start + 20_000)) for k in range(5)))
+            log.flush()
+            gc.collect()
+            before = _rss()
+            nat = NativeBackfill(config, None, NOW, 1)
+            with open(log.name, "rb") as f:
+                for chunk in read_chunks(f):
+                    assert isinstance(chunk, Chunk)
+                    nat.feed(chunk.data, chunk.first_line)
+            gc.collect()
+            grown = _rss() - before
+        assert nat.stats().pending_touchpoints == users * 5
+        del nat
     gc.collect()
-    ours = (_rss() - before) / (users * 5)
-    del engine
+    return grown / (users * 5)
+
+
+def baseline_memory(open_touches: int) -> float:
+    users = open_touches // 5
     gc.collect()
     before = _rss()
     plain: dict[str, list[dict[str, object]]] = {}
     for u in range(users):
-        plain[f"user-{u:07d}"] = [
-            {"touchpoint_id": f"tp-{u:07d}-{k}", "episode_id": f"ep-{u:07d}", "user_id": f"user-{u:07d}",
-             "campaign_id": f"camp-{k}", "channel": CHANNELS[k], "timestamp": T0 + k * 1000,
-             "immediate_reward": 0.0, "earned": Decimal(0)} for k in range(5)]
+        plain[f"user-{u:07d}"] = [{**_touch(u, k), "earned": Decimal(0)} for k in range(5)]
     gc.collect()
-    baseline = (_rss() - before) / (users * 5)
+    grown = _rss() - before
     del plain
-    return ours, baseline
+    return grown / (users * 5)
 
 
 def main() -> None:
@@ -117,23 +183,27 @@ def main() -> None:
     ap.add_argument("--model", default="linear")
     ap.add_argument("--open-touches", type=int, default=1_000_000)
     args = ap.parse_args()
+    engines = ["python", "native"] if available() else ["python"]
     print(f"attribution core benchmark (model {args.model}); figures are this machine's, one run")
-    print(f"{'journey':>10} {'events':>9} {'engine ev/s':>13} {'backfill ev/s':>15}")
+    print(f"{'journey':>10} {'events':>9} " + "".join(f"{e + ' engine':>16} {e + ' backfill':>17}" for e in engines)
+          + f" {'read+write only':>16}  (events/s)")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for touches in (1, 5, 20):
             users = max(1000, args.users * 5 // (touches + 1))
             events = journey_log(users, touches)
-            eng = bench_engine(events, args.model)
-            bf = bench_backfill(events, args.model, tmp)
-            print(f"{touches:>7} tp {len(events):>9,} {eng:>13,.0f} {bf:>15,.0f}")
+            row = f"{touches:>7} tp {len(events):>9,} "
+            for engine in engines:
+                eng = python_engine(events, args.model) if engine == "python" else native_engine(events, args.model)
+                bf = backfill(events, args.model, tmp, engine)
+                row += f"{eng:>16,.0f} {bf:>17,.0f}"
+            print(row + f" {io_ceiling(tmp):>16,.0f}", flush=True)
     for model in ("linear", "time_decay", "position_based"):
-        secs = bench_long_journey(10_000, model)
-        print(f"one conversion over a 10,000-touchpoint journey ({model}): {secs * 1000:.2f} ms")
-    ours, baseline = bench_memory(args.open_touches)
-    print(f"memory per open touchpoint ({args.open_touches:,} open): engine {ours:,.0f} B, "
-          f"plain dict-of-dicts {baseline:,.0f} B ({baseline / ours:.1f}x)")
-    print(json.dumps({"note": "targets: backfill 500,000 ev/s; long journey 1 ms"}))
+        figures = ", ".join(f"{e} {long_journey(10_000, model, e) * 1000:.3f} ms" for e in engines)
+        print(f"one conversion over a 10,000-touchpoint journey ({model}): {figures}", flush=True)
+    baseline = baseline_memory(args.open_touches)
+    figures = ", ".join(f"{e} {memory(args.open_touches, e):,.0f} B" for e in engines)
+    print(f"memory per open touchpoint ({args.open_touches:,} open): {figures}; plain dict-of-dicts {baseline:,.0f} B")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ class Settings:
                                         "clock, this far behind it, so finals go out without new events.", 300)
     expiry_slice: int = _doc("Journeys expired at most per partition and step, so a sweep never stalls the stream.",
                              1000)
+    engine: str = _doc("Attribution engine of the worker and the backfill: native (Rust, the default) or python "
+                       "(the reference implementation, to compare).", "native")
     batch_max_events: int = _doc("Most input events the worker takes in one batch.", 2000)
     batch_linger_ms: int = _doc("Longest a batch waits to fill before it is processed (light traffic goes in "
                                 "small batches at once).", 20)
@@ -76,6 +78,14 @@ class Settings:
             if raw is not None:
                 values[f.name] = raw
         return cls(**_coerce(cls, values))
+
+    @classmethod
+    def configured(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> set[str]:
+        """The fields a TOML file or the environment sets (the rest are defaults)."""
+        env = os.environ if env is None else env
+        path = path or env.get(ENV_PREFIX + "CONFIG")
+        names = set(_toml_top_level(Path(path))) if path else set()
+        return names | {f.name for f in dataclasses.fields(cls) if ENV_PREFIX + f.name.upper() in env}
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})

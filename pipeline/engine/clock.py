@@ -50,11 +50,11 @@ class EventClock:
             elif time_ms > recent[0]:
                 recent[0] = time_ms
             return
-        if len(recent) < self.quorum:
-            insort(recent, time_ms)
-        elif time_ms > recent[0]:
-            recent[0] = time_ms
-            recent.sort()
+        if len(recent) >= self.quorum:
+            if time_ms <= recent[0]:
+                return
+            del recent[0]  # the oldest of the newest leaves; time_ms goes in its place in order
+        insort(recent, time_ms)
 
     def frontier(self, source: str) -> int | None:
         """The input's clock: its ``quorum``-th newest event time, None until it has shown that many."""
@@ -77,6 +77,12 @@ class EventClock:
         """Event time certainly reached: the minimum over the live inputs' frontiers, raised to the floor. When
         every input is idle none holds the others back, and the furthest one's frontier counts. None while a
         live input has not spoken and there is no floor."""
+        if len(self.sources) == 1 and not idle:  # a file: one input, never idle
+            recent = self._recent[self.sources[0]]
+            reached_one = recent[0] if len(recent) >= self.quorum else None
+            if self.floor is not None and (reached_one is None or self.floor > reached_one):
+                return self.floor
+            return reached_one
         live = [self.frontier(s) for s in self.sources if s not in idle]
         reached: int | None = None
         if not live:

@@ -35,25 +35,32 @@ class ExpiryIndex(Protocol):
 
     def schedule(self, user_id: str, deadline: int) -> None: ...
 
+    def unschedule(self, user_id: str) -> None: ...
+
     def pop_due(self, watermark: int, limit: int | None) -> list[str]: ...
 
 
 class HeapExpiryIndex:
-    """In-memory schedule: a heap with lazy deletion, one live entry per user."""
+    """In-memory schedule: a heap with lazy deletion, one live entry per user, always at the journey's own next
+    deadline (so a schedule rebuilt from stored journeys after a restart is the same schedule)."""
 
     def __init__(self) -> None:
         self._heap: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
 
     def schedule(self, user_id: str, deadline: int) -> None:
-        current = self._scheduled.get(user_id)
-        if current is None or deadline < current:
+        if self._scheduled.get(user_id) != deadline:
             self._scheduled[user_id] = deadline
             heapq.heappush(self._heap, (deadline, user_id))
 
+    def unschedule(self, user_id: str) -> None:
+        self._scheduled.pop(user_id, None)
+
     def pop_due(self, watermark: int, limit: int | None) -> list[str]:
-        due: list[str] = []
         heap = self._heap
+        if not heap or heap[0][0] > watermark:
+            return []  # the common case
+        due: list[str] = []
         while heap and heap[0][0] <= watermark and (limit is None or len(due) < limit):
             deadline, user = heapq.heappop(heap)
             if self._scheduled.get(user) == deadline:
@@ -83,6 +90,13 @@ class EngineStats:
     total_attributed_minor: int = 0
     rewards_emitted: int = 0
     per_model: Counter[str] = field(default_factory=Counter)
+
+    def __add__(self, other: EngineStats) -> EngineStats:
+        """Counters of two engines together (partitions of one run)."""
+        total = EngineStats(**{f: getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__
+                               if f != "per_model"})
+        total.per_model = self.per_model + other.per_model
+        return total
 
     def record(self, rewards: list[AttributedReward]) -> None:
         self.rewards_emitted += len(rewards)
@@ -191,11 +205,14 @@ class AttributionEngine:
         if journey.is_empty():
             if user in self.store:
                 del self.store[user]
+            self.expiry.unschedule(user)
             return
         self.store[user] = journey
         deadline = next_deadline(journey, self.config)
         if deadline is not None:
             self.expiry.schedule(user, deadline)
+        else:
+            self.expiry.unschedule(user)
 
     def observe(self, source: str, event_time_ms: int, idle: Collection[str] = ()) -> None:
         """An accepted event moves its input's frontier, and the watermark with it."""
@@ -211,6 +228,9 @@ class AttributionEngine:
         """Expire what the watermark has passed. ``limit`` bounds the journeys handled in one call, so a
         caller can interleave expiry sweeps with input; call again until it returns []."""
         self._catch_up(idle)
+        return self._sweep(limit)
+
+    def _sweep(self, limit: int | None) -> list[AttributedReward]:
         self.swept = 0
         if self.watermark is None:
             return []
@@ -246,9 +266,9 @@ class AttributionEngine:
     def process(self, event: Event, ingest_ms: int | None = None) -> list[AttributedReward]:
         """apply + observe + expire: the whole step for a single ordered input (the backfill)."""
         rewards = self.apply(event, ingest_ms)
-        self.observe(LOG, event.timestamp_ms)
+        self.observe(LOG, event.timestamp_ms)  # moves the watermark: no second catch-up before the sweep
         if self.watermark is not None:
-            rewards.extend(self.advance())
+            rewards.extend(self._sweep(None))
         return rewards
 
     def flush(self) -> list[AttributedReward]:

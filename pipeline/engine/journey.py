@@ -20,8 +20,9 @@ from typing import NamedTuple
 
 from pipeline.attribution.models import Model
 from pipeline.attribution.money import split_exact, to_minor
+from pipeline.engine import refusals
 from pipeline.engine.config import EngineConfig
-from pipeline.events.errors import DuplicateEvent, InvalidEvent, LateEvent
+from pipeline.events.errors import DuplicateEvent
 from pipeline.events.types import (
     NO_TOUCHPOINT_IN_WINDOW,
     UNKNOWN_USER,
@@ -90,18 +91,15 @@ class StepResult(NamedTuple):
     dropped: int = 0
 
 
-def _check_time(field_name: str, time_ms: int, ctx: Context) -> None:
+def _check_time(time_ms: int, ctx: Context) -> None:
     if ctx.watermark is not None and time_ms < ctx.watermark:
-        raise LateEvent(field_name, f"event time {time_ms} is before the watermark {ctx.watermark} "
-                                    f"(later than the allowed lateness of {ctx.config.allowed_lateness_ms} ms)")
+        raise refusals.late(time_ms, ctx.watermark, ctx.config.allowed_lateness_ms)
     # "Future" is judged against when the record entered the log (its Kafka timestamp), a real clock that is
     # part of the log, so a replay judges every event the same way. Other events are no reference: one event
     # dated far ahead would otherwise decide what counts as future for the rest. A file has no ingest time;
     # there the clock's quorum keeps a few wrong timestamps from moving it (see EventClock).
     if ctx.ingest_ms is not None and time_ms > ctx.ingest_ms + ctx.config.max_future_skew_ms:
-        raise InvalidEvent(field_name, f"event time {time_ms} is more than {ctx.config.max_future_skew_ms} ms "
-                                       f"ahead of the time it entered the log ({ctx.ingest_ms}); refusing a "
-                                       "future timestamp")
+        raise refusals.future(time_ms, ctx.config.max_future_skew_ms, ctx.ingest_ms)
 
 
 def _rewards(kind: RewardKind, split: Split, user_id: str, base_currency: str) -> list[AttributedReward]:
@@ -194,17 +192,19 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
         t.touchpoint_id == tid for s in journey.splits for t in s.touches
     ):
         raise DuplicateEvent("touchpoint", tid)
-    _check_time("timestamp", tp.timestamp_ms, ctx)
+    _check_time(tp.timestamp_ms, ctx)
     touch = Touch(tp.timestamp_ms, tid, tp.episode_id, tp.campaign_id, tp.channel, tp.immediate_reward)
     base = ctx.config.rates.base
     # A conversion said to pay nobody for want of any touchpoint in reach (unknown_user) is said again when an
     # earlier touchpoint turns up that is in reach but outside its window: the last word then does not depend
     # on which arrived first. (One inside its window attributes it below instead.)
-    rewards = [_unattributed(split, tp.user_id, base, NO_TOUCHPOINT_IN_WINDOW, 1) for split in journey.splits
-               if split.revision < 0 and split.refund_of is None
-               and split.time_ms - ctx.config.max_window_ms <= touch.time_ms
-               < split.time_ms - ctx.config.window_for(split.event)
-               and _reason(journey, split.time_ms, ctx.config) == UNKNOWN_USER]
+    rewards: list[AttributedReward] = []
+    for split in journey.splits:
+        if (split.revision < 0 and split.refund_of is None
+                and split.time_ms - ctx.config.max_window_ms <= touch.time_ms
+                < split.time_ms - ctx.config.window_for(split.event)
+                and _reason(journey, split.time_ms, ctx.config) == UNKNOWN_USER):
+            rewards.append(_unattributed(split, tp.user_id, base, NO_TOUCHPOINT_IN_WINDOW, 1))
     at = bisect(journey.touches, touch)
     journey.touches.insert(at, touch)
     journey.earned.insert(at, 0)
@@ -239,12 +239,15 @@ def apply_conversion(journey: Journey | None, conv: Conversion, ctx: Context) ->
     journey = journey if journey is not None else Journey()
     if any(s.conversion_id == conv.conversion_id for s in journey.splits):
         raise DuplicateEvent("conversion", conv.conversion_id)
-    _check_time("timestamp", conv.timestamp_ms, ctx)
+    _check_time(conv.timestamp_ms, ctx)
     value_minor = to_minor(conv.value, conv.currency)
-    base_minor = ctx.config.rates.to_base_minor(value_minor, conv.currency)  # unknown rate raises here
+    rates = ctx.config.rates
+    if conv.currency != rates.base and conv.currency not in rates.rates:
+        raise refusals.no_rate(conv.currency, rates.base)
+    base_minor = rates.to_base_minor(value_minor, conv.currency)
     model = conv.model or ctx.config.default_model
     if model not in ctx.models:
-        raise InvalidEvent("model", f"unknown attribution model {model!r}")
+        raise refusals.unknown_model(model)
     base = ctx.config.rates.base
     if conv.refund_of is not None:
         return _apply_refund(journey, conv, value_minor, base_minor, ctx)
@@ -269,20 +272,18 @@ def _apply_refund(journey: Journey, conv: Conversion, value_minor: int, base_min
     orig_idx = next((i for i, s in enumerate(journey.splits)
                      if s.conversion_id == conv.refund_of and s.refund_of is None), None)
     if orig_idx is None:
-        raise InvalidEvent("refund_of", f"conversion {conv.refund_of!r} is unknown for user {conv.user_id!r} "
-                                        "or older than the refund retention")
+        raise refusals.unknown_refund(conv.refund_of or "", conv.user_id)
     original = journey.splits[orig_idx]
     if conv.timestamp_ms - original.time_ms > ctx.config.refund_retention_ms:
         # Decided by event time, not by whether expiry has forgotten the original yet, so that every
         # arrival order and every batching of the input gives the same answer.
-        raise InvalidEvent("refund_of", f"refund dated {conv.timestamp_ms - original.time_ms} ms after conversion "
-                                        f"{conv.refund_of!r}, more than the refund retention of "
-                                        f"{ctx.config.refund_retention_ms} ms")
+        raise refusals.refund_too_old(conv.timestamp_ms - original.time_ms, conv.refund_of or "",
+                                      ctx.config.refund_retention_ms)
     if conv.currency != original.currency:
-        raise InvalidEvent("currency", f"refund in {conv.currency} of a conversion in {original.currency}")
+        raise refusals.refund_currency(conv.currency, original.currency)
     left = original.value_minor - original.refunded_minor
     if value_minor > left:
-        raise InvalidEvent("value", f"refund of {value_minor} minor units exceeds the {left} not yet refunded")
+        raise refusals.refund_exceeds(value_minor, left)
     if value_minor == left:  # the last refund takes exactly what is left in base currency too
         base_minor = original.base_minor - original.refunded_base
     journey.splits[orig_idx] = original._replace(refunded_minor=original.refunded_minor + value_minor,

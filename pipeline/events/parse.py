@@ -122,10 +122,12 @@ def _check_json(value: Any, field: str, depth: int = 0) -> None:
         if not math.isfinite(value):
             raise InvalidEvent(field, f"must not contain {value!r}")
     elif isinstance(value, list):
-        if value and all(type(x) is float for x in value):  # the common case: a numeric vector
-            if not all(map(math.isfinite, value)):
-                raise InvalidEvent(field, "must not contain NaN or infinity")
-            return
+        try:  # the common case, a numeric vector: its sum is finite when every element is (else look closer)
+            if math.isfinite(sum(value)) and (depth < MAX_JSON_DEPTH or (value and all(type(x) is float
+                                                                                       for x in value))):
+                return  # (at the deepest level only a vector of floats ends here: its items are not visited)
+        except TypeError:
+            pass
         for x in value:
             _check_json(x, field, depth + 1)
     elif isinstance(value, dict):

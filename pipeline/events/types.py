@@ -102,8 +102,10 @@ class AttributedReward(NamedTuple):
     @property
     def reward_id(self) -> str:
         """Stable id of this fact: equal ids are the same fact delivered twice."""
-        return (f"{self.kind}:{_id_part(self.user_id)}:{_id_part(self.conversion_id or '')}:"
-                f"{_id_part(self.touchpoint_id)}:{self.revision}")
+        user, conversion, touch = self.user_id, self.conversion_id or "", self.touchpoint_id
+        if ":" in user or "%" in user or ":" in conversion or "%" in conversion or ":" in touch or "%" in touch:
+            user, conversion, touch = _id_part(user), _id_part(conversion), _id_part(touch)
+        return f"{self.kind}:{user}:{conversion}:{touch}:{self.revision}"
 
     @property
     def delay_seconds(self) -> float | None:

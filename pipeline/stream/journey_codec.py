@@ -1,14 +1,21 @@
 """Journey values as stored in RocksDB and the changelog: the journey, and the outbox of rewards its write made.
 
-Layout (format 2)::
+Layout (formats 2 and 3)::
 
-    u8 version=2 | u32 body length | body | u32 outbox count | (u32 length | reward record)*
+    u8 version | u32 body length | body | u32 outbox count | (u32 length | reward record)*
 
-The body is the journey as compact JSON (orjson; touchpoints appear once and splits refer to them by index); an
-empty body means the journey is gone and the record only carries its last outputs. Outbox entries are the
+An empty body means the journey is gone and the record only carries its last outputs. Outbox entries are the
 attributed-reward records already Avro-encoded, so the relay forwards bytes without decoding anything.
-Format 1 (a JSON array holding journey and outbox together) is still read, so state written before this format
-restores. Not pickle: a changelog topic is input, and unpickling input is code execution.
+
+- Format 2, written by the Python engine: the body is the journey as compact JSON (orjson; touchpoints appear
+  once and splits refer to them by index).
+- Format 3, written by the native engine (native/src/codec.rs): the same structure in binary, zig-zag varints,
+  length-prefixed UTF-8 and little-endian doubles, about half the size.
+- Format 1 (a JSON array holding journey and outbox together) is still read, so state written before these
+  formats restores.
+
+Both engines read every format, so a worker can switch engines on existing state. A value of an unknown format
+is refused with a clear error. Not pickle: a changelog topic is input, and unpickling input is code execution.
 """
 
 from __future__ import annotations
@@ -74,28 +81,103 @@ def _journey(touches: list[Any], refs: list[int], earned: list[int], splits: lis
     ])
 
 
+BINARY_VERSION = 3
+_F64 = struct.Struct("<d")
+
+
 def _version(data: bytes) -> int:
     if not data:
         raise UnknownJourneyFormat("empty journey value")
     if data[0] == _LEGACY_JSON:
         return 1
-    if data[0] != FORMAT_VERSION:
-        raise UnknownJourneyFormat(f"journey value of format {data[0]}; this worker reads formats 1 and "
-                                   f"{FORMAT_VERSION} (a newer worker wrote it? run that version)")
-    return FORMAT_VERSION
+    if data[0] not in (FORMAT_VERSION, BINARY_VERSION):
+        raise UnknownJourneyFormat(f"journey value of format {data[0]}; this worker reads formats 1, 2 and 3 "
+                                   "(a newer worker wrote it? run that version)")
+    return data[0]
 
 
 def decode_journey(data: bytes) -> Journey | None:
-    if _version(data) == 1:
+    version = _version(data)
+    if version == 1:
         body = orjson.loads(data)
         return _journey(body[1], body[2], body[3], body[4])
     (n,) = _U32.unpack_from(data, 1)
     if n == 0:
         return None
+    if version == BINARY_VERSION:
+        return _journey(*_binary_body(data[5:5 + n]))
     return _journey(*orjson.loads(data[5:5 + n]))
 
 
+class _Reader:
+    __slots__ = ("at", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def int(self) -> int:
+        n = shift = 0
+        while True:
+            b = self.data[self.at]
+            self.at += 1
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return (n >> 1) ^ -(n & 1)
+            shift += 7
+
+    def str(self) -> str:
+        n = self.int()
+        s = self.data[self.at:self.at + n].decode()
+        self.at += n
+        return s
+
+    def f64(self) -> float:
+        x: float = _F64.unpack_from(self.data, self.at)[0]
+        self.at += 8
+        return x
+
+
+def _binary_body(body: bytes) -> tuple[list[Any], list[int], list[int], list[Any]]:
+    """Format 3's body as the JSON body's lists (see native/src/codec.rs for the layout)."""
+    r = _Reader(body)
+    pool = [[r.int(), r.str(), r.str(), r.str(), r.str(), r.f64()] for _ in range(r.int())]
+    refs, earned = [], []
+    for _ in range(r.int()):
+        refs.append(r.int())
+        earned.append(r.int())
+    splits = []
+    for _ in range(r.int()):
+        head = [r.str(), r.str(), r.int(), r.str(), r.int(), r.int(), r.str(), r.str(), r.int()]
+        k = r.int()
+        touch_refs = [r.int() for _ in range(k)]
+        shares = [r.int() for _ in range(k)]
+        local = [r.int() for _ in range(k)]
+        flag = body[r.at]
+        r.at += 1
+        refund_of = r.str() if flag else None
+        splits.append([*head, touch_refs, shares, local, refund_of, r.int(), r.int()])
+    if r.at != len(body):
+        raise UnknownJourneyFormat(f"corrupt journey value: {len(body) - r.at} trailing bytes")
+    return pool, refs, earned, splits
+
+
 _REWARDS = AvroCodec("attributed_reward")
+
+
+def has_journey(data: bytes) -> bool:
+    """False for a value that only carries the last outputs of a journey that is gone."""
+    if _version(data) == 1:
+        return decode_journey(data) is not None
+    n: int = _U32.unpack_from(data, 1)[0]
+    return n > 0
+
+
+def without_outbox(data: bytes) -> bytes:
+    """The journey value with an empty outbox (its rewards published): what a store keeps between steps."""
+    if _version(data) == 1:
+        return encode(decode_journey(data), ())
+    (n,) = _U32.unpack_from(data, 1)
+    return data[:5 + n] + _U32.pack(0)
 
 
 def outbox(data: bytes) -> list[bytes]:

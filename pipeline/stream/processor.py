@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import orjson
 
@@ -55,6 +55,57 @@ class BatchOutput:
     writes: list[Write] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     rewards: int = 0
+
+
+_CODECS: dict[str, AvroCodec] = {}
+
+
+def decode_record(record: InputRecord) -> Event:
+    """Bytes to a validated event; InvalidEvent (naming the field) for anything else."""
+    if record.value is None:
+        raise InvalidEvent("<bytes>", "empty record value (tombstone) on an input topic")
+    codec = _CODECS.get(record.source)
+    if codec is None:
+        codec = _CODECS[record.source] = AvroCodec("touchpoint" if record.source == TOUCHPOINTS else "conversion")
+    data = codec.decode(record.value)
+    event = touchpoint_from_record(data) if record.source == TOUCHPOINTS else conversion_from_record(data)
+    if record.key != event.user_id.encode():
+        raise InvalidEvent("key", f"record key {record.key!r} is not the user_id {event.user_id!r}: producers "
+                                  "must key by user_id or journeys split across workers")
+    return event
+
+
+class PartitionEngine(Protocol):
+    """What the worker asks of a partition's processing, whichever engine does it (Python or native)."""
+
+    @property
+    def stats(self) -> EngineStats: ...
+
+    def restore(self, items: Iterable[tuple[bytes, bytes]]) -> int: ...
+
+    def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
+                floor_ms: int | None = None) -> BatchOutput: ...
+
+    def advance(self, load: Loader, idle: Collection[str] = (), floor_ms: int | None = None) -> BatchOutput: ...
+
+    def newest_ms(self) -> int | None: ...
+
+    def lag_ms(self) -> int | None: ...
+
+
+ENGINES = ("native", "python")
+
+
+def partition_engine(engine: str, partition: int, config: EngineConfig, learned: LearnedWeights | None,
+                     slice_limit: int) -> PartitionEngine:
+    """The partition's processing by the chosen engine (``native``, the default, or ``python``)."""
+    if engine == "python":
+        return PartitionProcessor(partition, config, learned, slice_limit=slice_limit)
+    if engine == "native":
+        from pipeline.native import NativePartitionProcessor
+
+        return NativePartitionProcessor(partition, config, learned, slice_limit=slice_limit)
+    raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 
 
 class _BatchStore(MutableMapping[str, Journey]):
@@ -104,16 +155,13 @@ class PartitionProcessor:
     State kept here between steps is small: the clock and the expiry schedule (rebuilt from the table by
     :meth:`restore`). Journeys live in the table, so the worker's memory does not grow with open journeys."""
 
-    META_EVERY_MS = 3_600_000  # event time between routine saves of the frontier
-
     def __init__(self, partition: int, config: EngineConfig, learned: LearnedWeights | None = None, *,
                  slice_limit: int = 1000) -> None:
         self.partition = partition
         self.slice_limit = slice_limit
         self.engine = AttributionEngine(config, learned, store={}, expiry=HeapExpiryIndex(), sources=SOURCES)
         self.meta_key = RESERVED_PREFIX + f"meta:{partition}".encode()
-        self._meta_saved_at: int | None = None
-        self._codecs = {TOUCHPOINTS: AvroCodec("touchpoint"), CONVERSIONS: AvroCodec("conversion")}
+        self._meta_saved: bytes | None = None  # the clock as last written
         self._rewards = AvroCodec("attributed_reward")
 
     @property
@@ -126,9 +174,12 @@ class PartitionProcessor:
         n = 0
         for key, value in items:
             if key == self.meta_key:
-                self.engine.clock.load(orjson.loads(value))
-                self.engine.watermark = self.engine.clock.watermark()
-                self._meta_saved_at = self.engine.watermark
+                meta = orjson.loads(value)
+                self.engine.clock.load(meta)
+                # the watermark never moves back, and may stand above what the clock alone gives (it rose while
+                # an input was idle): it is restored as it was, or a restarted worker would take what it refused
+                self.engine.watermark = meta.get("watermark", self.engine.clock.watermark())
+                self._meta_saved = self._meta()
                 continue
             if key.startswith(RESERVED_PREFIX):
                 continue
@@ -142,16 +193,9 @@ class PartitionProcessor:
             self.engine.stats.pending_touchpoints += len(journey.touches)
         return n
 
-    def decode(self, record: InputRecord) -> Event:
-        """Bytes to a validated event; InvalidEvent (naming the field) for anything else."""
-        if record.value is None:
-            raise InvalidEvent("<bytes>", "empty record value (tombstone) on an input topic")
-        data = self._codecs[record.source].decode(record.value)
-        event = touchpoint_from_record(data) if record.source == TOUCHPOINTS else conversion_from_record(data)
-        if record.key != event.user_id.encode():
-            raise InvalidEvent("key", f"record key {record.key!r} is not the user_id {event.user_id!r}: producers "
-                                      "must key by user_id or journeys split across workers")
-        return event
+    def newest_ms(self) -> int | None:
+        """The newest event time either input has shown (what dead letters and the wall clock go by)."""
+        return self.engine.clock.newest()
 
     def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
                 floor_ms: int | None = None) -> BatchOutput:
@@ -161,7 +205,7 @@ class PartitionProcessor:
         accepted: list[InputRecord] = []
         for record in records:
             try:
-                inputs.append((record.source, self.decode(record), record.ingest_ms))
+                inputs.append((record.source, decode_record(record), record.ingest_ms))
                 accepted.append(record)
             except InvalidEvent as exc:
                 out.refused.append(Refusal(record, exc))
@@ -177,23 +221,26 @@ class PartitionProcessor:
         store = _BatchStore(load)
         store.preload(event.user_id for _, event, _ in inputs)
         engine.store = store
-        before = engine.watermark
         if floor_ms is not None:
             engine.clock.raise_floor(floor_ms)
         step = engine.step(inputs, idle, self.slice_limit)
         out.refused += [Refusal(records[r.position], r.error) for r in step.refused]
         out.rewards = len(step.rewards)
         out.writes = self._writes(store, step.rewards)
-        wm = engine.watermark
-        if wm is not None and wm != before and (self._meta_saved_at is None or engine.swept > 0
-                                               or wm - self._meta_saved_at >= self.META_EVERY_MS):
-            # The frontier goes *first*: records of one partition are durable as a prefix, so whenever an
-            # expiry (a forgotten touchpoint) survives a crash, a frontier at least this new survives too, and
-            # a replay of the forgotten event is refused as late instead of being taken for a new one.
-            out.writes.insert(0, (self.meta_key, orjson.dumps(engine.clock.state())))
-            self._meta_saved_at = wm
+        meta = self._meta()
+        if meta != self._meta_saved:
+            # The clock is written whenever it moved, so a restart resumes it exactly as it stood after the last
+            # durable step. It goes *first*: records of one partition are durable as a prefix, so whenever an
+            # expiry (a forgotten touchpoint) survives a crash, the clock that caused it survives too, and a
+            # replay of the forgotten event is refused as late instead of being taken for a new one.
+            out.writes.insert(0, (self.meta_key, meta))
+            self._meta_saved = meta
         engine.store = {}
         return out
+
+    def _meta(self) -> bytes:
+        """The partition's clock and watermark, as the frontier record stores them."""
+        return orjson.dumps({**self.engine.clock.state(), "watermark": self.engine.watermark})
 
     def _writes(self, store: _BatchStore, rewards: list[AttributedReward]) -> list[Write]:
         """Each changed journey once, with the rewards it produced. A deleted journey with outputs is written

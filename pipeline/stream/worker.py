@@ -44,8 +44,9 @@ from pipeline.stream.processor import (
     BatchOutput,
     InputRecord,
     Loader,
-    PartitionProcessor,
+    PartitionEngine,
     Write,
+    partition_engine,
 )
 
 
@@ -85,7 +86,7 @@ class StreamWorker:
         self.idleness = idleness
         self.on_failure = on_failure
         self.topic_of = {TOUCHPOINTS: settings.topic_touchpoints, CONVERSIONS: settings.topic_conversions}
-        self.processors: dict[int, PartitionProcessor] = {}
+        self.processors: dict[int, PartitionEngine] = {}
         self.counters = WorkerCounters()
         self.lock = asyncio.Lock()  # batches and timer steps take turns: one step at a time per partition
         self._unapplied: dict[int, dict[bytes, tuple[int, bytes | None]]] = {}  # partition → key → (seq, value)
@@ -95,10 +96,11 @@ class StreamWorker:
 
     # ------------------------------------------------------------------ partitions
 
-    def processor(self, partition: int) -> PartitionProcessor:
+    def processor(self, partition: int) -> PartitionEngine:
         proc = self.processors.get(partition)
         if proc is None:
-            proc = PartitionProcessor(partition, self.config, self.learned, slice_limit=self.settings.expiry_slice)
+            proc = partition_engine(self.settings.engine, partition, self.config, self.learned,
+                                    self.settings.expiry_slice)
             proc.restore(self.table.items(partition))
             self.processors[partition] = proc
         return proc
@@ -166,7 +168,7 @@ class StreamWorker:
                 # an event: a partition without history has nothing to finalise, and a floor raised there
                 # would refuse as late the history it may yet be given.
                 floor = None
-                if len(idle) == len(SOURCES) and proc.engine.clock.newest() is not None:
+                if len(idle) == len(SOURCES) and proc.newest_ms() is not None:
                     floor = self.idleness.floor_ms()
                 out = proc.advance(self._loader(partition), idle, floor)
                 if out.writes:
@@ -180,7 +182,7 @@ class StreamWorker:
         to the committer."""
         dead: list[tuple[bytes, bytes]] = []
         for partition, out in outputs:
-            frontier = self.processors[partition].engine.clock.newest()
+            frontier = self.processors[partition].newest_ms()
             for record, error in out.refused:
                 dead.append((record.key or b"", dead_letter(self.topic_of[record.source], partition, record.offset,
                                                             record.key, record.value, error, frontier)))

@@ -3,6 +3,10 @@
 The reference the stream is compared against: same engine, same configuration, no Kafka. Bad lines go
 to ``<output>.rejected.jsonl`` with the reason and are never counted as attributed.
 
+Two engines run it with the same output: ``native`` (Rust, the default) and ``python`` (the reference); see
+``engines``. The input is read in chunks of whole lines, so memory is bounded by the journeys held and the line
+limit, not by the file.
+
 Timestamps in a file cannot be judged against ingest times as the stream judges them. Two rules stand in:
 an event dated more than ``max_future_skew`` after the moment the backfill started is refused as future, and
 the clock moves only once ``FILE_QUORUM`` events show the new time, so a few events with a wrong clock never
@@ -13,20 +17,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.money import from_minor
-from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig
-from pipeline.events.errors import InvalidEvent, LateEvent
-from pipeline.events.jsonl import reward_to_json
-from pipeline.events.parse import parse_event
-from pipeline.events.types import AttributedReward
+from pipeline.backfill.engines import BackfillEngine, PythonBackfill
+from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks
+from pipeline.engine import FILE_QUORUM, EngineConfig
+from pipeline.events.errors import LateEvent
 
 
 @dataclass
@@ -62,16 +64,16 @@ def rejected_path(output: Path) -> Path:
     return output.with_name(name + ".rejected.jsonl")
 
 
-def _lines(fh: IO[bytes], progress: Any) -> Iterator[tuple[int, bytes]]:
-    consumed = 0
-    for number, line in enumerate(fh, 1):
-        consumed += len(line)
-        if progress is not None and number % 4096 == 0:
-            progress.update(consumed)
-            consumed = 0
-        yield number, line
-    if progress is not None:
-        progress.update(consumed)
+def backfill_engine(engine: str, config: EngineConfig, learned: LearnedWeights | None,
+                    reference_ms: int) -> BackfillEngine:
+    """The backfill's engine: ``native`` (Rust, the default) or ``python`` (the reference)."""
+    if engine == "python":
+        return PythonBackfill(config, learned, reference_ms)
+    if engine == "native":
+        from pipeline.native import NativeBackfill
+
+        return NativeBackfill(config, learned, reference_ms, FILE_QUORUM)
+    raise ValueError(f"engine must be native or python, got {engine!r}")
 
 
 def run_backfill(
@@ -80,13 +82,15 @@ def run_backfill(
     config: EngineConfig,
     learned: LearnedWeights | None = None,
     progress: bool = True,
+    engine: str = "native",
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> BackfillSummary:
-    engine = AttributionEngine(config, learned, quorum=FILE_QUORUM)
     # A file has no ingest times. The one real clock it has is now: an event dated after the backfill started
     # (plus the allowed skew) cannot have happened yet. Any real log lies wholly before that moment, so its
     # rewards do not depend on when the backfill runs.
     reference_ms = time.time_ns() // 1_000_000
-    rejected = late = events_in = rewards_out = 0
+    runner = backfill_engine(engine, config, learned, reference_ms)
+    rejected = late = events_in = 0
     dumps = orjson.dumps
     started = time.perf_counter()
     bar: Any = None
@@ -95,37 +99,33 @@ def run_backfill(
 
         bar = tqdm(total=os.path.getsize(input_path), unit="B", unit_scale=True, desc="backfill",
                    mininterval=0.5, leave=False)
-    with open(input_path, "rb") as src, open(output_path, "wb") as out, \
+    with open(input_path, "rb") as src, open(output_path, "wb", buffering=0) as out, \
             open(rejected_path(output_path), "wb") as rej:
-
-        def emit(rewards: list[AttributedReward]) -> None:
-            nonlocal rewards_out
-            if rewards:
-                out.write(b"".join(dumps(reward_to_json(r)) + b"\n" for r in rewards))
-                rewards_out += len(rewards)
-
-        for number, line in _lines(src, bar):
-            if not line.strip():
-                continue
-            events_in += 1
-            try:
-                event = parse_event(orjson.loads(line))
-                emit(engine.process(event, reference_ms))
-            except orjson.JSONDecodeError as exc:
+        fd = out.fileno()  # the engines write the reward lines straight to it
+        for piece in read_chunks(src, max_line_bytes):
+            if isinstance(piece, Overlong):
+                events_in += 1
                 rejected += 1
-                rej.write(dumps({"line": number, "field": "<json>", "reason": f"malformed JSON: {exc}",
-                                 "raw": line.decode("utf-8", "replace").rstrip("\n")}) + b"\n")
-            except InvalidEvent as exc:
+                rej.write(dumps({"line": piece.line, "field": "<line>",
+                                 "reason": f"line of {piece.size:,} bytes is longer than the limit of "
+                                           f"{max_line_bytes:,} bytes; only its first {len(piece.head)} are kept",
+                                 "raw": piece.head.decode("utf-8", "replace")}) + b"\n")
+                continue
+            _, refused, n = runner.feed(piece.data, piece.first_line, fd)
+            events_in += n
+            for number, exc, raw in refused:
                 rejected += 1
                 late += isinstance(exc, LateEvent)
                 rej.write(dumps({"line": number, "field": exc.field, "reason": exc.reason,
-                                 "raw": line.decode("utf-8", "replace").rstrip("\n")}) + b"\n")
-        emit(engine.flush())
+                                 "raw": raw.decode("utf-8", "replace").rstrip("\n")}) + b"\n")
+            if bar is not None:
+                bar.update(len(piece.data))
+        runner.finish(fd)
     if bar is not None:
         bar.close()
-    s = engine.stats
+    s = runner.stats()
     return BackfillSummary(
-        events_in=events_in, rejected=rejected, late=late, rewards_out=rewards_out,
+        events_in=events_in, rejected=rejected, late=late, rewards_out=runner.rewards_out,
         conversions_attributed=s.conversions_attributed, conversions_unattributed=s.conversions_unattributed,
         duplicates=s.duplicate_touchpoints + s.duplicate_conversions, finals=s.finals,
         total_attributed_minor=s.total_attributed_minor, base_currency=config.rates.base,

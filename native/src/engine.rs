@@ -1,0 +1,543 @@
+//! The engine: journeys in a store, an event-time clock over one or more inputs, and an expiry schedule.
+//! A port of `pipeline/engine/engine.py` and `clock.py`.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::rc::Rc;
+
+use crate::config::{Config, MODEL_NAMES};
+use crate::intern::Interner;
+use crate::journey::{self, ConversionIn, Ctx, Journey, Kind, Refusal, Reward, Sink, TouchpointIn};
+use crate::models::Models;
+
+// ------------------------------------------------------------------------------------------------ clock
+
+#[derive(Clone, Debug)]
+pub struct Clock {
+    pub lateness_ms: i64,
+    pub quorum: usize,
+    pub recent: Vec<Vec<i64>>, // per source: ascending, at most `quorum` long
+    pub newest: Vec<Option<i64>>,
+    pub floor: Option<i64>,
+}
+
+impl Clock {
+    pub fn new(sources: usize, lateness_ms: i64, quorum: usize) -> Clock {
+        Clock { lateness_ms, quorum, recent: vec![Vec::new(); sources], newest: vec![None; sources], floor: None }
+    }
+
+    pub fn observe(&mut self, source: usize, t: i64) {
+        if self.newest[source].is_none_or(|n| t > n) {
+            self.newest[source] = Some(t);
+        }
+        let recent = &mut self.recent[source];
+        if self.quorum == 1 {
+            if recent.is_empty() {
+                recent.push(t);
+            } else if t > recent[0] {
+                recent[0] = t;
+            }
+            return;
+        }
+        if recent.len() >= self.quorum {
+            if t <= recent[0] {
+                return;
+            }
+            recent.remove(0); // the oldest of the newest leaves; t goes in its place in order
+        }
+        let at = recent.partition_point(|&x| x <= t);
+        recent.insert(at, t);
+    }
+
+    pub fn frontier(&self, source: usize) -> Option<i64> {
+        let r = &self.recent[source];
+        if r.len() >= self.quorum { Some(r[0]) } else { None }
+    }
+
+    pub fn newest_any(&self) -> Option<i64> {
+        self.newest.iter().flatten().copied().max()
+    }
+
+    pub fn raise_floor(&mut self, t: i64) -> bool {
+        if self.floor.is_none_or(|f| t > f) {
+            self.floor = Some(t);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn time(&self, idle: &[bool]) -> Option<i64> {
+        let n = self.recent.len();
+        let any_live = (0..n).any(|s| !idle[s]);
+        let reached = if !any_live {
+            (0..n).filter_map(|s| self.frontier(s)).max()
+        } else {
+            let mut low: Option<i64> = None;
+            let mut all = true;
+            for s in (0..n).filter(|&s| !idle[s]) {
+                match self.frontier(s) {
+                    Some(f) => low = Some(low.map_or(f, |l| l.min(f))),
+                    None => all = false,
+                }
+            }
+            if all { low } else { None }
+        };
+        match (self.floor, reached) {
+            (Some(f), None) => Some(f),
+            (Some(f), Some(r)) if f > r => Some(f),
+            (_, r) => r,
+        }
+    }
+
+    pub fn watermark(&self, idle: &[bool]) -> Option<i64> {
+        self.time(idle).map(|t| t - self.lateness_ms)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ expiry
+
+/// A heap entry: ordered by (deadline, user id) like the Python schedule's tuples, with the id's first eight
+/// bytes compared as one integer first, so ties rarely reach a full string comparison.
+#[derive(PartialEq, Eq)]
+pub struct Due {
+    pub deadline: i64,
+    prefix: u64,
+    pub user: Rc<str>,
+}
+
+impl Due {
+    fn new(deadline: i64, user: Rc<str>) -> Due {
+        let mut b = [0u8; 8];
+        let n = user.len().min(8);
+        b[..n].copy_from_slice(&user.as_bytes()[..n]);
+        Due { deadline, prefix: u64::from_be_bytes(b), user }
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.deadline.cmp(&other.deadline).then(self.prefix.cmp(&other.prefix)).then_with(|| self.user.cmp(&other.user))
+    }
+}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Which users have something to expire once the watermark reaches a deadline: a heap with lazy deletion,
+/// one live entry per user.
+#[derive(Default)]
+pub struct Expiry {
+    pub heap: BinaryHeap<Reverse<Due>>,
+    pub scheduled: HashMap<Rc<str>, i64>,
+}
+
+impl Expiry {
+    /// Always at the journey's own next deadline (a schedule rebuilt after a restart is the same schedule).
+    pub fn schedule(&mut self, user: &str, deadline: i64) {
+        let key: Rc<str> = match self.scheduled.get_key_value(user) {
+            Some((_, &d)) if d == deadline => return,
+            Some((k, _)) => k.clone(),
+            None => user.into(),
+        };
+        self.scheduled.insert(key.clone(), deadline);
+        self.heap.push(Reverse(Due::new(deadline, key)));
+    }
+
+    pub fn unschedule(&mut self, user: &str) {
+        self.scheduled.remove(user);
+    }
+
+    /// Users due at `watermark`, at most `limit`, into `due` (emptied first).
+    pub fn pop_due(&mut self, watermark: i64, limit: Option<usize>, due: &mut Vec<Rc<str>>) {
+        due.clear();
+        while let Some(Reverse(top)) = self.heap.peek() {
+            if top.deadline > watermark || limit.is_some_and(|l| due.len() >= l) {
+                break;
+            }
+            let Reverse(Due { deadline, user, .. }) = self.heap.pop().unwrap();
+            if self.scheduled.get(&user) == Some(&deadline) {
+                self.scheduled.remove(&user);
+                due.push(user);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ stores
+
+/// Where journeys live between steps: the engine's own memory (the backfill) or a byte store the caller
+/// loads from and writes back (the worker's RocksDB table).
+pub trait Store {
+    /// The user's journey, taken out of the store: give it back with `put` (changed), `remove` (gone) or
+    /// `untake` (unchanged). `names` decodes a stored journey's symbols.
+    fn take(&mut self, user: &str, names: &mut Interner) -> Option<Journey>;
+    fn put(&mut self, user: &str, journey: Journey);
+    fn remove(&mut self, user: &str);
+    fn untake(&mut self, user: &str, journey: Journey);
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    pub journeys: HashMap<Box<str>, Journey>,
+}
+
+impl Store for MemoryStore {
+    fn take(&mut self, user: &str, _names: &mut Interner) -> Option<Journey> {
+        // taken in place (an empty journey stays behind until put or removed): one lookup, no re-insertion
+        self.journeys.get_mut(user).map(std::mem::take)
+    }
+
+    fn put(&mut self, user: &str, mut journey: Journey) {
+        journey.touches.shrink();
+        match self.journeys.get_mut(user) {
+            Some(slot) => *slot = journey,
+            None => {
+                self.journeys.insert(user.into(), journey);
+            }
+        }
+    }
+
+    fn remove(&mut self, user: &str) {
+        self.journeys.remove(user);
+    }
+
+    fn untake(&mut self, user: &str, journey: Journey) {
+        self.put(user, journey);
+    }
+}
+
+pub enum Slot {
+    Stored(Option<Vec<u8>>), // as loaded, not decoded yet
+    Current(Option<Journey>),
+}
+
+/// Journeys of one step, loaded on first use by `load` (stored bytes) and remembered as changed until the
+/// caller collects them (`dirty`, in the order they first changed).
+pub struct BatchStore<'l> {
+    pub slots: HashMap<Rc<str>, Slot>,
+    pub dirty: Vec<Rc<str>>,
+    dirty_set: HashSet<Rc<str>>,
+    load: &'l mut dyn FnMut(&[Rc<str>]) -> Vec<Option<Vec<u8>>>,
+    pub error: Option<String>,
+}
+
+impl<'l> BatchStore<'l> {
+    pub fn new(load: &'l mut dyn FnMut(&[Rc<str>]) -> Vec<Option<Vec<u8>>>) -> BatchStore<'l> {
+        BatchStore { slots: HashMap::default(), dirty: Vec::new(), dirty_set: HashSet::default(), load, error: None }
+    }
+
+    pub fn preload(&mut self, users: &[Rc<str>]) {
+        let mut seen = HashSet::default();
+        let missing: Vec<Rc<str>> = users.iter()
+            .filter(|u| !self.slots.contains_key(*u) && seen.insert((*u).clone()))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let found = (self.load)(&missing);
+        for (u, v) in missing.into_iter().zip(found) {
+            self.slots.insert(u, Slot::Stored(v));
+        }
+    }
+
+    fn mark(&mut self, user: &Rc<str>) {
+        if self.dirty_set.insert(user.clone()) {
+            self.dirty.push(user.clone());
+        }
+    }
+
+    fn key(&self, user: &str) -> Rc<str> {
+        self.slots.get_key_value(user).map_or_else(|| user.into(), |(k, _)| k.clone())
+    }
+
+    pub fn current(&self, user: &str) -> Option<&Journey> {
+        match self.slots.get(user) {
+            Some(Slot::Current(j)) => j.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl Store for BatchStore<'_> {
+    fn take(&mut self, user: &str, names: &mut Interner) -> Option<Journey> {
+        let user: Rc<str> = match self.slots.get_key_value(user) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let u: Rc<str> = user.into();
+                self.preload(std::slice::from_ref(&u));
+                u
+            }
+        };
+        match self.slots.insert(user.clone(), Slot::Current(None)) {
+            Some(Slot::Current(j)) => j,
+            Some(Slot::Stored(None)) | None => None,
+            Some(Slot::Stored(Some(bytes))) => match crate::codec::decode(&bytes, names) {
+                Ok(j) => j,
+                Err(e) => {
+                    // a stored value that cannot be read: leave it be and say so (the caller stops)
+                    self.slots.insert(user.clone(), Slot::Stored(Some(bytes)));
+                    self.error.get_or_insert(format!("journey of user {user:?}: {}", e.0));
+                    None
+                }
+            },
+        }
+    }
+
+    fn put(&mut self, user: &str, journey: Journey) {
+        let user = self.key(user);
+        self.slots.insert(user.clone(), Slot::Current(Some(journey)));
+        self.mark(&user);
+    }
+
+    fn remove(&mut self, user: &str) {
+        let user = self.key(user);
+        self.slots.insert(user.clone(), Slot::Current(None));
+        self.mark(&user);
+    }
+
+    fn untake(&mut self, user: &str, journey: Journey) {
+        let user = self.key(user);
+        self.slots.insert(user, Slot::Current(Some(journey)));
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ engine
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub touchpoints: i64,
+    pub conversions: i64,
+    pub refunds: i64,
+    pub conversions_attributed: i64,
+    pub conversions_unattributed: i64,
+    pub corrections: i64,
+    pub duplicate_touchpoints: i64,
+    pub duplicate_conversions: i64,
+    pub dropped_touchpoints: i64,
+    pub finals: i64,
+    pub pending_touchpoints: i64,
+    pub total_attributed_minor: i64,
+    pub rewards_emitted: i64,
+    pub per_model: [i64; 7],
+}
+
+impl Stats {
+    fn record(&mut self, r: &Reward<'_>) {
+        self.rewards_emitted += 1;
+        match r.kind {
+            Kind::Final => {
+                self.finals += 1;
+                self.pending_touchpoints -= 1;
+                return;
+            }
+            Kind::Unattributed => return,
+            _ => {}
+        }
+        let first_of_split = r.position == Some(0);
+        if r.kind == Kind::Correction && first_of_split {
+            self.corrections += 1;
+        }
+        if r.revision == 0 {
+            self.total_attributed_minor += r.amount_minor;
+            if first_of_split {
+                let m = r.model.and_then(crate::config::model_index).unwrap_or(2) as usize;
+                self.per_model[m] += 1;
+                if r.kind == Kind::Attribution {
+                    self.conversions_attributed += 1;
+                }
+            }
+        }
+    }
+
+    pub fn per_model_named(&self) -> Vec<(&'static str, i64)> {
+        MODEL_NAMES.iter().zip(self.per_model).filter(|(_, n)| *n > 0).map(|(m, n)| (*m, n)).collect()
+    }
+}
+
+/// Counts what passes through into the engine's stats, and hands it on.
+struct Counting<'a> {
+    stats: &'a mut Stats,
+    inner: &'a mut dyn Sink,
+    first_kind: Option<Kind>,
+}
+
+impl Sink for Counting<'_> {
+    fn emit(&mut self, r: &Reward<'_>) {
+        if self.first_kind.is_none() {
+            self.first_kind = Some(r.kind);
+        }
+        self.stats.record(r);
+        self.inner.emit(r);
+    }
+}
+
+pub enum Event<'a> {
+    Touchpoint(TouchpointIn<'a>),
+    Conversion(ConversionIn<'a>),
+}
+
+impl Event<'_> {
+    pub fn user(&self) -> &str {
+        match self {
+            Event::Touchpoint(t) => t.user_id,
+            Event::Conversion(c) => c.user_id,
+        }
+    }
+
+    pub fn time(&self) -> i64 {
+        match self {
+            Event::Touchpoint(t) => t.time,
+            Event::Conversion(c) => c.time,
+        }
+    }
+}
+
+pub struct Engine {
+    pub config: Config,
+    pub models: Models,
+    pub names: Interner,
+    pub expiry: Expiry,
+    pub clock: Clock,
+    pub watermark: Option<i64>,
+    pub stats: Stats,
+    pub swept: usize,
+    due: Vec<Rc<str>>, // the sweep's buffer, kept between steps
+}
+
+impl Engine {
+    pub fn new(config: Config, names: Interner, sources: usize, quorum: usize) -> Engine {
+        let models = Models::new(&config);
+        let clock = Clock::new(sources, config.allowed_lateness_ms, quorum);
+        Engine { config, models, names, expiry: Expiry::default(), clock, watermark: None, stats: Stats::default(),
+                 swept: 0, due: Vec::new() }
+    }
+
+    /// Apply one event to its user's journey (the clock is not moved: see `observe`). Duplicates are counted
+    /// and produce nothing; refusals leave the state untouched.
+    pub fn apply(&mut self, store: &mut dyn Store, event: &Event<'_>, ingest_ms: Option<i64>, sink: &mut dyn Sink)
+                 -> Result<(), Refusal> {
+        let user = event.user();
+        let mut journey = store.take(user, &mut self.names).unwrap_or_default();
+        let was_empty = journey.is_empty();
+        let deadline_before = if was_empty { None } else { journey::next_deadline(&journey, &self.config) };
+        let ctx = Ctx { config: &self.config, models: &self.models, names: &self.names, watermark: self.watermark,
+                        ingest_ms };
+        let mut counting = Counting { stats: &mut self.stats, inner: sink, first_kind: None };
+        let result = match event {
+            Event::Touchpoint(tp) => journey::apply_touchpoint(&mut journey, tp, &ctx, &mut counting).map(Some),
+            Event::Conversion(cv) => journey::apply_conversion(&mut journey, cv, &ctx, &mut counting).map(|_| None),
+        };
+        let first_kind = counting.first_kind;
+        match result {
+            Err(refusal) => {
+                if !was_empty {
+                    store.untake(user, journey);
+                }
+                match refusal {
+                    Refusal::Duplicate("touchpoint") => self.stats.duplicate_touchpoints += 1,
+                    Refusal::Duplicate(_) => self.stats.duplicate_conversions += 1,
+                    other => return Err(other),
+                }
+                Ok(())
+            }
+            Ok(dropped) => {
+                let s = &mut self.stats;
+                match event {
+                    Event::Touchpoint(_) => {
+                        s.touchpoints += 1;
+                        s.pending_touchpoints += 1;
+                        s.dropped_touchpoints += dropped.unwrap_or(0) as i64;
+                    }
+                    Event::Conversion(cv) if cv.refund_of.is_some() => s.refunds += 1,
+                    Event::Conversion(_) => {
+                        s.conversions += 1;
+                        if first_kind == Some(Kind::Unattributed) {
+                            s.conversions_unattributed += 1;
+                        }
+                    }
+                }
+                self.save(store, user, journey, deadline_before);
+                Ok(())
+            }
+        }
+    }
+
+    /// Put a changed journey back and keep its schedule at its next deadline (`before`: the deadline it was
+    /// scheduled at, when known, so an unchanged one costs no lookup).
+    fn save(&mut self, store: &mut dyn Store, user: &str, journey: Journey, before: Option<i64>) {
+        if journey.is_empty() {
+            store.remove(user);
+            self.expiry.unschedule(user);
+            return;
+        }
+        let deadline = journey::next_deadline(&journey, &self.config);
+        store.put(user, journey);
+        match deadline {
+            Some(d) if before == Some(d) => {}
+            Some(d) => self.expiry.schedule(user, d),
+            None => self.expiry.unschedule(user),
+        }
+    }
+
+    pub fn observe(&mut self, source: usize, t: i64, idle: &[bool]) {
+        self.clock.observe(source, t);
+        self.catch_up(idle);
+    }
+
+    fn catch_up(&mut self, idle: &[bool]) {
+        if let Some(wm) = self.clock.watermark(idle) {
+            if self.watermark.is_none_or(|w| wm > w) {
+                self.watermark = Some(wm);
+            }
+        }
+    }
+
+    /// Expire what the watermark has passed, at most `limit` journeys.
+    pub fn advance(&mut self, store: &mut dyn Store, idle: &[bool], limit: Option<usize>, sink: &mut dyn Sink) {
+        self.catch_up(idle);
+        self.swept = 0;
+        let Some(wm) = self.watermark else { return };
+        if self.expiry.heap.peek().is_none_or(|Reverse(top)| top.deadline > wm) {
+            return; // nothing due: the common case, checked without touching anything else
+        }
+        let mut due = std::mem::take(&mut self.due);
+        self.expiry.pop_due(wm, limit, &mut due);
+        for user in due.drain(..) {
+            let Some(mut journey) = store.take(&user, &mut self.names) else { continue };
+            let ctx = Ctx { config: &self.config, models: &self.models, names: &self.names, watermark: Some(wm),
+                            ingest_ms: None };
+            let mut counting = Counting { stats: &mut self.stats, inner: sink, first_kind: None };
+            journey::expire(&mut journey, wm, &user, &ctx, &mut counting);
+            self.save(store, &user, journey, None);
+            self.swept += 1;
+        }
+        self.due = due;
+    }
+
+    /// apply + observe + expire: the whole step for a single ordered input (the backfill).
+    pub fn process(&mut self, store: &mut dyn Store, event: &Event<'_>, ingest_ms: Option<i64>, sink: &mut dyn Sink)
+                   -> Result<(), Refusal> {
+        self.apply(store, event, ingest_ms, sink)?;
+        self.observe(0, event.time(), &[false]);
+        if self.watermark.is_some() {
+            self.advance(store, &[false], None, sink);
+        }
+        Ok(())
+    }
+
+    /// End of input: close every window.
+    pub fn flush(&mut self, store: &mut dyn Store, sink: &mut dyn Sink) {
+        let newest = self.clock.newest_any().unwrap_or(0);
+        let c = &self.config;
+        self.clock.raise_floor(newest + c.max_window_ms + c.refund_retention_ms + c.allowed_lateness_ms + 2);
+        let idle = vec![false; self.clock.recent.len()];
+        self.advance(store, &idle, None, sink);
+    }
+}

@@ -1,0 +1,623 @@
+//! `pipeline._native`: the attribution engine in Rust, behind the same batch entry points as the Python engine.
+//!
+//! - `Backfill`: JSON Lines chunks in, reward JSON lines out (the engine's journeys in memory).
+//! - `Partition`: one input partition of the worker: raw Kafka records in, journey-table writes (each carrying
+//!   its outbox of Avro reward records) out; journeys are loaded from and written to the caller's store.
+//!
+//! The happy path runs here. Whatever the fast path does not decide (a record of an older schema, a refused
+//! event's wording, an odd JSON form) goes to the Python callables given at construction, so both engines take
+//! the same decisions in the same words; the differential tests hold them to it.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod avro;
+mod codec;
+mod config;
+mod engine;
+mod intern;
+mod journey;
+mod jsonl;
+mod models;
+mod money;
+mod validate;
+
+use rustc_hash::FxHashMap as HashMap;
+use std::rc::Rc;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+
+use crate::config::{model_index, Config, Learned};
+use crate::engine::{BatchStore, Engine, Event, MemoryStore, Stats};
+use crate::intern::Interner;
+use crate::journey::{ConversionIn, Refusal, Reward, Sink, TouchpointIn};
+use crate::jsonl::Parsed;
+use crate::money::Rate;
+
+// ------------------------------------------------------------------------------------------------ config
+
+fn item<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    d.get_item(key)?.ok_or_else(|| PyValueError::new_err(format!("native config lacks {key:?}")))
+}
+
+macro_rules! get {
+    ($d:expr, $key:expr) => {
+        item($d, $key)?.extract()?
+    };
+}
+
+fn read_config(d: &Bound<'_, PyDict>, names: &mut Interner) -> PyResult<Config> {
+    let default_model: String = get!(d, "default_model");
+    let rates_raw: HashMap<String, (u128, i32)> = get!(d, "rates");
+    let base: String = get!(d, "base");
+    let minor_units: HashMap<String, u32> = get!(d, "minor_units");
+    let learned = match d.get_item("learned")? {
+        Some(l) if !l.is_none() => {
+            let l = l.cast::<PyDict>()?;
+            Learned {
+                fallback: get!(l, "fallback"),
+                removal_effects: get!(l, "removal_effects"),
+                coalitions: get!(l, "coalitions"),
+            }
+        }
+        _ => Learned { fallback: true, ..Learned::default() },
+    };
+    let base_sym = names.intern(&base);
+    Ok(Config {
+        default_model: model_index(&default_model).ok_or_else(|| PyValueError::new_err("unknown default model"))?,
+        window_ms: get!(d, "window_ms"),
+        windows_ms: get!(d, "windows_ms"),
+        max_window_ms: get!(d, "max_window_ms"),
+        allowed_lateness_ms: get!(d, "allowed_lateness_ms"),
+        half_life_ms: get!(d, "half_life_ms"),
+        position_first: get!(d, "position_first"),
+        position_last: get!(d, "position_last"),
+        max_journey_length: get!(d, "max_journey_length"),
+        refund_retention_ms: get!(d, "refund_retention_ms"),
+        max_future_skew_ms: get!(d, "max_future_skew_ms"),
+        base_exp: *minor_units.get(&base).ok_or_else(|| PyValueError::new_err("unknown base currency"))?,
+        base: base_sym,
+        rates: rates_raw.into_iter()
+            .map(|(c, (m, e))| (names.intern(&c), Rate { mantissa: m, exponent: e }))
+            .collect(),
+        minor_units,
+        learned,
+    })
+}
+
+fn stats_dict<'py>(py: Python<'py>, s: &Stats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in [
+        ("touchpoints", s.touchpoints), ("conversions", s.conversions), ("refunds", s.refunds),
+        ("conversions_attributed", s.conversions_attributed),
+        ("conversions_unattributed", s.conversions_unattributed), ("corrections", s.corrections),
+        ("duplicate_touchpoints", s.duplicate_touchpoints), ("duplicate_conversions", s.duplicate_conversions),
+        ("dropped_touchpoints", s.dropped_touchpoints), ("finals", s.finals),
+        ("pending_touchpoints", s.pending_touchpoints), ("total_attributed_minor", s.total_attributed_minor),
+        ("rewards_emitted", s.rewards_emitted),
+    ] {
+        d.set_item(k, v)?;
+    }
+    let per_model = PyDict::new(py);
+    for (m, n) in s.per_model_named() {
+        per_model.set_item(m, n)?;
+    }
+    d.set_item("per_model", per_model)?;
+    Ok(d)
+}
+
+/// The refusal as the Python engine words it (`pipeline.engine.refusals`).
+fn refusal_object(py: Python<'_>, words: &Bound<'_, PyAny>, r: &Refusal) -> PyResult<Py<PyAny>> {
+    let call = |name: &str, args: Bound<'_, PyTuple>| -> PyResult<Py<PyAny>> {
+        Ok(words.call1((name, args))?.unbind())
+    };
+    match r {
+        Refusal::Late { time, watermark, lateness } => call("late", PyTuple::new(py, [*time, *watermark, *lateness])?),
+        Refusal::Future { time, skew, ingest } => call("future", PyTuple::new(py, [*time, *skew, *ingest])?),
+        Refusal::NoRate { currency, base } => call("no_rate", PyTuple::new(py, [currency, base])?),
+        Refusal::UnknownRefund { refund_of, user } => call("unknown_refund", PyTuple::new(py, [refund_of, user])?),
+        Refusal::RefundTooOld { after, refund_of, retention } => {
+            call("refund_too_old", (after, refund_of, retention).into_pyobject(py)?)
+        }
+        Refusal::RefundCurrency { currency, original } => {
+            call("refund_currency", PyTuple::new(py, [currency, original])?)
+        }
+        Refusal::RefundExceeds { value_minor, left } => {
+            call("refund_exceeds", PyTuple::new(py, [*value_minor, *left])?)
+        }
+        Refusal::Duplicate(_) => Err(PyValueError::new_err("a duplicate is not a refusal")),
+    }
+}
+
+/// An event parsed by Python (the slow path): ("touchpoint", tid, episode, user, campaign, channel, time, reward)
+/// or ("conversion", cid, user, event, value_minor, currency, time, refund_of, model).
+enum Owned {
+    Touchpoint { tid: String, episode: String, user: String, campaign: String, channel: String, time: i64,
+                 reward: f64 },
+    Conversion { cid: String, user: String, event: String, value_minor: i64, currency: String, time: i64,
+                 refund_of: Option<String>, model: Option<String> },
+}
+
+fn owned_event(t: &Bound<'_, PyAny>) -> PyResult<Owned> {
+    let kind: String = t.get_item(0)?.extract()?;
+    Ok(match kind.as_str() {
+        "touchpoint" => Owned::Touchpoint {
+            tid: t.get_item(1)?.extract()?, episode: t.get_item(2)?.extract()?, user: t.get_item(3)?.extract()?,
+            campaign: t.get_item(4)?.extract()?, channel: t.get_item(5)?.extract()?, time: t.get_item(6)?.extract()?,
+            reward: t.get_item(7)?.extract()?,
+        },
+        "conversion" => Owned::Conversion {
+            cid: t.get_item(1)?.extract()?, user: t.get_item(2)?.extract()?, event: t.get_item(3)?.extract()?,
+            value_minor: t.get_item(4)?.extract()?, currency: t.get_item(5)?.extract()?,
+            time: t.get_item(6)?.extract()?, refund_of: t.get_item(7)?.extract()?, model: t.get_item(8)?.extract()?,
+        },
+        other => return Err(PyTypeError::new_err(format!("not an event tuple: {other}"))),
+    })
+}
+
+/// Either a fast-path parse (borrowing the input) or Python's, as the engine's event.
+enum AnyEvent<'a> {
+    Fast(Parsed<'a>),
+    Slow(Owned),
+}
+
+impl AnyEvent<'_> {
+    fn event<'s>(&'s self, names: &mut Interner) -> PyResult<Event<'s>> {
+        Ok(match self {
+            AnyEvent::Fast(p @ Parsed::Touchpoint { .. }) => Event::Touchpoint(p.touchpoint(names).unwrap()),
+            AnyEvent::Fast(p) => Event::Conversion(p.conversion(names).unwrap()),
+            AnyEvent::Slow(Owned::Touchpoint { tid, episode, user, campaign, channel, time, reward }) => {
+                Event::Touchpoint(TouchpointIn { touchpoint_id: tid, episode_id: episode, user_id: user,
+                                                 campaign: names.intern(campaign), channel: names.intern(channel),
+                                                 time: *time, reward: *reward })
+            }
+            AnyEvent::Slow(Owned::Conversion { cid, user, event, value_minor, currency, time, refund_of, model }) => {
+                let model = match model {
+                    None => None,
+                    Some(m) => Some(model_index(m).ok_or_else(|| PyValueError::new_err("unknown model"))?),
+                };
+                Event::Conversion(ConversionIn { conversion_id: cid, user_id: user, event: names.intern(event),
+                                                 value_minor: *value_minor, currency: names.intern(currency),
+                                                 time: *time, refund_of: refund_of.as_deref(), model })
+            }
+        })
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ backfill
+
+struct Counter(u64);
+
+impl Sink for Counter {
+    fn emit(&mut self, _r: &Reward<'_>) {
+        self.0 += 1;
+    }
+}
+
+struct JsonSink<'a> {
+    out: &'a mut Vec<u8>,
+    minor_units: &'a HashMap<String, u32>,
+    count: u64,
+}
+
+impl Sink for JsonSink<'_> {
+    fn emit(&mut self, r: &Reward<'_>) {
+        let mu = self.minor_units;
+        jsonl::write_reward(self.out, r, &|c: &str| mu.get(c).copied().unwrap_or(2));
+        self.count += 1;
+    }
+}
+
+/// Output to a file descriptor (one copy, into the kernel), or back to Python as bytes.
+fn emit<'py>(py: Python<'py>, out: &[u8], fd: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
+    let Some(fd) = fd else { return Ok(PyBytes::new(py, out)) };
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller owns `fd` and keeps it open; ManuallyDrop leaves it open here.
+    let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    py.detach(|| file.write_all(out)).map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, b""))
+}
+
+/// The engine over a JSON Lines log, journeys in memory.
+#[pyclass(unsendable, module = "pipeline._native")]
+struct Backfill {
+    engine: Engine,
+    store: MemoryStore,
+    reference_ms: Option<i64>,
+    fallback: Py<PyAny>,
+    words: Py<PyAny>,
+    rewards_out: u64,
+    minor_units: HashMap<String, u32>,
+    buffer: Vec<u8>, // output of the last chunk, kept for its capacity
+}
+
+#[pymethods]
+impl Backfill {
+    /// `fallback(line: bytes)` parses a line the fast path left to Python: an event tuple, or it raises
+    /// InvalidEvent. `words(name, args)` makes the engine's refusals (`pipeline.engine.refusals`).
+    #[new]
+    #[pyo3(signature = (config, quorum, reference_ms, fallback, words))]
+    fn new(config: &Bound<'_, PyDict>, quorum: usize, reference_ms: Option<i64>, fallback: Py<PyAny>,
+           words: Py<PyAny>) -> PyResult<Self> {
+        let mut names = Interner::default();
+        let cfg = read_config(config, &mut names)?;
+        let minor_units = cfg.minor_units.clone();
+        Ok(Backfill { engine: Engine::new(cfg, names, 1, quorum), store: MemoryStore::default(), reference_ms,
+                      fallback, words, rewards_out: 0, minor_units, buffer: Vec::new() })
+    }
+
+    /// Complete lines (each ending in a newline, the last one may not), numbered from `first_line`. The reward
+    /// JSON lines are written to the file descriptor `out_fd` (an unbuffered file the caller owns), or returned
+    /// when it is None. Returns (reward lines or b"", [(line number, refusal, raw line)], non-blank lines).
+    #[pyo3(signature = (chunk, first_line, out_fd=None))]
+    fn feed<'py>(&mut self, py: Python<'py>, chunk: &[u8], first_line: i64, out_fd: Option<i32>)
+                 -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyList>, i64)> {
+        let mut out = std::mem::take(&mut self.buffer);
+        out.clear();
+        out.reserve(chunk.len() * 5);
+        let refused = PyList::empty(py);
+        let mut events_in = 0i64;
+        let fallback = self.fallback.bind(py);
+        let words = self.words.bind(py);
+        let mut number = first_line - 1;
+        for line in chunk.split_inclusive(|&b| b == b'\n') {
+            number += 1;
+            if line.iter().all(|b| b.is_ascii_whitespace() || *b == 0x0b) {
+                continue;
+            }
+            events_in += 1;
+            let any = match jsonl::parse_line(line, &self.engine.config) {
+                Some(p) => AnyEvent::Fast(p),
+                None => match fallback.call1((PyBytes::new(py, line),)) {
+                    Ok(t) => AnyEvent::Slow(owned_event(&t)?),
+                    Err(e) if e.is_instance_of::<PyValueError>(py) => {
+                        refused.append((number, e.value(py), PyBytes::new(py, line)))?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            let event = any.event(&mut self.engine.names)?;
+            let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
+            match self.engine.process(&mut self.store, &event, self.reference_ms, &mut sink) {
+                Ok(()) => self.rewards_out += sink.count,
+                Err(r) => refused.append((number, refusal_object(py, words, &r)?, PyBytes::new(py, line)))?,
+            }
+        }
+        let written = emit(py, &out, out_fd)?;
+        self.buffer = out;
+        Ok((written, refused, events_in))
+    }
+
+    /// End of input: close every window; the last reward lines (written to `out_fd`, or returned).
+    #[pyo3(signature = (out_fd=None))]
+    fn finish<'py>(&mut self, py: Python<'py>, out_fd: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = Vec::new();
+        let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
+        self.engine.flush(&mut self.store, &mut sink);
+        self.rewards_out += sink.count;
+        emit(py, &out, out_fd)
+    }
+
+    /// For benchmarks: the engine alone over a chunk's events (each line parsed beforehand, untimed; rewards
+    /// counted, not formatted), then the end of input. Returns (events, rewards, seconds).
+    #[pyo3(signature = (chunk, flush=true))]
+    fn bench_engine(&mut self, chunk: &[u8], flush: bool) -> PyResult<(u64, u64, f64)> {
+        let parsed: Vec<Parsed<'_>> = chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty())
+            .map(|l| jsonl::parse_line(l, &self.engine.config)
+                .ok_or_else(|| PyValueError::new_err("bench_engine takes fast-path lines only")))
+            .collect::<PyResult<_>>()?;
+        let mut counter = Counter(0);
+        let started = std::time::Instant::now();
+        for p in &parsed {
+            let event = match p {
+                Parsed::Touchpoint { .. } => Event::Touchpoint(p.touchpoint(&mut self.engine.names).unwrap()),
+                Parsed::Conversion { .. } => Event::Conversion(p.conversion(&mut self.engine.names).unwrap()),
+            };
+            let _ = self.engine.process(&mut self.store, &event, self.reference_ms, &mut counter);
+        }
+        if flush {
+            self.engine.flush(&mut self.store, &mut counter);
+        }
+        Ok((parsed.len() as u64, counter.0, started.elapsed().as_secs_f64()))
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = stats_dict(py, &self.engine.stats)?;
+        d.set_item("rewards_out", self.rewards_out)?;
+        d.set_item("journeys", self.store.journeys.len())?;
+        Ok(d)
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ partition
+
+const SOURCES: [&str; 2] = ["touchpoints", "conversions"];
+
+struct OutboxSink<'a> {
+    fingerprint: &'a [u8; 8],
+    outboxes: &'a mut HashMap<String, (Vec<u8>, u32)>,
+    order: &'a mut Vec<String>,
+    record: Vec<u8>,
+    count: u64,
+}
+
+impl Sink for OutboxSink<'_> {
+    fn emit(&mut self, r: &Reward<'_>) {
+        self.record.clear();
+        avro::write_reward(&mut self.record, r, self.fingerprint);
+        let entry = match self.outboxes.get_mut(r.user_id) {
+            Some(e) => e,
+            None => {
+                self.order.push(r.user_id.to_owned());
+                self.outboxes.entry(r.user_id.to_owned()).or_default()
+            }
+        };
+        codec::push_outbox(&mut entry.0, &self.record);
+        entry.1 += 1;
+        self.count += 1;
+    }
+}
+
+/// One input partition of the worker (see `pipeline.stream.processor.PartitionProcessor`, the same contract).
+#[pyclass(unsendable, module = "pipeline._native")]
+struct Partition {
+    engine: Engine,
+    slice_limit: usize,
+    meta_key: Vec<u8>,
+    meta_saved: Option<String>, // the clock as last written
+    fingerprints: [[u8; 8]; 3], // touchpoint, conversion, attributed reward
+    decode: Py<PyAny>,
+    words: Py<PyAny>,
+}
+
+fn loader<'a>(py: Python<'a>, load: &'a Bound<'a, PyAny>, failed: &'a mut Option<PyErr>)
+              -> impl FnMut(&[Rc<str>]) -> Vec<Option<Vec<u8>>> + 'a {
+    move |users: &[Rc<str>]| {
+        let call = || -> PyResult<Vec<Option<Vec<u8>>>> {
+            let keys = PyList::new(py, users.iter().map(|u| PyBytes::new(py, u.as_bytes())))?;
+            load.call1((keys,))?.extract()
+        };
+        match call() {
+            Ok(v) if v.len() == users.len() => v,
+            Ok(_) => {
+                failed.get_or_insert(PyValueError::new_err("the journey loader returned the wrong number of values"));
+                vec![None; users.len()]
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+                vec![None; users.len()]
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Partition {
+    /// `fingerprints`: the current writer schemas of touchpoint, conversion and attributed reward. `decode(index)`
+    /// decodes a record the fast path left to Python (an event tuple, or it raises InvalidEvent);
+    /// `words(name, args)` makes the engine's refusals.
+    #[new]
+    fn new(partition: i64, config: &Bound<'_, PyDict>, slice_limit: usize, fingerprints: (Vec<u8>, Vec<u8>, Vec<u8>),
+           decode: Py<PyAny>, words: Py<PyAny>) -> PyResult<Self> {
+        let mut names = Interner::default();
+        let cfg = read_config(config, &mut names)?;
+        let fp = |v: Vec<u8>| -> PyResult<[u8; 8]> {
+            v.try_into().map_err(|_| PyValueError::new_err("a schema fingerprint is 8 bytes"))
+        };
+        let mut meta_key = vec![0u8];
+        meta_key.extend_from_slice(format!("meta:{partition}").as_bytes());
+        Ok(Partition {
+            engine: Engine::new(cfg, names, 2, 1), slice_limit, meta_key, meta_saved: None,
+            fingerprints: [fp(fingerprints.0)?, fp(fingerprints.1)?, fp(fingerprints.2)?], decode, words,
+        })
+    }
+
+    /// Rebuild the expiry schedule and the clock from the partition's stored (key, value) pairs.
+    fn restore(&mut self, items: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let mut n = 0;
+        for item in items.try_iter()? {
+            let (key, value): (Vec<u8>, Vec<u8>) = item?.extract()?;
+            if key == self.meta_key {
+                self.load_clock(&value)?;
+                continue;
+            }
+            if key.first() == Some(&0) {
+                continue;
+            }
+            let journey = codec::decode(&value, &mut self.engine.names).map_err(|e| PyValueError::new_err(e.0))?;
+            let Some(journey) = journey else { continue };
+            let user = String::from_utf8(key).map_err(|_| PyValueError::new_err("user key not UTF-8"))?;
+            if let Some(d) = journey::next_deadline(&journey, &self.engine.config) {
+                self.engine.expiry.schedule(&user, d);
+                n += 1;
+            }
+            self.engine.stats.pending_touchpoints += journey.touches.len() as i64;
+        }
+        Ok(n)
+    }
+
+    /// A step over a batch of this partition's records: [(source 0|1, offset, key, value, ingest ms)].
+    #[pyo3(signature = (records, load, idle, floor_ms=None))]
+    fn process<'py>(&mut self, py: Python<'py>, records: &Bound<'py, PyList>, load: &Bound<'py, PyAny>,
+                    idle: (bool, bool), floor_ms: Option<i64>) -> PyResult<Bound<'py, PyTuple>> {
+        let n = records.len();
+        let mut values: Vec<(usize, Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>)> = Vec::with_capacity(n);
+        for rec in records.iter() {
+            let t = rec.cast::<PyTuple>()?;
+            values.push((t.get_item(0)?.extract()?, t.get_item(2)?.extract()?, t.get_item(3)?.extract()?,
+                         t.get_item(4)?.extract()?));
+        }
+        let refused = PyList::empty(py);
+        let mut events: Vec<(usize, usize, AnyEvent<'_>, Option<i64>)> = Vec::with_capacity(n);
+        let decode = self.decode.bind(py);
+        for (i, (source, key, value, ingest)) in values.iter().enumerate() {
+            let fast = value.as_deref().and_then(|v| if *source == 0 {
+                avro::read_touchpoint(v, key.as_deref(), &self.fingerprints[0])
+            } else {
+                avro::read_conversion(v, key.as_deref(), &self.fingerprints[1], &self.engine.config)
+            });
+            let any = match fast {
+                Some(p) => AnyEvent::Fast(p),
+                None => match decode.call1((i,)) {
+                    Ok(t) => AnyEvent::Slow(owned_event(&t)?),
+                    Err(e) if e.is_instance_of::<PyValueError>(py) => {
+                        refused.append((i, e.value(py)))?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            events.push((i, *source, any, *ingest));
+        }
+        self.step(py, events, load, [idle.0, idle.1], floor_ms, refused)
+    }
+
+    /// A step without input (the worker's timer).
+    #[pyo3(signature = (load, idle, floor_ms=None))]
+    fn advance<'py>(&mut self, py: Python<'py>, load: &Bound<'py, PyAny>, idle: (bool, bool), floor_ms: Option<i64>)
+                    -> PyResult<Bound<'py, PyTuple>> {
+        self.step(py, Vec::new(), load, [idle.0, idle.1], floor_ms, PyList::empty(py))
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        stats_dict(py, &self.engine.stats)
+    }
+
+    fn newest_ms(&self) -> Option<i64> {
+        self.engine.clock.newest_any()
+    }
+
+    fn watermark(&self) -> Option<i64> {
+        self.engine.watermark
+    }
+
+    fn clock_state(&self) -> String {
+        self.clock_json()
+    }
+}
+
+impl Partition {
+    fn clock_json(&self) -> String {
+        let c = &self.engine.clock;
+        let recent: serde_json::Map<String, serde_json::Value> = SOURCES.iter().enumerate()
+            .map(|(i, s)| (s.to_string(), serde_json::json!(c.recent[i]))).collect();
+        let newest: serde_json::Map<String, serde_json::Value> = SOURCES.iter().enumerate()
+            .map(|(i, s)| (s.to_string(), serde_json::json!(c.newest[i]))).collect();
+        serde_json::json!({"recent": recent, "newest": newest, "floor": c.floor, "watermark": self.engine.watermark})
+            .to_string()
+    }
+
+    fn load_clock(&mut self, value: &[u8]) -> PyResult<()> {
+        let v: serde_json::Value = serde_json::from_slice(value).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let c = &mut self.engine.clock;
+        for (i, s) in SOURCES.iter().enumerate() {
+            let mut recent: Vec<i64> = v["recent"][s].as_array().map(|a| a.iter().filter_map(|x| x.as_i64()).collect())
+                .unwrap_or_default();
+            recent.sort_unstable();
+            let keep = recent.len().saturating_sub(c.quorum);
+            c.recent[i] = recent.split_off(keep);
+            c.newest[i] = v["newest"][s].as_i64();
+        }
+        c.floor = v["floor"].as_i64();
+        // restored as it was (see PartitionProcessor.restore)
+        self.engine.watermark = match v.get("watermark") {
+            Some(w) => w.as_i64(),
+            None => c.watermark(&[false, false]),
+        };
+        self.meta_saved = Some(self.clock_json());
+        Ok(())
+    }
+
+    fn step<'py>(&mut self, py: Python<'py>, events: Vec<(usize, usize, AnyEvent<'_>, Option<i64>)>,
+                 load: &Bound<'py, PyAny>, idle: [bool; 2], floor_ms: Option<i64>, refused: Bound<'py, PyList>)
+                 -> PyResult<Bound<'py, PyTuple>> {
+        let words = self.words.bind(py);
+        let mut failed: Option<PyErr> = None;
+        let mut load_fn = loader(py, load, &mut failed);
+        let mut store = BatchStore::new(&mut load_fn);
+        let users: Vec<Rc<str>> = events.iter().map(|(_, _, e, _)| match e {
+            AnyEvent::Fast(Parsed::Touchpoint { user, .. }) | AnyEvent::Fast(Parsed::Conversion { user, .. }) => {
+                Rc::from(&**user)
+            }
+            AnyEvent::Slow(Owned::Touchpoint { user, .. }) | AnyEvent::Slow(Owned::Conversion { user, .. }) => {
+                Rc::from(user.as_str())
+            }
+        }).collect();
+        store.preload(&users);
+        if let Some(f) = floor_ms {
+            self.engine.clock.raise_floor(f);
+        }
+        let mut outboxes: HashMap<String, (Vec<u8>, u32)> = HashMap::default();
+        let mut order: Vec<String> = Vec::new();
+        let fingerprint = self.fingerprints[2];
+        let mut sink = OutboxSink { fingerprint: &fingerprint, outboxes: &mut outboxes, order: &mut order,
+                                    record: Vec::with_capacity(256), count: 0 };
+        for (i, source, any, ingest) in &events {
+            let event = any.event(&mut self.engine.names)?;
+            match self.engine.apply(&mut store, &event, *ingest, &mut sink) {
+                Ok(()) => self.engine.observe(*source, event.time(), &idle),
+                Err(r) => refused.append((*i, refusal_object(py, words, &r)?))?,
+            }
+        }
+        self.engine.advance(&mut store, &idle, Some(self.slice_limit), &mut sink);
+        let rewards = sink.count;
+        if let Some(e) = store.error.take() {
+            return Err(PyValueError::new_err(e));
+        }
+        // the step's writes: each changed journey once, with its outbox
+        let writes = PyList::empty(py);
+        let meta = self.clock_json();
+        if self.meta_saved.as_deref() != Some(meta.as_str()) {
+            // the clock whenever it moved, first (see PartitionProcessor._step)
+            writes.append((PyBytes::new(py, &self.meta_key), PyBytes::new(py, meta.as_bytes())))?;
+            self.meta_saved = Some(meta);
+        }
+        let dirty = std::mem::take(&mut store.dirty);
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::default();
+        let names = &self.engine.names;
+        let keys = dirty.iter().map(|u| &**u).chain(order.iter().map(String::as_str));
+        for user in keys {
+            if !seen.insert(user) {
+                continue;
+            }
+            let journey = store.current(user);
+            let (outbox, count) = outboxes.get(user).map(|(b, c)| (b.as_slice(), *c)).unwrap_or((&[], 0));
+            let key = PyBytes::new(py, user.as_bytes());
+            match journey {
+                Some(j) => writes.append((key, PyBytes::new(py, &codec::encode(Some(j), outbox, count, names))))?,
+                None => {
+                    if count > 0 {
+                        writes.append((key.clone(), PyBytes::new(py, &codec::encode(None, outbox, count, names))))?;
+                    }
+                    writes.append((key, py.None()))?;
+                }
+            }
+        }
+        drop(store);
+        drop(load_fn);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        PyTuple::new(py, [writes.into_any(), refused.into_any(), rewards.into_pyobject(py)?.into_any()])
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ module
+
+/// The journey a stored value holds, as plain data (for tests and the Python codec's cross-checks).
+#[pyfunction]
+fn journey_format_version() -> u8 {
+    codec::FORMAT_VERSION
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Backfill>()?;
+    m.add_class::<Partition>()?;
+    m.add_function(wrap_pyfunction!(journey_format_version, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,180 @@
+"""The native engine (Rust, ``pipeline._native``) behind the engine's two batch entry points.
+
+``NativeBackfill`` is the backfill's engine (JSON Lines chunks in, reward lines out) and
+``NativePartitionProcessor`` the worker's (a partition's raw records in, table writes out), each with exactly
+the contract of its Python counterpart (``pipeline.backfill.engines.PythonBackfill``,
+``pipeline.stream.processor.PartitionProcessor``). The native side decides what it can prove Python decides the
+same way; everything else (a line in an odd form, a record of an older schema, the wording of a refusal) is
+handed back to the Python code given here, so the two engines refuse the same events in the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from pipeline.attribution.learned import LearnedWeights
+from pipeline.attribution.money import to_minor
+from pipeline.backfill.engines import Refused, parse_line
+from pipeline.engine import EngineConfig, EngineStats, refusals
+from pipeline.events.avro import default_registry
+from pipeline.events.currency import MINOR_UNITS
+from pipeline.events.errors import InvalidEvent
+from pipeline.events.types import Event, Touchpoint
+
+try:
+    from pipeline import _native
+except ImportError as exc:  # pragma: no cover - the build failed or was skipped
+    _native = None
+    IMPORT_ERROR: str | None = (f"the native engine is not built ({exc}); reinstall with `pip install -e .` "
+                                "(needs Rust, see native/rust-toolchain.toml), or choose the python engine")
+else:
+    IMPORT_ERROR = None
+
+
+def available() -> bool:
+    return _native is not None
+
+
+def _require() -> Any:
+    if _native is None:
+        raise RuntimeError(IMPORT_ERROR)
+    return _native
+
+
+def _ratio(f: Fraction) -> tuple[int, int]:
+    return f.numerator, f.denominator
+
+
+def _decimal(d: Decimal) -> tuple[int, int]:
+    sign, digits, exponent = d.as_tuple()
+    assert isinstance(exponent, int) and not sign
+    return int("".join(map(str, digits))), exponent
+
+
+def native_config(config: EngineConfig, learned: LearnedWeights | None) -> dict[str, Any]:
+    """The engine's settings as the native side reads them."""
+    return {
+        "default_model": config.default_model,
+        "window_ms": config.window_ms,
+        "windows_ms": dict(config.windows_ms),
+        "max_window_ms": config.max_window_ms,
+        "allowed_lateness_ms": config.allowed_lateness_ms,
+        "half_life_ms": config.half_life_ms,
+        "position_first": _ratio(config.position_first),
+        "position_last": _ratio(config.position_last),
+        "max_journey_length": config.max_journey_length,
+        "refund_retention_ms": config.refund_retention_ms,
+        "max_future_skew_ms": config.max_future_skew_ms,
+        "base": config.rates.base,
+        "rates": {code: _decimal(rate) for code, rate in config.rates.rates.items()},
+        "minor_units": dict(MINOR_UNITS),
+        "learned": None if learned is None else {
+            "fallback": learned.fallback,
+            "removal_effects": dict(learned.removal_effects),
+            "coalitions": [(sorted(c), n, k) for c, (n, k) in learned.coalitions.items()],
+        },
+    }
+
+
+def event_tuple(event: Event) -> tuple[Any, ...]:
+    """An event as the native side takes it from Python."""
+    if isinstance(event, Touchpoint):
+        return ("touchpoint", event.touchpoint_id, event.episode_id, event.user_id, event.campaign_id, event.channel,
+                event.timestamp_ms, event.immediate_reward)
+    return ("conversion", event.conversion_id, event.user_id, event.event, to_minor(event.value, event.currency),
+            event.currency, event.timestamp_ms, event.refund_of, event.model)
+
+
+def _words(name: str, args: Sequence[Any]) -> InvalidEvent:
+    return refusals.BY_NAME[name](*args)
+
+
+def engine_stats(data: dict[str, Any]) -> EngineStats:
+    stats = EngineStats(**{k: v for k, v in data.items() if k in EngineStats.__dataclass_fields__
+                           and k != "per_model"})
+    stats.per_model.update(data["per_model"])
+    return stats
+
+
+class NativeBackfill:
+    """The backfill's engine in Rust; see ``pipeline.backfill.engines.BackfillEngine``."""
+
+    def __init__(self, config: EngineConfig, learned: LearnedWeights | None, reference_ms: int,
+                 quorum: int) -> None:
+        self._backfill = _require().Backfill(native_config(config, learned), quorum, reference_ms,
+                                             lambda line: event_tuple(parse_line(line)), _words)
+
+    @property
+    def rewards_out(self) -> int:
+        return int(self._backfill.stats()["rewards_out"])
+
+    def feed(self, chunk: bytes, first_line: int, out_fd: int | None = None) -> tuple[bytes, list[Refused], int]:
+        out, refused, events_in = self._backfill.feed(chunk, first_line, out_fd)
+        return out, [(n, err, raw.rstrip(b"\n")) for n, err, raw in refused], events_in
+
+    def finish(self, out_fd: int | None = None) -> bytes:
+        return bytes(self._backfill.finish(out_fd))
+
+    def stats(self) -> EngineStats:
+        return engine_stats(self._backfill.stats())
+
+
+class NativePartitionProcessor:
+    """One input partition's processing in Rust; see ``pipeline.stream.processor.PartitionProcessor``."""
+
+    def __init__(self, partition: int, config: EngineConfig, learned: LearnedWeights | None = None, *,
+                 slice_limit: int = 1000) -> None:
+        from pipeline.stream.processor import RESERVED_PREFIX, decode_record
+
+        registry = default_registry()
+        fingerprints = tuple(registry.current[name].fingerprint
+                             for name in ("touchpoint", "conversion", "attributed_reward"))
+        self.partition = partition
+        self.meta_key = RESERVED_PREFIX + f"meta:{partition}".encode()
+        self._records: Sequence[Any] = ()
+        self._decode = decode_record
+
+        def decode(i: int) -> tuple[Any, ...]:
+            return event_tuple(self._decode(self._records[i]))
+
+        self._partition = _require().Partition(partition, native_config(config, learned), slice_limit, fingerprints,
+                                               decode, _words)
+
+    @property
+    def stats(self) -> EngineStats:
+        return engine_stats(self._partition.stats())
+
+    def restore(self, items: Iterable[tuple[bytes, bytes]]) -> int:
+        return int(self._partition.restore(items))
+
+    def process(self, records: Sequence[Any], load: Any, idle: Collection[str] = (), floor_ms: int | None = None
+                ) -> Any:
+        from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, BatchOutput, Refusal
+
+        self._records = records
+        try:
+            rows = [(0 if r.source == TOUCHPOINTS else 1, r.offset, r.key, r.value, r.ingest_ms) for r in records]
+            writes, refused, rewards = self._partition.process(rows, load, (TOUCHPOINTS in idle, CONVERSIONS in idle),
+                                                               floor_ms)
+        finally:
+            self._records = ()
+        return BatchOutput(writes, [Refusal(records[i], err) for i, err in refused], rewards)
+
+    def advance(self, load: Any, idle: Collection[str] = (), floor_ms: int | None = None) -> Any:
+        from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, BatchOutput
+
+        writes, _, rewards = self._partition.advance(load, (TOUCHPOINTS in idle, CONVERSIONS in idle), floor_ms)
+        return BatchOutput(writes, [], rewards)
+
+    def newest_ms(self) -> int | None:
+        newest: int | None = self._partition.newest_ms()
+        return newest
+
+    def lag_ms(self) -> int | None:
+        wm, newest = self._partition.watermark(), self._partition.newest_ms()
+        if wm is None or newest is None:
+            return None
+        return max(0, int(newest) - int(wm))
