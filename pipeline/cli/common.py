@@ -9,6 +9,7 @@ import tomllib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine.config import EngineConfig
@@ -33,6 +34,19 @@ def load_weights(path: str | Path | None) -> LearnedWeights | None:
     if not path:
         return None
     return LearnedWeights.from_json(json.loads(Path(path).read_text()))
+
+
+def kafka_settings(path: str | Path | None, bootstrap: str | None = None, **overrides: Any) -> Settings:
+    """Settings for a command that talks to Kafka: defaults < file < environment < flags. Where nothing names
+    the brokers, the project's local broker is used when it runs (it may have had to take a port other than
+    9092), so every command reaches the broker ``rewardstream kafka start`` reported."""
+    settings = Settings.load(path).with_overrides(bootstrap_servers=bootstrap, **overrides)
+    if bootstrap or "bootstrap_servers" in Settings.configured(path):
+        return settings
+    status = LocalKafka().status()
+    if status.running and status.bootstrap:
+        return settings.with_overrides(bootstrap_servers=status.bootstrap)
+    return settings
 
 
 class BrokerUnavailable(RuntimeError):

@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
+from pipeline.cli.common import kafka_settings
 from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.jsonl import reward_to_json
 from pipeline.kafka import consumer_config
-from pipeline.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from confluent_kafka import Consumer
 
-    settings = Settings.load(args.config).with_overrides(bootstrap_servers=args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap)
     consumer = Consumer(consumer_config(settings, args.group or f"rewardstream-consume-{uuid.uuid4().hex[:8]}",
                                         **{"enable.auto.commit": True}))
     consumer.subscribe([settings.topic_rewards])

@@ -17,7 +17,6 @@ from pipeline.demo.ad_market import AGENTS, DemoPlan, DemoResult, run_market_dem
 from pipeline.kafka import admin_client
 from pipeline.market import MarketSpec
 from pipeline.model_comparison import compare_models
-from pipeline.report.charts import demo_report
 from pipeline.stream.worker_process import WorkerProcess
 from pipeline.synthetic import write_engine_config
 
@@ -76,6 +75,8 @@ def _summarize(result: DemoResult, plan: DemoPlan, spec: MarketSpec, config_path
     per_model_minor, _ = compare_models(result.events, load_engine_config(config_path))
     per_model = {m: {c: v / 100 for c, v in totals.items()} for m, totals in per_model_minor.items()}
     days = [d.day for d in result.days]
+    from pipeline.report.charts import demo_report  # matplotlib: only when drawing
+
     png = demo_report(
         out / "report.png", days,
         {a: [d.policy_value[a] for d in result.days] for a in AGENTS},

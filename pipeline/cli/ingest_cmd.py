@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
+from pipeline.cli.common import kafka_settings
 from pipeline.events.errors import InvalidEvent
 from pipeline.ingest.conversions_file import IngestSummary, detect_format, parse_row, rows
 from pipeline.producers import DeliveryError, EventProducer
-from pipeline.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
 
 
 def run_file(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config).with_overrides(bootstrap_servers=args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap)
     fmt = detect_format(args.file, args.format)
     rejected_path = args.rejected or args.file.with_name(args.file.name + ".rejected.jsonl")
     summary = IngestSummary()
@@ -83,7 +83,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from pipeline.ingest.http_endpoint import build_app
     from pipeline.kafka.topics import ensure_topics
 
-    settings = Settings.load(args.config).with_overrides(bootstrap_servers=args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap)
     ensure_topics(settings)
     producer = EventProducer(settings)
     try:

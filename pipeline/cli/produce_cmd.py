@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
+from pipeline.cli.common import kafka_settings
 from pipeline.events.errors import InvalidEvent
 from pipeline.events.parse import parse_event
 from pipeline.producers import DeliveryError, EventProducer
-from pipeline.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config).with_overrides(bootstrap_servers=args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap)
     producer = EventProducer(settings)
     refused = 0
     bar: Any = None

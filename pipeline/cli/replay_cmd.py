@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.cli.common import kafka_settings
 from pipeline.replay import ReplayBuffer
-from pipeline.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config).with_overrides(bootstrap_servers=args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap)
     stop = False
 
     def on_signal(_sig: int, _frame: Any) -> None:

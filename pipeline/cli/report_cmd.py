@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 
-from pipeline.report.charts import rewards_report
 from pipeline.report.rewards_file import summarize
 
 
@@ -23,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     with open(args.input, "rb") as fh:
         summary = summarize(orjson.loads(line) for line in fh if line.strip())
     out = args.out or args.input.with_suffix(".png")
+    from pipeline.report.charts import rewards_report  # matplotlib: only when drawing
+
     rewards_report(out, summary.per_model, summary.base_currency, summary.delays_hours, summary.kinds)
     for model, totals in summary.per_model.items():
         print(f"{model:<16}" + "  ".join(f"{c} {v:,.2f}" for c, v in sorted(totals.items())))

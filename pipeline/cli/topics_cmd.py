@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from pipeline.cli.common import kafka_settings
 from pipeline.kafka import TopicMismatchError, ensure_topics, partition_counts
 from pipeline.kafka.topics import project_topics
-from pipeline.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config).with_overrides(bootstrap_servers=args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap)
     try:
         if args.action == "create":
             counts = ensure_topics(settings)

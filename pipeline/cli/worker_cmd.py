@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from pipeline.cli.common import load_engine_config, load_weights
+from pipeline.cli.common import kafka_settings, load_engine_config, load_weights
 from pipeline.kafka import partition_counts
 from pipeline.kafka.topics import project_topics
 from pipeline.settings import Settings
@@ -37,8 +37,7 @@ def check_topics(settings: Settings) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.config).with_overrides(
-        bootstrap_servers=args.bootstrap, web_port=args.web_port, datadir=args.datadir)
+    settings = kafka_settings(args.config, args.bootstrap, web_port=args.web_port, datadir=args.datadir)
     config = load_engine_config(args.config)
     learned = load_weights(args.weights or config.weights_file)
     problem = check_topics(settings)
