@@ -219,12 +219,22 @@ class LocalKafka:
         return BrokerStatus(False, pid, bootstrap, f"pid {pid} is alive but {bootstrap} does not answer metadata")
 
     def _choose_ports(self) -> tuple[int, int]:
+        """An instance keeps its port across restarts (its clients know it); a new instance takes 9092 if free."""
+        meta = self._read_meta()
+        previous = meta.get("port")
         if self.requested_port is not None:
-            if not _port_free(self.requested_port):
-                raise LocalKafkaError(f"port {self.requested_port} on 127.0.0.1 is taken; choose another with --port")
             port = self.requested_port
+        elif isinstance(previous, int):
+            port = previous
         else:
             port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else free_port()
+        if not _port_free(port):
+            why = "requested" if self.requested_port is not None else f"instance {self.instance!r}'s own port"
+            raise LocalKafkaError(f"port {port} on 127.0.0.1 ({why}) is taken by another process; free it, or "
+                                  "choose another with --port (clients of this instance then need the new address)")
+        old_controller = meta.get("controller_port")
+        if isinstance(old_controller, int) and old_controller != port and _port_free(old_controller):
+            return port, old_controller
         controller = free_port()
         while controller == port:
             controller = free_port()

@@ -49,8 +49,11 @@ def test_start_twice_status_kill_restart_stop(instance: tuple[str, int]) -> None
     dead = cli("status", "--instance", name)
     assert dead.returncode == 1 and "dead" in dead.stdout and "killed" in dead.stdout
 
-    restarted = cli("start", "--instance", name, "--port", str(port))
+    # without --port the instance comes back on its own port, so its clients are not stranded
+    restarted = cli("start", "--instance", name)
     assert restarted.returncode == 0 and "started" in restarted.stdout, restarted.stderr
+    assert f"127.0.0.1:{port}" in restarted.stdout
+    assert cli("address", "--instance", name).stdout.strip() == f"127.0.0.1:{port}"
     stopped = cli("stop", "--instance", name)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert cli("status", "--instance", name).returncode == 1
