@@ -6,6 +6,9 @@ Both, because silence alone also describes a partition whose records are still o
 out of reach: such an input must keep holding the watermark back, or the records it still has would arrive
 late. The end offsets come from fresh ``ListOffsets`` requests (the timer's), never from the last fetch.
 
+Only silence while the broker answers counts: after a gap in its answers (the broker was down, or out of
+reach) the timeout starts again, because producers were cut off too and their records are still on the way.
+
 When every input of a partition is idle, its event-time clock may advance from the wall clock, but never
 closer to it than ``max_event_delay``: an event that reaches Kafka within that delay of its own time is
 never refused because of it (see docs/operations.md, "Finals without new events").
@@ -27,6 +30,7 @@ class InputState:
     end_offset: int | None = None  # the broker's end offset, as last asked
     position: int | None = None  # where the consumer reads next, as last asked (before any record arrived)
     checked_at: float = -1e18  # when the broker last answered for this partition (monotonic seconds)
+    answering_since: float = -1e18  # start of the broker's current run of answers without a gap
 
 
 class Idleness:
@@ -55,6 +59,8 @@ class Idleness:
         now = self._monotonic()
         for tp, end in ends.items():
             state = self._state(tp)
+            if now - state.checked_at > self.freshness_s:
+                state.answering_since = now
             state.end_offset = end
             state.position = positions.get(tp)
             state.checked_at = now
@@ -72,7 +78,8 @@ class Idleness:
 
     def idle(self, tp: TopicPartition) -> bool:
         state = self._state(tp)
-        return self._monotonic() - state.last_arrival >= self.idle_timeout_s and self.caught_up(tp)
+        silent_since = max(state.last_arrival, state.answering_since)
+        return self._monotonic() - silent_since >= self.idle_timeout_s and self.caught_up(tp)
 
     def floor_ms(self) -> int:
         """How far the wall clock lets an all-idle partition's event time advance."""
