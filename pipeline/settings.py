@@ -47,6 +47,12 @@ class Settings:
     datadir: str = _doc("Worker state directory (RocksDB); one per worker process.", "rewardstream-data")
     web_host: str = _doc("Host name other workers use to reach this worker's HTTP port.", "127.0.0.1")
     web_port: int = _doc("HTTP port of the worker (/stats, /metrics, /journeys/{user_id}).", 6066)
+    web_bind: str = _doc("Address the worker's HTTP server listens on: loopback by default; 0.0.0.0 to serve other "
+                         "hosts (other workers route /journeys/ requests to it), which requires web_token.",
+                         "127.0.0.1")
+    web_token: str = _doc("Bearer token the worker's HTTP views require (/journeys/ shows users' touchpoints and "
+                          "conversion values; /stats/ and /metrics/ too). Required when web_bind is not loopback.",
+                          "")
     rocksdb_cache_mb: int = _doc("RocksDB block cache per table partition, MiB (Faust's default is 2 GiB).", 64)
     idle_timeout_seconds: int = _doc("An input partition that is caught up and silent this long stops holding the "
                                      "watermark back.", 30)

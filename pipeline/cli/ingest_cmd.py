@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
     f.add_argument("--bootstrap", help="Kafka bootstrap servers")
     f.set_defaults(handler=run_file)
     s = kinds.add_parser("serve", help="serve POST /conversions (bearer token: REWARDSTREAM_INGEST_TOKEN)")
-    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default loopback; 0.0.0.0 to serve other hosts)")
     s.add_argument("--port", type=int, help="default: the ingest_port setting")
     s.add_argument("--config", help="TOML file; environment variables override it")
     s.add_argument("--bootstrap", help="Kafka bootstrap servers")

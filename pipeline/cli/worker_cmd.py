@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from pipeline.cli.common import kafka_settings, load_engine_config, load_weights
+from pipeline.http_auth import WeakToken, is_loopback, require_token
 from pipeline.kafka import partition_counts
 from pipeline.kafka.topics import project_topics
 from pipeline.settings import Settings
@@ -22,6 +23,19 @@ def register(sub: Any) -> None:
     p.add_argument("--weights", help="fitted weights for data_driven/shapley")
     p.add_argument("--loglevel", default="warning")
     p.set_defaults(handler=run)
+
+
+def check_web(settings: Settings) -> str | None:
+    """The refusal message when the HTTP views would be open to other hosts without a token, else None."""
+    if settings.web_token:
+        try:
+            require_token(settings.web_token, "REWARDSTREAM_WEB_TOKEN")
+        except WeakToken as exc:
+            return str(exc)
+    elif not is_loopback(settings.web_bind):
+        return (f"web_bind is {settings.web_bind}, so /journeys/ (users' touchpoints and conversion values) would "
+                "be open to other hosts; set REWARDSTREAM_WEB_TOKEN, or bind to 127.0.0.1")
+    return None
 
 
 def check_topics(settings: Settings) -> str | None:
@@ -40,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     settings = kafka_settings(args.config, args.bootstrap, web_port=args.web_port, datadir=args.datadir)
     config = load_engine_config(args.config)
     learned = load_weights(args.weights or config.weights_file)
-    problem = check_topics(settings)
+    problem = check_web(settings) or check_topics(settings)
     if problem:
         print(f"worker refuses to start: {problem}", file=sys.stderr)
         return 2

@@ -3,14 +3,15 @@ JSON array of them, ``Authorization: Bearer <token>``.
 
 202 means the broker has acknowledged every conversion in the request (so a client that saw 202 may forget
 them); 400 lists each bad conversion's index, field and reason, and nothing of that request is sent; 401
-without the right token; 413 for batches over ``ingest_max_batch``; 503 when the broker did not acknowledge
-(the client should retry: conversion ids make a retried conversion a duplicate the worker drops).
+without the right token (the scheme's case does not matter); 408 when the body takes longer than
+``BODY_TIMEOUT_SECONDS``; 413 for batches over ``ingest_max_batch``; 415 for a body that is not
+``application/json``; 503 when the broker did not acknowledge (the client should retry: conversion ids make a
+retried conversion a duplicate the worker drops).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiohttp import web
 from pipeline.events.errors import InvalidEvent
 from pipeline.events.parse import parse_conversion
 from pipeline.events.types import Conversion
+from pipeline.http_auth import bearer_ok, require_token
 from pipeline.producers import DeliveryError, EventProducer
 from pipeline.settings import Settings
 
@@ -28,6 +30,7 @@ log = logging.getLogger("rewardstream.ingest")
 PRODUCER_KEY = web.AppKey("producer", EventProducer)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 COUNTS_KEY: web.AppKey[dict[str, int]] = web.AppKey("counts", dict)
+BODY_TIMEOUT_SECONDS = 30.0  # an authenticated client that sends its body slower than this is cut off (408)
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:
@@ -37,12 +40,19 @@ def _json(status: int, body: dict[str, Any]) -> web.Response:
 async def post_conversions(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     counts = request.app[COUNTS_KEY]
-    supplied = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(supplied.encode(), f"Bearer {settings.ingest_token}".encode()):
+    if not bearer_ok(request.headers.get("Authorization"), settings.ingest_token):
         counts["unauthorized"] += 1
         return _json(401, {"error": "missing or wrong bearer token"})
+    if request.content_type != "application/json":
+        counts["rejected_requests"] += 1
+        return _json(415, {"error": f"content type {request.content_type!r}; send application/json"})
     try:
-        payload = orjson.loads(await request.read())
+        body = await asyncio.wait_for(request.read(), BODY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        counts["rejected_requests"] += 1
+        return _json(408, {"error": f"the body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"})
+    try:
+        payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         counts["rejected_requests"] += 1
         return _json(400, {"error": f"body is not JSON: {exc}"})
@@ -77,8 +87,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def build_app(settings: Settings, producer: EventProducer) -> web.Application:
-    if not settings.ingest_token:
-        raise ValueError("REWARDSTREAM_INGEST_TOKEN is empty: the ingest endpoint will not run unauthenticated")
+    require_token(settings.ingest_token, "REWARDSTREAM_INGEST_TOKEN")
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[SETTINGS_KEY] = settings
     app[PRODUCER_KEY] = producer

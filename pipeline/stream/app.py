@@ -148,5 +148,5 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
         return journey_codec.decode_journey(raw) if raw is not None else None
 
     started = time.monotonic()
-    web.register(app, journeys, stats, journey, config)
+    web.register(app, journeys, stats, journey, config, settings.web_token)
     return app, worker

@@ -38,6 +38,7 @@ def app_kwargs(settings: Settings) -> dict[str, Any]:
         "store": "rocksdb://",  # rocksdict; "rocksdict://" is not a store name
         "datadir": settings.datadir,
         "web_host": settings.web_host,
+        "web_bind": settings.web_bind,
         "web_port": settings.web_port,
         "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
         "topic_partitions": settings.partitions,

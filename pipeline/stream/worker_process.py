@@ -50,9 +50,13 @@ class WorkerProcess:
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         return self
 
-    def get(self, path: str) -> tuple[int, bytes]:
+    def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
+        """GET a view, with the worker's web token (or ``token``: "" sends none)."""
+        token = self.settings.web_token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+            request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers)
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 return int(resp.status), bytes(resp.read())
         except urllib.error.HTTPError as err:
             return int(err.code), bytes(err.read())

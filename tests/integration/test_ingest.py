@@ -3,8 +3,10 @@ Whatever was accepted is on the topic exactly once; whatever was refused is not,
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from pipeline.cli.main import main as cli
 from pipeline.events.avro import AvroCodec, conversion_from_record
 from pipeline.events.types import Conversion
+from pipeline.ingest import http_endpoint
 from pipeline.ingest.http_endpoint import build_app
 from pipeline.kafka import consumer_config, ensure_topics
 from pipeline.producers import EventProducer
@@ -85,7 +88,8 @@ def test_file_ingest_sends_good_rows_once_and_reports_bad_ones(kafka_settings: S
     assert next(c for c in got if c.conversion_id == "k4").refund_of == "c1"
 
 
-async def test_http_ingest_statuses_and_nothing_acknowledged_is_lost(kafka_settings: Settings) -> None:
+async def test_http_ingest_statuses_and_nothing_acknowledged_is_lost(kafka_settings: Settings,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     ensure_topics(kafka_settings)
     settings = kafka_settings.with_overrides(ingest_token="s3cret", ingest_max_batch=100)
     producer = EventProducer(settings)
@@ -100,12 +104,25 @@ async def test_http_ingest_statuses_and_nothing_acknowledged_is_lost(kafka_setti
         assert resp.status == 400
         errors = (await resp.json())["errors"]
         assert [(e["index"], e["field"]) for e in errors] == [(1, "currency"), (2, "value")]
-        assert (await client.post("/conversions", data=b"{oops", headers=auth)).status == 400
+        json_type = {**auth, "Content-Type": "application/json"}
+        assert (await client.post("/conversions", data=b"{oops", headers=json_type)).status == 400
+        assert (await client.post("/conversions", data=b'{"a": 1}', headers=auth)).status == 415  # not JSON typed
+        assert (await client.post("/conversions", data=orjson.dumps(_conv(4)),
+                                  headers={**auth, "Content-Type": "text/csv"})).status == 415
+
+        async def trickle() -> AsyncIterator[bytes]:  # an authenticated client that never finishes its body
+            yield b"["
+            await asyncio.sleep(3)
+            yield orjson.dumps(_conv(5)) + b"]"
+
+        monkeypatch.setattr(http_endpoint, "BODY_TIMEOUT_SECONDS", 0.5)
+        assert (await client.post("/conversions", data=trickle(), headers=json_type)).status == 408
+        monkeypatch.undo()
         assert (await client.post("/conversions", json=[_conv(i) for i in range(101)], headers=auth)).status == 413
 
         acknowledged: list[str] = []
-        resp = await client.post("/conversions", json=_conv(10), headers=auth)
-        assert resp.status == 202
+        resp = await client.post("/conversions", json=_conv(10), headers={"Authorization": "bearer s3cret"})
+        assert resp.status == 202  # the scheme is case-insensitive (RFC 7235)
         acknowledged += (await resp.json())["conversion_ids"]
         resp = await client.post("/conversions", json=[_conv(i) for i in range(20, 100)], headers=auth)
         assert resp.status == 202

@@ -3,6 +3,7 @@ lost local state and rebalances; poison records go to the dead-letter topic with
 
 from __future__ import annotations
 
+import os
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +28,17 @@ from tests.integration.stream_harness import (
     wait_for,
     write_config,
 )
+
+
+def listening_hosts(port: int) -> set[str]:
+    """Addresses with a socket listening on ``port`` (IPv4, from /proc/net/tcp)."""
+    hosts = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, hexport = local.split(":")
+        if state == "0A" and int(hexport, 16) == port:
+            hosts.add(".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return hosts
 
 
 def _is_sentinel(user: str) -> bool:
@@ -197,6 +209,18 @@ def test_poison_records_go_to_the_dead_letter_topic_with_reasons(stream_env: tup
         "key is not the user": (settings.topic_touchpoints, b"someone-else",
                                 tp_codec.encode(touchpoint_to_record(tp))),
         "tombstone": (settings.topic_touchpoints, b"poison-user", None),
+        # each of these once crashed the touchpoint agent or went into state unchecked
+        "a megabyte of noise": (settings.topic_touchpoints, b"poison-user", b"\xc3\x01" + os.urandom(990_000)),
+        "state is not JSON": (settings.topic_touchpoints, b"poison-user",
+                              tp_codec.encode({**touchpoint_to_record(tp), "state": "{not json"})),
+        "empty user and key": (settings.topic_touchpoints, b"",
+                               tp_codec.encode({**touchpoint_to_record(tp), "user_id": ""})),
+        "300 KB touchpoint id": (settings.topic_touchpoints, b"poison-user",
+                                 tp_codec.encode({**touchpoint_to_record(tp), "touchpoint_id": "x" * 300_000})),
+        "NaN reward": (settings.topic_touchpoints, b"poison-user",
+                       tp_codec.encode({**touchpoint_to_record(tp), "immediate_reward": float("nan")})),
+        "absurd reward": (settings.topic_touchpoints, b"poison-user",
+                          tp_codec.encode({**touchpoint_to_record(tp), "immediate_reward": 1e300})),
     }
     for i, line in enumerate(good):
         producer.send(parse_event(orjson.loads(line)))
@@ -204,10 +228,15 @@ def test_poison_records_go_to_the_dead_letter_topic_with_reasons(stream_env: tup
             for topic, key, value in poison.values():
                 producer.send_raw(topic, key, value)
     producer.close()
-    worker = Worker(settings, config, tmp_path, "w1").start()
+    worker = Worker(settings.with_overrides(web_token="w3b-s3cret"), config, tmp_path, "w1").start()
     try:
         wait_for(lambda: (worker.stats() or {}).get("dead_letters", 0) >= len(poison), 180, "dead letters",
                  worker.tail)
+        # the views: loopback only by default, and behind the token when one is set (/health/ stays open)
+        assert listening_hosts(worker.port) == {"127.0.0.1"}
+        assert [worker.get(p, token="")[0] for p in ("/stats/", "/metrics/", "/journeys/poison-user/")] == [401] * 3
+        assert worker.get("/journeys/poison-user/", token="wrong")[0] == 401
+        assert worker.get("/health/", token="")[0] == 200
         stats = worker.stats()
         assert stats is not None and stats["conversions_attributed"] > 0
         consumer = Consumer(consumer_config(settings, "dl-reader"))
@@ -221,8 +250,10 @@ def test_poison_records_go_to_the_dead_letter_topic_with_reasons(stream_env: tup
         consumer.close()
         assert len(letters) == len(poison)
         reasons = " | ".join(f"{d['field']}: {d['reason']}" for d in letters)
-        for needle in ("header", "expected a conversion", "XYZ", "negative", "user_id", "tombstone"):
+        for needle in ("header", "expected a conversion", "XYZ", "negative", "user_id", "tombstone",
+                       "truncated", "state: not valid JSON", "touchpoint_id", "immediate_reward"):
             assert needle in reasons, f"no dead letter mentions {needle!r}: {reasons}"
+        assert worker.alive()
         assert all(d["source_topic"] in {settings.topic_touchpoints, settings.topic_conversions} for d in letters)
         assert all(d["source_offset"] >= 0 for d in letters)
     finally:

@@ -155,7 +155,10 @@ def test_names_ports_and_partitions_agree(overlay: list[dict[str, Any]]) -> None
     spec = worker_set["spec"]
     container = spec["template"]["spec"]["containers"][0]
     assert container["ports"][0]["containerPort"] == settings.web_port
-    assert container["readinessProbe"]["httpGet"]["path"] == "/stats/"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/"  # the one view open without the token
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REWARDSTREAM_WEB_BIND"]["value"] == "0.0.0.0"  # other workers route /journeys/ here...
+    assert env["REWARDSTREAM_WEB_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "token"  # ...behind a token
     assert spec["template"]["metadata"]["annotations"]["prometheus.io/path"] == "/metrics/"
     assert spec["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(settings.web_port)
     assert settings.datadir.startswith(container["volumeMounts"][0]["mountPath"] + "/")
