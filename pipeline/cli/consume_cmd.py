@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from pipeline.cli.common import kafka_settings
-from pipeline.events.avro import AvroCodec, reward_from_record
-from pipeline.events.jsonl import reward_to_json
-from pipeline.kafka import consumer_config
+from pipeline.kafka.reward_reader import RewardReader
 
 
 def register(sub: Any) -> None:
@@ -30,36 +27,28 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from confluent_kafka import Consumer
-
     settings = kafka_settings(args.config, args.bootstrap)
-    consumer = Consumer(consumer_config(settings, args.group or f"rewardstream-consume-{uuid.uuid4().hex[:8]}",
-                                        **{"enable.auto.commit": True}))
-    consumer.subscribe([settings.topic_rewards])
-    codec = AvroCodec("attributed_reward")
+    reader = RewardReader(settings, args.group, **{"enable.auto.commit": True})
     seen: set[str] = set()
     written = duplicates = 0
     last = time.monotonic()
     try:
         with open(args.output, "wb") as out:
             while args.until_idle is None or time.monotonic() - last < args.until_idle:
-                msgs = consumer.consume(5000, 0.5)
-                for msg in msgs:
-                    value = msg.value()
-                    if msg.error() or value is None:
-                        continue
+                records = reader.read(0.5)
+                if records:
                     last = time.monotonic()
-                    reward = reward_from_record(codec.decode(value))
+                for record in records:
                     if not args.keep_duplicates:
-                        if reward.reward_id in seen:
+                        if record["reward_id"] in seen:
                             duplicates += 1
                             continue
-                        seen.add(reward.reward_id)
-                    out.write(orjson.dumps(reward_to_json(reward)) + b"\n")
+                        seen.add(record["reward_id"])
+                    out.write(orjson.dumps(record) + b"\n")
                     written += 1
     except KeyboardInterrupt:
         pass
     finally:
-        consumer.close()
+        reader.close()
     print(f"wrote {written:,} rewards to {args.output}; dropped {duplicates:,} redelivered")
     return 0

@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,11 @@ from pipeline.attribution.money import from_minor
 from pipeline.backfill import run_backfill
 from pipeline.cli.common import BrokerUnavailable, load_engine_config, run_settings
 from pipeline.compare import differences, facts
-from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.errors import InvalidEvent
-from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Event
-from pipeline.kafka import admin_client, consumer_config
+from pipeline.kafka import admin_client
+from pipeline.kafka.reward_reader import RewardReader
 from pipeline.model_comparison import compare_models
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
@@ -117,36 +115,31 @@ def run(args: argparse.Namespace) -> int:
 def _follow(settings: Settings, worker: WorkerProcess, expected: Any, path: Path, timeout: float
             ) -> list[dict[str, Any]]:
     """Read the rewards topic until every expected final arrived, printing the worker's progress."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(consumer_config(settings, f"verify-reader-{uuid.uuid4().hex[:8]}"))
-    consumer.subscribe([settings.topic_rewards])
-    codec = AvroCodec("attributed_reward")
+    reader = RewardReader(settings)
     records: list[dict[str, Any]] = []
     finals: set[tuple[str, str]] = set()
     deadline = time.monotonic() + timeout
     last_print = 0.0
-    with open(path, "wb") as fh:
-        while len(finals) < len(expected.finals) and time.monotonic() < deadline:
-            for msg in consumer.consume(5000, 0.5):
-                value = msg.value()
-                if msg.error() or value is None:
-                    continue
-                record = reward_to_json(reward_from_record(codec.decode(value)))
-                records.append(record)
-                fh.write(orjson.dumps(record) + b"\n")
-                if record["kind"] == "final":
-                    finals.add((record["user_id"], record["touchpoint_id"]))
-            if time.monotonic() - last_print > 3:
-                last_print = time.monotonic()
-                s = worker.stats() or {}
-                lag = s.get("watermark_lag_seconds")
-                _say(f"  worker: {s.get('events_in', 0):>8,} events in, {s.get('conversions_attributed', 0):>6,} "
-                     f"conversions attributed, watermark lag {lag / 3600 if lag else 0:>7.1f} h; "
-                     f"rewards read {len(records):>8,}, finals {len(finals):,}/{len(expected.finals):,}")
-                if not worker.alive():
-                    raise RuntimeError(f"the worker exited:\n{worker.tail()}")
-    consumer.close()
+    try:
+        with open(path, "wb") as fh:
+            while len(finals) < len(expected.finals) and time.monotonic() < deadline:
+                for record in reader.read(0.5):
+                    records.append(record)
+                    fh.write(orjson.dumps(record) + b"\n")
+                    if record["kind"] == "final":
+                        finals.add((record["user_id"], record["touchpoint_id"]))
+                if time.monotonic() - last_print > 3:
+                    last_print = time.monotonic()
+                    s = worker.stats() or {}
+                    lag = s.get("watermark_lag_seconds")
+                    _say(f"  worker: {s.get('events_in', 0):>8,} events in, "
+                         f"{s.get('conversions_attributed', 0):>6,} conversions attributed, watermark lag "
+                         f"{lag / 3600 if lag else 0:>7.1f} h; rewards read {len(records):>8,}, "
+                         f"finals {len(finals):,}/{len(expected.finals):,}")
+                    if not worker.alive():
+                        raise RuntimeError(f"the worker exited:\n{worker.tail()}")
+    finally:
+        reader.close()
     return records
 
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from pipeline.events.avro import AvroCodec, DecodeError, reward_from_record, touchpoint_from_record
 from pipeline.events.types import AttributedReward
-from pipeline.kafka.clients import consumer_config
+from pipeline.kafka.clients import consumer_config, drain
 from pipeline.replay.experiences import ExperienceTable, Priorities
 from pipeline.replay.store import ReplayStore
 from pipeline.settings import Settings
@@ -223,7 +223,7 @@ class ReplayBuffer:
             consumer.subscribe([s.topic_touchpoints, s.topic_rewards], on_assign=on_assign)
             last_marks = 0.0
             while not self._stop.is_set():
-                msgs = consumer.consume(self.poll_batch, 0.2)
+                msgs = drain(consumer, self.poll_batch, 0.2)  # at once when records are there
                 if time.monotonic() - last_marks > 0.5:
                     self._refresh_high_watermarks(consumer, TopicPartition)
                     last_marks = time.monotonic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import threading
 import time
@@ -28,10 +29,12 @@ from pipeline.system.config import ConversionEvent, DelayedRewardConfig
 log = logging.getLogger("rewardstream.system")
 
 _HOUR_MS = 3_600_000
+CORRECTION_GRACE_SECONDS = 0.5  # how long a split may wait for a touchpoint this process sent before
 
 
 class _Split:
-    """Rewards of one conversion as they arrive; done once some revision covers its whole journey."""
+    """Rewards of one conversion as they arrive; done once some revision covers its whole journey, or the
+    engine said it had no touchpoint to pay (an unattributed event: the split is empty)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -41,11 +44,18 @@ class _Split:
 
     def add(self, r: AttributedReward) -> None:
         shares = self.by_revision.setdefault(r.revision, {})
-        shares[r.touchpoint_id] = r
-        if r.journey_length is not None and len(shares) >= r.journey_length:
+        if r.kind is RewardKind.UNATTRIBUTED:
+            done = True
+        else:
+            shares[r.touchpoint_id] = r
+            done = r.journey_length is not None and len(shares) >= r.journey_length
+        if done:
             if self.latest_complete is None or r.revision > self.latest_complete:
                 self.latest_complete = r.revision
             self.complete.set()
+
+    def paid(self) -> set[str]:
+        return set() if self.latest_complete is None else set(self.by_revision[self.latest_complete])
 
     def amounts(self) -> dict[str, float]:
         if self.latest_complete is None:
@@ -126,7 +136,7 @@ class DelayedRewardSystem:
                 self.stats["conversions_triggered"] += 1
                 try:
                     await asyncio.wait_for(split.complete.wait(), self.config.attribution_timeout_seconds)
-                    await asyncio.sleep(0.3)  # a correction already on its way supersedes the first split
+                    await self._await_sent_touchpoints(split, user_id, conv.timestamp_ms)
                 except TimeoutError:
                     self.stats["attributions_timed_out"] += 1
                     log.warning("no attribution for conversion %s of user %s within %.0f s: no eligible "
@@ -209,12 +219,26 @@ class DelayedRewardSystem:
 
     # ------------------------------------------------------------------ internals
 
+    async def _await_sent_touchpoints(self, split: _Split, user_id: str, conversion_ms: int) -> None:
+        """The worker reads touchpoints and conversions from two topics, so it may split a conversion before
+        it has read a touchpoint this process sent earlier; a correction then follows at once. When the split
+        leaves out such a touchpoint (one not final yet, so perhaps in the window), wait briefly for it."""
+        with self._tracked_lock:
+            sent = {tp.touchpoint_id for tp in self._tracked.values()
+                    if tp.user_id == user_id and tp.timestamp_ms <= conversion_ms}
+        deadline = time.monotonic() + CORRECTION_GRACE_SECONDS
+        while not sent <= split.paid() and time.monotonic() < deadline:
+            split.complete.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(split.complete.wait(), deadline - time.monotonic())
+
     def _on_reward(self, r: AttributedReward) -> None:
         if r.kind == RewardKind.FINAL:
             with self._tracked_lock:
                 self._tracked.pop(r.touchpoint_id, None)
             return
-        if r.kind not in (RewardKind.ATTRIBUTION, RewardKind.CORRECTION) or r.conversion_id is None:
+        if r.kind not in (RewardKind.ATTRIBUTION, RewardKind.CORRECTION, RewardKind.UNATTRIBUTED) \
+                or r.conversion_id is None:
             return
         with self._splits_lock:
             split = self._splits.get(r.conversion_id)

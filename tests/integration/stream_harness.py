@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,10 +9,9 @@ from typing import Any
 
 import orjson
 
-from pipeline.events.avro import AvroCodec, reward_from_record
-from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
-from pipeline.kafka import consumer_config, drain, ensure_topics
+from pipeline.kafka import ensure_topics
+from pipeline.kafka.reward_reader import RewardReader as TopicReader
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
@@ -49,29 +47,19 @@ def make_settings(base: Settings, app_id: str) -> Settings:
 
 
 class RewardReader:
-    """Reads the rewards topic (read_committed) and keeps every record, duplicates included."""
+    """Keeps every record of the rewards topic, duplicates included."""
 
     def __init__(self, settings: Settings) -> None:
-        from confluent_kafka import Consumer
-
-        self.consumer = Consumer(consumer_config(settings, f"test-reader-{os.getpid()}-{time.monotonic_ns()}"))
-        self.consumer.subscribe([settings.topic_rewards])
-        self.codec = AvroCodec("attributed_reward")
+        self.reader = TopicReader(settings)
         self.records: list[dict[str, Any]] = []
 
     def poll(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for msg in drain(self.consumer, 5000, 0.5):
-                value = msg.value()
-                if msg.error() or value is None:
-                    continue
-                reward = reward_from_record(self.codec.decode(value))
-                assert msg.key() == reward.user_id.encode(), "rewards are keyed by user_id"
-                self.records.append(reward_to_json(reward))
+            self.records += self.reader.read(min(0.5, deadline - time.monotonic()))
 
     def close(self) -> None:
-        self.consumer.close()
+        self.reader.close()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, on_fail: Callable[[], str] = lambda: "") -> None:

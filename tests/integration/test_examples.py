@@ -49,6 +49,40 @@ def test_design_document_examples(worker_env: dict[str, str], tmp_path: Path) ->
     assert sorted(float(s[2]) for s in steps) == [66.66, 66.67, 66.67], out
 
 
+@pytest.mark.timeout(300)
+def test_trigger_attribution_without_a_touchpoint_answers_empty_not_by_timeout(worker_env: dict[str, str],
+                                                                                tmp_path: Path) -> None:
+    """The worker outputs an explicit unattributed event, so a conversion nobody led to returns {} as soon as
+    that event is read, not after the attribution timeout (set far beyond the test's own timeout here)."""
+    code = """
+import asyncio, json, uuid
+from pipeline.system import DelayedRewardConfig, DelayedRewardSystem
+
+async def main():
+    system = DelayedRewardSystem(DelayedRewardConfig(attribution_timeout_seconds=3600,
+                                                     state_dir="state", use_database_persistence=False))
+    try:
+        alone = await system.trigger_attribution(f"nobody-{uuid.uuid4().hex}", "purchase", "10.00")
+        user = f"someone-{uuid.uuid4().hex}"
+        tid = await system.store_pending_reward(episode_id="e", user_id=user, campaign_id="c", channel="search")
+        paid = await system.trigger_attribution(user, "purchase", "10.00")
+        print(json.dumps({"alone": alone, "paid": paid, "tid": tid, "stats": system.stats}))
+    finally:
+        system.close()
+
+asyncio.run(main())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env=worker_env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import json
+
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["alone"] == {}
+    assert result["paid"] == {result["tid"]: 10.0}
+    assert result["stats"]["attributions_timed_out"] == 0
+
+
 def test_examples_only_change_their_imports() -> None:
     doc = (EXAMPLES.parent / "docs" / "design" / "delayed-rewards.md").read_text()  # the team's design document
     for name, start in (("basic_usage.py", "async def basic_example"), ("multi_touch.py", "async def multi_touch")):
