@@ -233,21 +233,26 @@ def phase_throughput(bootstrap: str, args: argparse.Namespace, tmp: Path) -> flo
     rates["Faust bare loop (take_events)"] = faust_bare(settings, total, tmp, take=True)
     if not args.no_quix:
         rates["Quix Streams stateful counter"] = quix_stateful(settings, total, tmp)
-    worker = WorkerProcess(settings, worker_config(tmp), tmp, "tput").start()
-    try:
-        rate, stats = wait_processed(worker, total, 1800)
-        assert worker.proc is not None
-        rss, disk = rss_mib(worker.proc.pid), disk_mib(worker.datadir)
-    finally:
-        worker.stop()
+    results: dict[str, tuple[float, dict[str, Any], float, float]] = {}
+    for engine in args.engines.split(","):  # the same input, a fresh consumer group and state per engine
+        worker = WorkerProcess(settings.with_overrides(engine=engine, app_id=f"{settings.app_id}-{engine}"),
+                               worker_config(tmp), tmp, f"tput-{engine}").start()
+        try:
+            rate, stats = wait_processed(worker, total, 1800)
+            assert worker.proc is not None
+            results[engine] = (rate, stats, rss_mib(worker.proc.pid), disk_mib(worker.datadir))
+        finally:
+            worker.stop()
     for name, r in rates.items():
-        row(name, f"{r:>10,.0f} events/s   worker ratio {rate / r:.3f}")
-    row("worker (rewardstream)", f"{rate:>10,.0f} events/s")
+        row(name, f"{r:>10,.0f} events/s   worker ratio "
+                  + ", ".join(f"{e} {res[0] / r:.3f}" for e, res in results.items()))
     faust_best = max(rates["Faust bare loop (per event)"], rates["Faust bare loop (take_events)"])
-    row("worker / best Faust bare loop", f"{rate / faust_best:>10.3f}")
-    row("worker RSS / on-disk state", f"{rss:>10,.0f} MiB / {disk:,.1f} MiB "
-        f"({stats.get('pending_touchpoints', 0):,} open touchpoints)")
-    row("worker rejected / duplicates", f"{stats.get('rejected')} / {stats.get('duplicates')}")
+    for engine, (rate, stats, rss, disk) in results.items():
+        row(f"worker, {engine} engine", f"{rate:>10,.0f} events/s   / best Faust bare loop {rate / faust_best:.3f}")
+        row("  RSS / on-disk state", f"{rss:>10,.0f} MiB / {disk:,.1f} MiB "
+            f"({stats.get('pending_touchpoints', 0):,} open touchpoints); rejected {stats.get('rejected')}, "
+            f"duplicates {stats.get('duplicates')}")
+    rate = results[args.engines.split(",")[0]][0]
     return rate
 
 
@@ -403,14 +408,10 @@ def phase_finals(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
     + lateness + maximum delay; without new events it has to come from the wall clock."""
     from confluent_kafka import Producer
 
-    settings = fresh_settings(bootstrap, "fin")
-    window_s, lateness_s, delay_s = 30.0, 3.0, 2.0
+    window_s, lateness_s, delay_s = 30.0, 3.0, 2
+    settings = fresh_settings(bootstrap, "fin").with_overrides(max_event_delay_seconds=delay_s)
     config = worker_config(tmp, window_days=window_s / 86400, windows_days={}, allowed_lateness_minutes=lateness_s / 60)
-    os.environ["REWARDSTREAM_MAX_EVENT_DELAY_SECONDS"] = str(delay_s)
-    try:
-        worker = WorkerProcess(settings, config, tmp, "fin", idle_timeout_seconds=5).start()
-    finally:
-        del os.environ["REWARDSTREAM_MAX_EVENT_DELAY_SECONDS"]
+    worker = WorkerProcess(settings, config, tmp, "fin", idle_timeout_seconds=5).start()
     watch = RewardWatch(settings)
     watch.start()
     producer = Producer(producer_config(settings))
@@ -499,6 +500,9 @@ def main() -> None:
     ap.add_argument("--trigger-calls", type=int, default=10)
     ap.add_argument("--trigger-timeout", type=float, default=30.0)
     ap.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
+    ap.add_argument("--engines", default="native,python",
+                    help="attribution engines the worker runs with in the throughput phase (the first one's rate "
+                         "drives the latency phase)")
     args = ap.parse_args()
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = set(phases) - set(PHASES)

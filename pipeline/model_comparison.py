@@ -11,8 +11,9 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from pipeline.attribution.fitting import completed_journeys, fit
+from pipeline.attribution.fitting import fit
 from pipeline.attribution.learned import LearnedWeights
+from pipeline.backfill.journeys import journeys_of_events
 from pipeline.engine import AttributionEngine, EngineConfig
 from pipeline.events.errors import InvalidEvent
 from pipeline.events.types import MODEL_NAMES, Event, RewardKind
@@ -24,8 +25,8 @@ def compare_models(events: Sequence[Event], config: EngineConfig,
                    exclude_user: Callable[[str], bool] = lambda _u: False
                    ) -> tuple[dict[str, dict[str, int]], LearnedWeights]:
     """({model: {channel: base-currency minor units}}, the weights fitted for the learned models)."""
-    learned = fit(completed_journeys(events, config.window_for), config.min_journeys)
     ordered = sorted(events, key=lambda e: e.timestamp_ms)
+    learned = fit(journeys_of_events(ordered, config), config.min_journeys)
     per_model: dict[str, dict[str, int]] = {}
     for model in MODEL_NAMES:
         engine = AttributionEngine(dataclasses.replace(config, default_model=model), learned)

@@ -325,6 +325,11 @@ impl Backfill {
         Ok((parsed.len() as u64, counter.0, started.elapsed().as_secs_f64()))
     }
 
+    /// The event time reached minus the lateness (None before the clock has moved).
+    fn watermark(&self) -> Option<i64> {
+        self.engine.watermark
+    }
+
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = stats_dict(py, &self.engine.stats)?;
         d.set_item("rewards_out", self.rewards_out)?;

@@ -1,66 +1,76 @@
-"""Fit the learned models from completed journeys.
-
-A journey is the channel sequence of one user's touchpoints that ended either in a conversion (the
-touchpoints inside that conversion's window) or in nothing (touchpoints whose window closed without one).
-Refunds do not make journeys. Events are taken per user in event-time order, so file order is irrelevant.
-"""
+"""Fit the learned models on the engine's completed journeys (see ``journeys``): the Markov removal effects
+(order 1–4, or chosen on held-out journeys), weighted by conversions or by value, and the Shapley coalition
+statistics. Censored journeys (still open when the log ended) are left out."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
+from pipeline.attribution.journeys import Journeys
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.markov import removal_effects
+from pipeline.attribution.markov import Chain, choose_order, weighted
 from pipeline.attribution.shapley import Coalition
-from pipeline.events.types import Conversion, Event, Touchpoint
 
-Journey = tuple[tuple[str, ...], bool]
-
-
-def completed_journeys(events: Iterable[Event], window_ms: Callable[[str], int]) -> list[Journey]:
-    """Segment each user's touchpoints into converting and non-converting journeys."""
-    per_user: dict[str, list[Event]] = defaultdict(list)
-    for ev in events:
-        if isinstance(ev, Conversion) and ev.refund_of is not None:
-            continue
-        per_user[ev.user_id].append(ev)
-    journeys: list[Journey] = []
-    for user in sorted(per_user):
-        # touchpoints before conversions at the same instant, so a same-time touch can convert
-        timeline = sorted(per_user[user], key=lambda e: (e.timestamp_ms, isinstance(e, Conversion)))
-        open_touches: list[Touchpoint] = []
-        for ev in timeline:
-            if isinstance(ev, Touchpoint):
-                open_touches.append(ev)
-                continue
-            start = ev.timestamp_ms - window_ms(ev.event)
-            expired = [t for t in open_touches if t.timestamp_ms < start]
-            inside = [t for t in open_touches if t.timestamp_ms >= start]
-            if expired:
-                journeys.append((tuple(t.channel for t in expired), False))
-            if inside:
-                journeys.append((tuple(t.channel for t in inside), True))
-            open_touches = []
-        if open_touches:
-            journeys.append((tuple(t.channel for t in open_touches), False))
-    return journeys
+Path = tuple[tuple[str, ...], bool]
+WEIGHTINGS = ("conversions", "value")
 
 
-def fit(journeys: list[Journey], min_journeys: int) -> LearnedWeights:
-    converting = sum(1 for _, converted in journeys if converted)
-    probability, effects = removal_effects(journeys)
+def fit(journeys: Journeys | Iterable[Path], min_journeys: int, order: int | str = 1,
+        weighting: str = "conversions") -> LearnedWeights:
+    """``order``: 1–4, or "auto" (the best held-out log-likelihood). ``weighting``: "conversions" or "value"
+    (needs the journeys' values, so a ``Journeys``)."""
+    if isinstance(journeys, Journeys):
+        paths = [(tuple(t.channel for t in c.touches), True, float(c.value_minor)) for c in journeys.converted]
+        paths += [(tuple(t.channel for t in j.touches), False, 0.0) for j in journeys.lapsed]
+        counts = journeys.counts()
+    else:
+        if weighting != "conversions":
+            raise ValueError("value weighting needs the journeys' values")
+        paths = [(tuple(c), conv, 1.0) for c, conv in journeys]
+        counts = {"converted": sum(1 for p in paths if p[1]), "not_converted": sum(1 for p in paths if not p[1])}
+    weighted_paths = weighted(paths, weighting)
+    scores: dict[int, float] = {}
+    if order == "auto":
+        chosen, scores = choose_order(weighted_paths)
+    elif isinstance(order, int) or (isinstance(order, str) and order.isdigit()):
+        chosen = int(order)
+    else:
+        raise ValueError(f"Markov order must be 1–4 or auto, got {order!r}")
+    probability, effects = Chain.fit(weighted_paths, chosen).removal_effects()
+    return LearnedWeights(
+        journeys=len(paths),
+        converting_journeys=sum(1 for p in paths if p[1]),
+        min_journeys=min_journeys,
+        markov_order=chosen,
+        markov_weighting=weighting,
+        markov_order_scores=scores,
+        markov_conversion_probability=probability,
+        removal_effects=effects,
+        coalitions=coalition_stats((c, conv) for c, conv, _ in paths),
+        journey_counts=counts,
+    )
+
+
+def coalition_stats(paths: Iterable[Path]) -> dict[Coalition, tuple[int, int]]:
+    """(journeys, conversions) per exact channel set: the Shapley model's input."""
     stats: Counter[Coalition] = Counter()
     conversions: Counter[Coalition] = Counter()
-    for channels, converted in journeys:
+    for channels, converted in paths:
+        if not channels:
+            continue
         coalition = frozenset(channels)
         stats[coalition] += 1
         conversions[coalition] += int(converted)
-    return LearnedWeights(
-        journeys=len(journeys),
-        converting_journeys=converting,
-        min_journeys=min_journeys,
-        markov_conversion_probability=probability,
-        removal_effects=effects,
-        coalitions={c: (n, conversions[c]) for c, n in stats.items()},
-    )
+    return {c: (n, conversions[c]) for c, n in stats.items()}
+
+
+def aggregate_credit(effects: dict[str, float], total: float) -> dict[str, float]:
+    """Channel totals by removal-effect share of all conversions (or value): ChannelAttribution's convention,
+    beside the engine's per-journey split."""
+    s = sum(effects.values())
+    return {c: (e / s * total if s > 0 else 0.0) for c, e in sorted(effects.items())}
+
+
+def paths_of(journeys: Journeys) -> Sequence[Path]:
+    return list(journeys.paths())

@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.attribution.shapley import Coalition
 
 FORMAT = "rewardstream.attribution-weights"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Markov order and weighting, held-out order scores, journey counts (1 is still read)
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,12 @@ class LearnedWeights:
     converting_journeys: int
     min_journeys: int
     markov_order: int = 1
+    markov_weighting: str = "conversions"
+    markov_order_scores: dict[int, float] = field(default_factory=dict)  # held-out log-likelihood per order
     markov_conversion_probability: float = 0.0
     removal_effects: dict[str, float] = field(default_factory=dict)
     coalitions: dict[Coalition, tuple[int, int]] = field(default_factory=dict)
+    journey_counts: dict[str, int] = field(default_factory=dict)  # converted, not converted, censored, ...
 
     @property
     def fallback(self) -> bool:
@@ -40,8 +43,11 @@ class LearnedWeights:
             "converting_journeys": self.converting_journeys,
             "min_journeys": self.min_journeys,
             "fallback": "linear" if self.fallback else None,
+            "journey_counts": dict(self.journey_counts),
             "markov": {
                 "order": self.markov_order,
+                "weighting": self.markov_weighting,
+                "order_scores": {str(k): v for k, v in sorted(self.markov_order_scores.items())},
                 "conversion_probability": self.markov_conversion_probability,
                 "removal_effects": dict(sorted(self.removal_effects.items())),
             },
@@ -59,14 +65,18 @@ class LearnedWeights:
     def from_json(cls, data: dict[str, Any]) -> LearnedWeights:
         if data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"weights format_version {data.get('format_version')} is not {FORMAT_VERSION}")
+        if data.get("format_version") not in (1, FORMAT_VERSION):
+            raise ValueError(f"weights format_version {data.get('format_version')} is not 1 or {FORMAT_VERSION}: "
+                             "fitted by a newer rewardstream? refit with this one")
         markov = data["markov"]
         return cls(
             journeys=int(data["journeys"]),
             converting_journeys=int(data["converting_journeys"]),
             min_journeys=int(data["min_journeys"]),
             markov_order=int(markov["order"]),
+            markov_weighting=str(markov.get("weighting", "conversions")),
+            markov_order_scores={int(k): float(v) for k, v in markov.get("order_scores", {}).items()},
+            journey_counts={str(k): int(v) for k, v in data.get("journey_counts", {}).items()},
             markov_conversion_probability=float(markov["conversion_probability"]),
             removal_effects={str(k): float(v) for k, v in markov["removal_effects"].items()},
             coalitions={

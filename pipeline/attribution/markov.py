@@ -1,23 +1,40 @@
-"""First-order Markov-chain attribution: a channel's worth is how much conversion probability the
-journey graph loses when that channel is removed (the removal effect).
+"""Markov-chain attribution of order 1 to 4: a channel's worth is how much conversion probability the journey
+graph loses when that channel is removed (its removal effect).
 
-States are ``start``, each channel, ``conversion`` and ``null``. Transition probabilities come from
-observed journeys; the probability of reaching ``conversion`` from ``start`` is an absorbing-chain solve.
+A state is the last ``order`` channels of a path (fewer at its start), plus ``start``, ``conversion`` and
+``null``. Transition probabilities are the observed frequencies; the probability of reaching ``conversion``
+from ``start`` is an absorbing-chain solve. Removing a channel removes every state that contains it: paths
+that would have entered one go to ``null`` (the convention of ChannelAttribution and of Anderl et al. 2016).
+
+Paths may be weighted: by conversions (every path counts once, the literature's default) or by value (a
+converting path counts its value over the mean converting value, so the chain's conversion probability is
+value-weighted and a removal effect is the share of expected value lost).
+
+``choose_order`` picks the order by held-out log-likelihood: every fifth journey is held out, each order's
+chain is fitted on the rest with additive smoothing and backoff to lower orders for unseen states, and the
+order that predicts the held-out journeys' steps best wins.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import math
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 START = "(start)"
 CONVERSION = "(conversion)"
 NULL = "(null)"
+MAX_ORDER = 4
+
+State = tuple[str, ...]  # the last `order` channels; () is start
+WeightedPath = tuple[Sequence[str], bool, float]  # channels, converted, weight
 
 
 def transition_counts(paths: Iterable[tuple[Sequence[str], bool]]) -> Counter[tuple[str, str]]:
+    """Order-1 transition counts with named start/conversion/null states (for reports and heat maps)."""
     counts: Counter[tuple[str, str]] = Counter()
     for channels, converted in paths:
         if not channels:
@@ -30,55 +47,153 @@ def transition_counts(paths: Iterable[tuple[Sequence[str], bool]]) -> Counter[tu
     return counts
 
 
-def _conversion_probability(channels: list[str], counts: Counter[tuple[str, str]], removed: str | None) -> float:
-    """P(reach conversion from start) with ``removed``'s inbound transitions redirected to null."""
-    idx = {c: i for i, c in enumerate(channels)}
-    n = len(channels)
-    q = np.zeros((n, n))
-    r = np.zeros(n)
-    totals = np.zeros(n)
-    start_to = np.zeros(n)
-    start_total = 0.0
-    for (src, dst), k in counts.items():
-        if src == START:
-            start_total += k
-            if dst != removed:
-                start_to[idx[dst]] += k
-            continue
-        i = idx[src]
-        totals[i] += k
-        if dst == CONVERSION:
-            r[i] += k
-        elif dst != NULL and dst != removed:
-            q[i, idx[dst]] += k
-    if start_total == 0:
-        return 0.0
-    safe = np.where(totals > 0, totals, 1.0)
-    q /= safe[:, None]
-    r /= safe
-    if removed is not None:
-        # the removed state converts nobody and leads nowhere
-        q[idx[removed], :] = 0.0
-        r[idx[removed]] = 0.0
-    a = np.eye(n) - q
-    try:
-        p = np.linalg.solve(a, r)
-    except np.linalg.LinAlgError:
-        p = np.linalg.lstsq(a, r, rcond=None)[0]
-    return float(start_to @ p / start_total)
-
-
-def removal_effects(paths: Iterable[tuple[Sequence[str], bool]]) -> tuple[float, dict[str, float]]:
-    """(baseline conversion probability, removal effect per channel in [0, 1])."""
-    counts = transition_counts(paths)
-    channels = sorted({c for pair in counts for c in pair} - {START, CONVERSION, NULL})
-    if not channels:
-        return 0.0, {}
-    base = _conversion_probability(channels, counts, None)
-    if base <= 0:
-        return 0.0, dict.fromkeys(channels, 0.0)
-    effects = {}
+def _steps(channels: Sequence[str], converted: bool, order: int) -> Iterable[tuple[State, State | str]]:
+    """(state, next state or absorbing name) along a path."""
+    state: State = ()
     for ch in channels:
-        without = _conversion_probability(channels, counts, ch)
-        effects[ch] = min(1.0, max(0.0, 1.0 - without / base))
-    return base, effects
+        nxt = (*state, ch)[-order:]
+        yield state, nxt
+        state = nxt
+    yield state, CONVERSION if converted else NULL
+
+
+@dataclass
+class Chain:
+    """Weighted transition counts between states of one order."""
+
+    order: int
+    counts: dict[State, dict[State | str, float]]
+
+    @classmethod
+    def fit(cls, paths: Iterable[WeightedPath], order: int) -> Chain:
+        if not 1 <= order <= MAX_ORDER:
+            raise ValueError(f"Markov order must be 1 to {MAX_ORDER}, got {order}")
+        counts: dict[State, dict[State | str, float]] = defaultdict(lambda: defaultdict(float))
+        for channels, converted, weight in paths:
+            if not channels:
+                continue
+            for state, nxt in _steps(channels, converted, order):
+                counts[state][nxt] += weight
+        return cls(order, {s: dict(c) for s, c in counts.items()})
+
+    def channels(self) -> list[str]:
+        return sorted({c for s in self.counts for c in s})
+
+    def conversion_probability(self, removed: str | None = None) -> float:
+        """P(reach conversion from start); with ``removed``, states containing it lead to null."""
+        states = [s for s in self.counts if s != () and (removed is None or removed not in s)]
+        idx = {s: i for i, s in enumerate(states)}
+        n = len(states)
+        start = self.counts.get(())
+        if not start:
+            return 0.0
+        src, dst, w = [], [], []
+        r = np.zeros(n)
+        totals = np.zeros(n)
+        for s, i in idx.items():
+            for nxt, k in self.counts[s].items():
+                totals[i] += k
+                if nxt == CONVERSION:
+                    r[i] += k
+                elif isinstance(nxt, tuple) and nxt in idx:
+                    src.append(i)
+                    dst.append(idx[nxt])
+                    w.append(k)
+        safe = np.where(totals > 0, totals, 1.0)
+        r /= safe
+        start_total = float(sum(start.values()))
+        start_to = np.zeros(n)
+        for nxt, k in start.items():
+            if isinstance(nxt, tuple) and nxt in idx:
+                start_to[idx[nxt]] += k
+        if n <= 600:  # exact: (I − Q) p = r
+            q = np.zeros((n, n))
+            np.add.at(q, (np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp)), np.array(w, dtype=float))
+            q /= safe[:, None]
+            a = np.eye(n) - q
+            try:
+                p = np.linalg.solve(a, r)
+            except np.linalg.LinAlgError:
+                p = np.linalg.lstsq(a, r, rcond=None)[0]
+        else:  # sparse fixed point p = r + Q p (paths are finite: it converges geometrically)
+            s_arr, d_arr = np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp)
+            w_arr = np.array(w, dtype=float) / safe[s_arr]
+            p = r.copy()
+            for _ in range(100_000):
+                nxt_p = r + np.bincount(s_arr, weights=w_arr * p[d_arr], minlength=n)
+                if np.max(np.abs(nxt_p - p)) <= 1e-15 * max(1.0, float(np.max(nxt_p))):
+                    p = nxt_p
+                    break
+                p = nxt_p
+        return float(start_to @ p / start_total)
+
+    def removal_effects(self) -> tuple[float, dict[str, float]]:
+        """(conversion probability, removal effect per channel in [0, 1])."""
+        channels = self.channels()
+        base = self.conversion_probability()
+        if base <= 0:
+            return base, dict.fromkeys(channels, 0.0)
+        return base, {ch: min(1.0, max(0.0, 1.0 - self.conversion_probability(ch) / base)) for ch in channels}
+
+
+def weighted(paths: Iterable[tuple[Sequence[str], bool, float]], by: str) -> list[WeightedPath]:
+    """Paths with their weights: ``conversions`` (1 each) or ``value`` (a converting path's value over the
+    mean converting value; non-converting paths 1)."""
+    paths = list(paths)
+    if by == "conversions":
+        return [(c, conv, 1.0) for c, conv, _ in paths]
+    if by != "value":
+        raise ValueError(f"weighting must be conversions or value, got {by!r}")
+    values = [v for _, conv, v in paths if conv]
+    mean = sum(values) / len(values) if values else 1.0
+    return [(c, conv, (v / mean if mean > 0 else 1.0) if conv else 1.0) for c, conv, v in paths]
+
+
+def removal_effects(paths: Iterable[tuple[Sequence[str], bool]], order: int = 1) -> tuple[float, dict[str, float]]:
+    """(baseline conversion probability, removal effect per channel), every path counted once."""
+    return Chain.fit(((c, conv, 1.0) for c, conv in paths), order).removal_effects()
+
+
+# ------------------------------------------------------------------------------------------------ order choice
+
+def _held_out(i: int) -> bool:
+    return i % 5 == 4
+
+
+def log_likelihood(train: Sequence[WeightedPath], test: Sequence[WeightedPath], order: int,
+                   alpha: float = 0.5) -> float:
+    """Mean log-likelihood per step of ``test`` under the order-``order`` chain fitted on ``train``, with
+    additive smoothing over the next-state alphabet and backoff to the next lower order for unseen states."""
+    alphabet = sorted({c for p in train for c in p[0]} | {c for p in test for c in p[0]})
+    outcomes = len(alphabet) + 2  # every channel, conversion, null
+    chains = {k: Chain.fit(train, k) for k in range(1, order + 1)}
+    total, steps = 0.0, 0
+    for channels, converted, weight in test:
+        if not channels:
+            continue
+        history: tuple[str, ...] = ()
+        for nxt in [*channels, CONVERSION if converted else NULL]:
+            prob = 0.0
+            for k in range(order, 0, -1):
+                counts = chains[k].counts.get(history[-k:] if history else ())
+                if counts:
+                    label = (*history, nxt)[-k:] if nxt not in (CONVERSION, NULL) else nxt
+                    seen = sum(counts.values())
+                    prob = (counts.get(label, 0.0) + alpha) / (seen + alpha * outcomes)
+                    break
+            if prob == 0.0:
+                prob = 1.0 / outcomes
+            total += weight * math.log(prob)
+            steps += 1
+            if nxt not in (CONVERSION, NULL):
+                history = (*history, nxt)[-MAX_ORDER:]
+    return total / steps if steps else float("-inf")
+
+
+def choose_order(paths: Sequence[WeightedPath], orders: Sequence[int] = (1, 2, 3, 4)) -> tuple[int, dict[int, float]]:
+    """The order with the best held-out log-likelihood (ties to the lower order), and each order's figure."""
+    train = [p for i, p in enumerate(paths) if not _held_out(i)]
+    test = [p for i, p in enumerate(paths) if _held_out(i)]
+    scores = {k: log_likelihood(train, test, k) for k in orders}
+    best = max(orders, key=lambda k: (round(scores[k], 9), -k))
+    return best, scores

@@ -33,6 +33,9 @@ class BackfillEngine(Protocol):
 
     def stats(self) -> EngineStats: ...
 
+    def watermark(self) -> int | None:
+        """The event time the input has certainly reached, minus the lateness (what ``finish`` goes past)."""
+
 
 def parse_line(line: bytes) -> Event:
     """A line to an event, or InvalidEvent (malformed JSON included) naming the field."""
@@ -87,3 +90,6 @@ class PythonBackfill:
 
     def stats(self) -> EngineStats:
         return self.engine.stats
+
+    def watermark(self) -> int | None:
+        return self.engine.watermark

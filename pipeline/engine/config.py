@@ -35,6 +35,8 @@ class EngineConfig:
     rates: RatesTable = field(default_factory=RatesTable)
     min_journeys: int = 100
     weights_file: str | None = None
+    markov_order: str = "1"  # "1"–"4", or "auto": chosen on held-out journeys by `rewardstream fit`
+    markov_weighting: str = "conversions"  # or "value": removal effects of expected value
 
     def __post_init__(self) -> None:
         if self.default_model not in MODEL_NAMES:
@@ -48,6 +50,10 @@ class EngineConfig:
             raise ValueError("half_life must be positive")
         if self.max_journey_length < 1:
             raise ValueError("max_journey_length must be at least 1")
+        if self.markov_order not in ("1", "2", "3", "4", "auto"):
+            raise ValueError(f"markov_order must be 1 to 4 or auto, got {self.markov_order!r}")
+        if self.markov_weighting not in ("conversions", "value"):
+            raise ValueError(f"markov_weighting must be conversions or value, got {self.markov_weighting!r}")
 
     def window_for(self, event: str) -> int:
         return self.windows_ms.get(event, self.window_ms)
@@ -63,11 +69,12 @@ class EngineConfig:
         ``allowed_lateness_minutes``, ``half_life_hours``, ``refund_retention_days``,
         ``max_future_skew_minutes`` (or ``_hours``), ``position_first``/``position_last`` (fractions of 1),
         ``base_currency`` and ``rates = {EUR = "1.08"}`` (base units per unit), ``default_model``,
-        ``max_journey_length``, ``min_journeys``, ``weights_file``."""
+        ``max_journey_length``, ``min_journeys``, ``weights_file``, ``markov_order`` (1–4 or "auto") and
+        ``markov_weighting`` ("conversions" or "value"), the last two for ``rewardstream fit``."""
         known = {"default_model", "window_days", "windows_days", "allowed_lateness_minutes", "half_life_hours",
                  "position_first", "position_last", "max_journey_length", "refund_retention_days",
                  "max_future_skew_minutes", "max_future_skew_hours", "base_currency", "rates", "min_journeys",
-                 "weights_file"}
+                 "weights_file", "markov_order", "markov_weighting"}
         unknown = set(table) - known
         if unknown:
             raise ValueError(f"unknown [attribution] settings {sorted(unknown)}; known: {sorted(known)}")
@@ -91,7 +98,7 @@ class EngineConfig:
         for key in ("position_first", "position_last"):
             if key in table:
                 kwargs[key] = Fraction(Decimal(str(table[key])))
-        for key in ("default_model", "weights_file"):
+        for key in ("default_model", "weights_file", "markov_order", "markov_weighting"):
             if key in table:
                 kwargs[key] = str(table[key])
         for key in ("max_journey_length", "min_journeys"):

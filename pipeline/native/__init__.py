@@ -121,6 +121,10 @@ class NativeBackfill:
     def stats(self) -> EngineStats:
         return engine_stats(self._backfill.stats())
 
+    def watermark(self) -> int | None:
+        wm: int | None = self._backfill.watermark()
+        return wm
+
 
 class NativePartitionProcessor:
     """One input partition's processing in Rust; see ``pipeline.stream.processor.PartitionProcessor``."""

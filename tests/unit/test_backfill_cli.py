@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from pipeline.cli.main import main
+from pipeline.events.types import MODEL_NAMES
 from pipeline.synthetic import BAD_LINES, LogSpec, generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,9 +106,22 @@ def test_local_amounts_add_up_to_each_conversion_value(log: Path, tmp_path: Path
 def test_fit_writes_versioned_weights_used_by_backfill(log: Path, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     weights = tmp_path / "w.json"
-    assert main(["fit", "--input", str(log), "--output", str(weights), "--min-journeys", "50"]) == 0
+    report = tmp_path / "report"
+    assert main(["fit", "--input", str(log), "--output", str(weights), "--min-journeys", "50", "--order", "auto",
+                 "--weight-by", "value", "--report", str(report)]) == 0
     body = orjson.loads(weights.read_bytes())
-    assert body["format_version"] == 1 and body["weights_id"] and body["fallback"] is None
+    assert body["format_version"] == 2 and body["weights_id"] and body["fallback"] is None
+    assert body["markov"]["weighting"] == "value" and set(body["markov"]["order_scores"]) == {"1", "2", "3", "4"}
+    assert set(body["journey_counts"]) >= {"converted", "not_converted", "censored"}
+    data = orjson.loads((report / "fit-report.json").read_bytes())
+    assert data["weights_id"] == body["weights_id"]
+    assert set(data["credit_per_model"]["minor_units"]) == set(MODEL_NAMES)
+    assert set(data["shapley_values"]) == set(body["markov"]["removal_effects"])
+    states = data["markov"]["first_order_transitions"]["states"]
+    rows = data["markov"]["first_order_transitions"]["probabilities"]
+    assert all(abs(sum(row) - 1) < 1e-9 for state, row in zip(states, rows, strict=True)
+               if state not in ("(conversion)", "(null)"))
+    assert (report / "fit-report.png").read_bytes()[:4] == b"\x89PNG"
     out = tmp_path / "r.jsonl"
     assert main(["backfill", "--input", str(log), "--output", str(out), "--model", "data_driven",
                  "--weights", str(weights), "--config", str(ROOT / "config" / "example.toml"), "--quiet"]) == 0

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.attribution.fitting import completed_journeys, fit
+from pipeline.attribution.fitting import fit
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.models import MODEL_NAMES
 from pipeline.attribution.money import RatesTable
+from pipeline.backfill.journeys import journeys_of_events
 from pipeline.engine import DAY_MS, AttributionEngine, EngineConfig
 from pipeline.events.currency import MINOR_UNITS
 from pipeline.events.types import AttributedReward, RewardKind
@@ -33,7 +34,9 @@ def _learned() -> LearnedWeights:
             events.append(tp(f"t{u}-{k}", k, user=f"u{u}", channel=ch))
         if "search" in chans or u % 3 == 0:
             events.append(conv(f"c{u}", len(chans) + 1, user=f"u{u}"))
-    return fit(completed_journeys(events, lambda _: 7 * DAY_MS), min_journeys=10)
+    events.sort(key=lambda e: e.timestamp_ms)
+    events += [tp(f"close{i}", 30 * 24, user="closing-user") for i in range(16)]  # close every window
+    return fit(journeys_of_events(events, EngineConfig()), min_journeys=10)
 
 
 LEARNED = _learned()

@@ -1,0 +1,52 @@
+"""`rewardstream fit`'s work on a generated log of about 219k events: the engine completes the journeys, then the
+Markov chain (order 1, and order chosen on held-out journeys) and the Shapley statistics are fitted. Both engines,
+one run; the figures are this machine's.
+
+    python -m bench.bench_fit [--users 24800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline.attribution.fitting import fit
+from pipeline.backfill.journeys import journeys_of_log
+from pipeline.cli.common import load_engine_config
+from pipeline.native import available
+from pipeline.synthetic import LogSpec, generate, write_engine_config
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=24800)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        log = tmp / "events.jsonl"
+        lines = generate(LogSpec(users=args.users, seed=7))
+        log.write_text("\n".join(lines) + "\n")
+        config = load_engine_config(write_engine_config(tmp / "c.toml"))
+        print(f"fit benchmark: {len(lines):,} events ({args.users:,} users); best of {args.repeats}")
+        for engine in ["native", "python"] if available() else ["python"]:
+            for order in ("1", "auto"):
+                best = float("inf")
+                for _ in range(args.repeats if engine == "native" else 1):
+                    t = time.perf_counter()
+                    run = journeys_of_log(log, config, engine)
+                    t_journeys = time.perf_counter() - t
+                    weights = fit(run.journeys, 100, order=order)
+                    total = time.perf_counter() - t
+                    best = min(best, total)
+                    split = (t_journeys, total - t_journeys)
+                counts = run.journeys.counts()
+                print(f"  {engine:>6} engine, order {order:>4}: {best:6.2f} s (journeys {split[0]:.2f} s, models "
+                      f"{split[1]:.2f} s); {counts['converted']:,} converted, {counts['not_converted']:,} not, "
+                      f"{counts['censored']:,} censored; chosen order {weights.markov_order}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

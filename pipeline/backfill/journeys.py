@@ -1,0 +1,70 @@
+"""The engine's completed journeys of a JSON Lines log: the backfill run, its rewards folded into journeys.
+
+``rewardstream fit`` (and the delay model) read journeys through this, so they see exactly what the backfill
+and the worker attribute: same duplicates, windows, expiry, caps and repeat conversions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from pipeline.attribution.journeys import JourneyCollector, Journeys
+from pipeline.backfill import backfill_engine
+from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks
+from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig
+from pipeline.events.errors import InvalidEvent
+from pipeline.events.jsonl import reward_to_json
+from pipeline.events.types import Event
+
+
+@dataclass(frozen=True)
+class JourneyRun:
+    journeys: Journeys
+    events_in: int
+    rejected: int
+    seconds: float
+
+
+def journeys_of_log(path: Path, config: EngineConfig, engine: str = "native") -> JourneyRun:
+    """Run the engine over the log (rewards kept in memory, not written) and fold them into journeys. The
+    learned models are not needed: journeys do not depend on the model that splits them."""
+    started = time.perf_counter()
+    reference_ms = time.time_ns() // 1_000_000
+    runner = backfill_engine(engine, config, None, reference_ms)
+    collector = JourneyCollector(config.max_window_ms, config.max_journey_length)
+    loads = orjson.loads
+    events_in = rejected = 0
+    with open(path, "rb") as src:
+        for piece in read_chunks(src, MAX_LINE_BYTES):
+            if isinstance(piece, Overlong):
+                events_in += 1
+                rejected += 1
+                continue
+            out, refused, n = runner.feed(piece.data, piece.first_line)
+            events_in += n
+            rejected += len(refused)
+            collector.add_all(loads(line) for line in out.splitlines())
+    end = runner.watermark()
+    collector.add_all(loads(line) for line in runner.finish().splitlines())
+    return JourneyRun(collector.finish(end), events_in, rejected, time.perf_counter() - started)
+
+
+def journeys_of_events(events: Iterable[Event], config: EngineConfig, quorum: int = FILE_QUORUM) -> Journeys:
+    """The same over events in memory, in their order, through the reference engine (tests, model comparison);
+    ``quorum`` as for a file (see ``EventClock``)."""
+    engine = AttributionEngine(config, quorum=quorum)
+    collector = JourneyCollector(config.max_window_ms, config.max_journey_length)
+    reference_ms = time.time_ns() // 1_000_000
+    for event in events:
+        try:
+            collector.add_all(reward_to_json(r) for r in engine.process(event, reference_ms))
+        except InvalidEvent:
+            continue
+    end = engine.watermark
+    collector.add_all(reward_to_json(r) for r in engine.flush())
+    return collector.finish(end)
