@@ -25,4 +25,8 @@ impl Interner {
     pub fn name(&self, i: Sym) -> &str {
         &self.names[i as usize]
     }
+
+    pub fn try_name(&self, i: Sym) -> Option<&str> {
+        self.names.get(i as usize).map(|s| &**s)
+    }
 }

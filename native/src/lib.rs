@@ -17,6 +17,7 @@ mod config;
 mod engine;
 mod intern;
 mod journey;
+mod journeys;
 mod jsonl;
 mod models;
 mod money;
@@ -232,21 +233,25 @@ struct Backfill {
     rewards_out: u64,
     minor_units: HashMap<String, u32>,
     buffer: Vec<u8>, // output of the last chunk, kept for its capacity
+    journeys: Option<journeys::JourneySink>, // collect completed journeys instead of writing reward lines
+    end: Option<i64>,                        // the watermark when the input ended (journeys mode)
 }
 
 #[pymethods]
 impl Backfill {
     /// `fallback(line: bytes)` parses a line the fast path left to Python: an event tuple, or it raises
     /// InvalidEvent. `words(name, args)` makes the engine's refusals (`pipeline.engine.refusals`).
+    /// With `journeys`, rewards are not written: they are folded into completed journeys (`take_journeys`).
     #[new]
-    #[pyo3(signature = (config, quorum, reference_ms, fallback, words))]
+    #[pyo3(signature = (config, quorum, reference_ms, fallback, words, journeys=false))]
     fn new(config: &Bound<'_, PyDict>, quorum: usize, reference_ms: Option<i64>, fallback: Py<PyAny>,
-           words: Py<PyAny>) -> PyResult<Self> {
+           words: Py<PyAny>, journeys: bool) -> PyResult<Self> {
         let mut names = Interner::default();
         let cfg = read_config(config, &mut names)?;
         let minor_units = cfg.minor_units.clone();
         Ok(Backfill { engine: Engine::new(cfg, names, 1, quorum), store: MemoryStore::default(), reference_ms,
-                      fallback, words, rewards_out: 0, minor_units, buffer: Vec::new() })
+                      fallback, words, rewards_out: 0, minor_units, buffer: Vec::new(),
+                      journeys: journeys.then(journeys::JourneySink::default), end: None })
     }
 
     /// Complete lines (each ending in a newline, the last one may not), numbered from `first_line`. The reward
@@ -281,9 +286,13 @@ impl Backfill {
                 },
             };
             let event = any.event(&mut self.engine.names)?;
-            let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
-            match self.engine.process(&mut self.store, &event, self.reference_ms, &mut sink) {
-                Ok(()) => self.rewards_out += sink.count,
+            let mut json = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
+            let sink: &mut dyn Sink = match self.journeys.as_mut() {
+                Some(j) => j,
+                None => &mut json,
+            };
+            match self.engine.process(&mut self.store, &event, self.reference_ms, sink) {
+                Ok(()) => self.rewards_out += json.count,
                 Err(r) => refused.append((number, refusal_object(py, words, &r)?, PyBytes::new(py, line)))?,
             }
         }
@@ -296,10 +305,79 @@ impl Backfill {
     #[pyo3(signature = (out_fd=None))]
     fn finish<'py>(&mut self, py: Python<'py>, out_fd: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
         let mut out = Vec::new();
+        if let Some(j) = self.journeys.as_mut() {
+            self.end = self.engine.watermark;
+            self.engine.flush(&mut self.store, j);
+            return emit(py, &out, out_fd);
+        }
         let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
         self.engine.flush(&mut self.store, &mut sink);
         self.rewards_out += sink.count;
         emit(py, &out, out_fd)
+    }
+
+    /// After `finish` in journeys mode, what the learned models fit on, without the touches' ids:
+    /// (converted [(channels, base value)], lapsed [channels], censored [channels], unattributed, end).
+    fn take_paths<'py>(&mut self, py: Python<'py>, window_ms: i64, max_length: usize)
+                       -> PyResult<Bound<'py, PyTuple>> {
+        let Some(sink) = self.journeys.as_mut() else {
+            return Err(PyValueError::new_err("not a journeys backfill"));
+        };
+        let c = sink.finish(self.end, window_ms, max_length, false);
+        let names: Vec<Bound<'py, pyo3::types::PyString>> = (0..).map_while(|i| sink.names.try_name(i))
+            .map(|n| pyo3::types::PyString::new(py, n)).collect();
+        let channels = |ts: &[journeys::TouchOut]| PyTuple::new(py, ts.iter().map(|t| names[t.channel as usize].clone()));
+        let converted = PyList::empty(py);
+        for j in &c.converted {
+            converted.append((channels(&j.touches)?, j.value))?;
+        }
+        let segments = |v: &Vec<journeys::Segment>| -> PyResult<Bound<'py, PyList>> {
+            let out = PyList::empty(py);
+            for s in v {
+                out.append(channels(&s.touches)?)?;
+            }
+            Ok(out)
+        };
+        (converted, segments(&c.lapsed)?, segments(&c.censored)?, c.unattributed, self.end).into_pyobject(py)
+    }
+
+    /// After `finish` in journeys mode: (names, converted, lapsed, censored, unattributed, outcomes, end), in
+    /// `Journeys.sort`'s order. A touch is (touchpoint id, channel, campaign, time), the channel and campaign
+    /// strings shared between touches.
+    /// converted: (user, conversion, base value, time, touches); lapsed and censored: (user, touches);
+    /// outcomes: (user, touch, final total, first crediting conversion's time or None) for every final.
+    #[pyo3(signature = (window_ms, max_length, with_outcomes=true))]
+    fn take_journeys<'py>(&mut self, py: Python<'py>, window_ms: i64, max_length: usize, with_outcomes: bool)
+                          -> PyResult<Bound<'py, PyTuple>> {
+        let Some(sink) = self.journeys.as_mut() else {
+            return Err(PyValueError::new_err("not a journeys backfill"));
+        };
+        let c = sink.finish(self.end, window_ms, max_length, with_outcomes);
+        let names: Vec<Bound<'py, pyo3::types::PyString>> = (0..).map_while(|i| sink.names.try_name(i))
+            .map(|n| pyo3::types::PyString::new(py, n)).collect();
+        let touch = |t: &journeys::TouchOut| -> PyResult<Bound<'py, PyTuple>> {
+            PyTuple::new(py, [pyo3::types::PyString::new(py, &t.tid).into_any(),
+                              names[t.channel as usize].clone().into_any(), names[t.campaign as usize].clone().into_any(),
+                              t.time.into_pyobject(py)?.into_any()])
+        };
+        let touches = |ts: &[journeys::TouchOut]| -> PyResult<Vec<Bound<'py, PyTuple>>> { ts.iter().map(touch).collect() };
+        let converted = PyList::empty(py);
+        for j in &c.converted {
+            converted.append((&*j.user, &*j.conversion, j.value, j.time, touches(&j.touches)?))?;
+        }
+        let segments = |v: &Vec<journeys::Segment>| -> PyResult<Bound<'py, PyList>> {
+            let out = PyList::empty(py);
+            for s in v {
+                out.append((&*s.user, touches(&s.touches)?))?;
+            }
+            Ok(out)
+        };
+        let outcomes = PyList::empty(py);
+        for o in &c.outcomes {
+            outcomes.append((&*o.user, touch(&o.touch)?, o.total, o.first_credit))?;
+        }
+        (converted, segments(&c.lapsed)?, segments(&c.censored)?, c.unattributed, outcomes, self.end)
+            .into_pyobject(py)
     }
 
     /// For benchmarks: the engine alone over a chunk's events (each line parsed beforehand, untimed; rewards

@@ -5,9 +5,9 @@ statistics. Censored journeys (still open when the log ended) are left out."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from pipeline.attribution.journeys import Journeys
+from pipeline.attribution.journeys import JourneyPaths, Journeys
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.markov import Chain, choose_order, weighted
 from pipeline.attribution.shapley import Coalition
@@ -16,13 +16,15 @@ Path = tuple[tuple[str, ...], bool]
 WEIGHTINGS = ("conversions", "value")
 
 
-def fit(journeys: Journeys | Iterable[Path], min_journeys: int, order: int | str = 1,
+def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, order: int | str = 1,
         weighting: str = "conversions") -> LearnedWeights:
     """``order``: 1–4, or "auto" (the best held-out log-likelihood). ``weighting``: "conversions" or "value"
-    (needs the journeys' values, so a ``Journeys``)."""
+    (needs the journeys' values: ``Journeys`` or ``JourneyPaths``)."""
     if isinstance(journeys, Journeys):
-        paths = [(tuple(t.channel for t in c.touches), True, float(c.value_minor)) for c in journeys.converted]
-        paths += [(tuple(t.channel for t in j.touches), False, 0.0) for j in journeys.lapsed]
+        journeys = journeys.as_paths()
+    if isinstance(journeys, JourneyPaths):
+        paths = [(c, True, float(v)) for c, v in journeys.converted]
+        paths += [(c, False, 0.0) for c in journeys.lapsed]
         counts = journeys.counts()
     else:
         if weighting != "conversions":
@@ -71,6 +73,3 @@ def aggregate_credit(effects: dict[str, float], total: float) -> dict[str, float
     s = sum(effects.values())
     return {c: (e / s * total if s > 0 else 0.0) for c, e in sorted(effects.items())}
 
-
-def paths_of(journeys: Journeys) -> Sequence[Path]:
-    return list(journeys.paths())

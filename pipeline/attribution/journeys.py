@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+from pipeline.events.jsonl import parse_iso_ms
 
 
-@dataclass(frozen=True, slots=True)
-class Touch:
+class Touch(NamedTuple):  # a NamedTuple: hundreds of thousands are built when a month is read
     touchpoint_id: str
     channel: str
     campaign_id: str
@@ -49,13 +49,52 @@ class LapsedJourney:
     touches: tuple[Touch, ...]
 
 
+class TouchOutcome(NamedTuple):
+    """What became of a touchpoint: its final total, and when a conversion first credited it (None: never)."""
+
+    user_id: str
+    touch: Touch
+    total_minor: int
+    first_credit_ms: int | None
+
+
+@dataclass
+class JourneyPaths:
+    """Journeys reduced to what the learned models fit on: channel sequences, and converted ones' values."""
+
+    converted: list[tuple[tuple[str, ...], int]] = field(default_factory=list)  # (channels, base value)
+    lapsed: list[tuple[str, ...]] = field(default_factory=list)
+    censored: list[tuple[str, ...]] = field(default_factory=list)
+    unattributed_conversions: int = 0
+
+    def paths(self) -> Iterator[tuple[tuple[str, ...], bool]]:
+        for channels, _ in self.converted:
+            yield channels, True
+        for channels in self.lapsed:
+            yield channels, False
+
+    def counts(self) -> dict[str, int]:
+        return {"converted": len(self.converted), "not_converted": len(self.lapsed),
+                "censored": len(self.censored), "censored_touchpoints": sum(len(c) for c in self.censored),
+                "unattributed_conversions": self.unattributed_conversions}
+
+
 @dataclass
 class Journeys:
     converted: list[ConvertedJourney] = field(default_factory=list)
     lapsed: list[LapsedJourney] = field(default_factory=list)
     censored: list[LapsedJourney] = field(default_factory=list)  # still open when the log ended: left out
     unattributed_conversions: int = 0  # conversions with no touchpoint in their window (no journey)
-    finals: dict[tuple[str, str], tuple[Touch, int]] = field(default_factory=dict)  # (user, tid) → touch, total
+    outcomes: list[TouchOutcome] = field(default_factory=list)  # every touchpoint that went final
+    end_ms: int | None = None  # the watermark when the log ended: what was still open then is censored
+
+    def sort(self) -> Journeys:
+        """One order whichever engine collected them: conversions by time, others by user then time."""
+        self.converted.sort(key=lambda c: (c.time_ms, c.user_id, c.conversion_id))
+        self.lapsed.sort(key=lambda j: (j.user_id, j.touches[0].time_ms, j.touches[0].touchpoint_id))
+        self.censored.sort(key=lambda j: (j.user_id, j.touches[0].time_ms, j.touches[0].touchpoint_id))
+        self.outcomes.sort(key=lambda o: (o.user_id, o.touch.time_ms, o.touch.touchpoint_id))
+        return self
 
     def paths(self) -> Iterator[tuple[tuple[str, ...], bool]]:
         """(channels, converted) per journey, the Markov and Shapley models' input."""
@@ -65,16 +104,22 @@ class Journeys:
             yield tuple(t.channel for t in lapsed.touches), False
 
     def counts(self) -> dict[str, int]:
-        return {"converted": len(self.converted), "not_converted": len(self.lapsed),
-                "censored": len(self.censored), "censored_touchpoints": sum(len(j.touches) for j in self.censored),
-                "unattributed_conversions": self.unattributed_conversions}
+        return self.as_paths().counts()
+
+    def as_paths(self) -> JourneyPaths:
+        def channels(touches: tuple[Touch, ...]) -> tuple[str, ...]:
+            return tuple(t.channel for t in touches)
+
+        return JourneyPaths([(channels(c.touches), c.value_minor) for c in self.converted],
+                            [channels(j.touches) for j in self.lapsed], [channels(j.touches) for j in self.censored],
+                            self.unattributed_conversions)
 
 
 def parse_ms(value: Any) -> int:
     """An output time (ISO-8601 with Z, or epoch ms) as epoch ms."""
     if isinstance(value, int):
         return value
-    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000 + 0.5)
+    return parse_iso_ms(value)
 
 
 class JourneyCollector:
@@ -84,6 +129,7 @@ class JourneyCollector:
     def __init__(self, window_ms: int, max_length: int) -> None:
         self.window_ms = window_ms
         self.max_length = max_length
+        self.end: int | None = None  # the caller's note of the watermark when the log ended
         # (user, conversion) → (revision, {position: (touch, amount)}, conversion time)
         self._splits: dict[tuple[str, str], tuple[int, dict[int, tuple[Touch, int]], int]] = {}
         self._finals: dict[tuple[str, str], tuple[Touch, int]] = {}
@@ -116,25 +162,29 @@ class JourneyCollector:
     def finish(self, end_ms: int | None) -> Journeys:
         """``end_ms``: the event time the log had certainly reached (the watermark before the end-of-input
         flush); a touchpoint whose window was still open then is censored. None: nothing is censored."""
-        out = Journeys(finals=self._finals)
-        credited: set[tuple[str, str]] = set()
+        out = Journeys(end_ms=end_ms)
+        first_credit: dict[tuple[str, str], int] = {}
         for (user, conversion), (_, shares, time_ms) in self._splits.items():
             touches = tuple(shares[p][0] for p in sorted(shares))
             out.converted.append(ConvertedJourney(user, conversion, touches,
                                                   sum(a for _, a in shares.values()), time_ms))
-            credited.update((user, t.touchpoint_id) for t in touches)
+            for t in touches:
+                key = (user, t.touchpoint_id)
+                if key not in first_credit or time_ms < first_credit[key]:
+                    first_credit[key] = time_ms
         out.unattributed_conversions = sum(1 for key in self._unattributed if key not in self._splits)
         uncredited: dict[str, list[Touch]] = defaultdict(list)
-        for (user, tid), (touch, _) in self._finals.items():
-            if (user, tid) not in credited:
+        for (user, tid), (touch, total) in self._finals.items():
+            credit = first_credit.get((user, tid))
+            out.outcomes.append(TouchOutcome(user, touch, total, credit))
+            if credit is None:
                 uncredited[user].append(touch)
         for user in sorted(uncredited):
             for segment in self._segments(uncredited[user]):
                 # a journey with a touch whose window was still open at the end may yet convert: censored
                 still_open = end_ms is not None and segment[-1].time_ms + self.window_ms >= end_ms
                 (out.censored if still_open else out.lapsed).append(LapsedJourney(user, segment))
-        out.converted.sort(key=lambda c: (c.time_ms, c.user_id, c.conversion_id))
-        return out
+        return out.sort()
 
     def _segments(self, touches: list[Touch]) -> Iterator[tuple[Touch, ...]]:
         touches = sorted(touches, key=lambda t: (t.time_ms, t.touchpoint_id))

@@ -10,11 +10,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from pipeline.attribution.journeys import JourneyCollector, Journeys
+from pipeline.attribution.journeys import JourneyCollector, JourneyPaths, Journeys
 from pipeline.backfill import backfill_engine
+from pipeline.backfill.engines import BackfillEngine
 from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks
 from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig
 from pipeline.events.errors import InvalidEvent
@@ -30,13 +32,18 @@ class JourneyRun:
     seconds: float
 
 
-def journeys_of_log(path: Path, config: EngineConfig, engine: str = "native") -> JourneyRun:
-    """Run the engine over the log (rewards kept in memory, not written) and fold them into journeys. The
-    learned models are not needed: journeys do not depend on the model that splits them."""
-    started = time.perf_counter()
+def _run(path: Path, config: EngineConfig, engine: str) -> tuple[Any, JourneyCollector, int, int]:
+    """The engine over the log: the native one folds its rewards into journeys as it produces them, the
+    Python one's are read back from their JSON form into ``JourneyCollector``."""
     reference_ms = time.time_ns() // 1_000_000
-    runner = backfill_engine(engine, config, None, reference_ms)
     collector = JourneyCollector(config.max_window_ms, config.max_journey_length)
+    runner: BackfillEngine
+    if engine == "native":
+        from pipeline.native import NativeBackfill
+
+        runner = NativeBackfill(config, None, reference_ms, FILE_QUORUM, journeys=True)
+    else:
+        runner = backfill_engine(engine, config, None, reference_ms)
     loads = orjson.loads
     events_in = rejected = 0
     with open(path, "rb") as src:
@@ -49,9 +56,26 @@ def journeys_of_log(path: Path, config: EngineConfig, engine: str = "native") ->
             events_in += n
             rejected += len(refused)
             collector.add_all(loads(line) for line in out.splitlines())
-    end = runner.watermark()
+    collector.end = runner.watermark()
     collector.add_all(loads(line) for line in runner.finish().splitlines())
-    return JourneyRun(collector.finish(end), events_in, rejected, time.perf_counter() - started)
+    return runner, collector, events_in, rejected
+
+
+def journeys_of_log(path: Path, config: EngineConfig, engine: str = "native", with_outcomes: bool = True
+                    ) -> JourneyRun:
+    """The log's completed journeys (and, ``with_outcomes``, every final touchpoint's outcome: the delay
+    model's input). The learned models are not needed: journeys do not depend on the model that splits them."""
+    started = time.perf_counter()
+    runner, collector, events_in, rejected = _run(path, config, engine)
+    journeys = runner.journeys(with_outcomes) if engine == "native" else collector.finish(collector.end)
+    return JourneyRun(journeys, events_in, rejected, time.perf_counter() - started)
+
+
+def paths_of_log(path: Path, config: EngineConfig, engine: str = "native") -> tuple[JourneyPaths, int, int]:
+    """The log's completed journeys as the learned models fit on them: (paths, events in, refused)."""
+    runner, collector, events_in, rejected = _run(path, config, engine)
+    paths = runner.paths() if engine == "native" else collector.finish(collector.end).as_paths()
+    return paths, events_in, rejected
 
 
 def journeys_of_events(events: Iterable[Event], config: EngineConfig, quorum: int = FILE_QUORUM) -> Journeys:

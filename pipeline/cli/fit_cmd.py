@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.attribution.fitting import WEIGHTINGS, fit
-from pipeline.backfill.journeys import journeys_of_log
+from pipeline.backfill.journeys import paths_of_log
 from pipeline.cli.common import load_engine_config
 from pipeline.stream.processor import ENGINES
 
@@ -40,8 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     min_journeys = args.min_journeys if args.min_journeys is not None else config.min_journeys
     started = time.perf_counter()
-    run_ = journeys_of_log(args.input, config, args.engine)
-    journeys = run_.journeys
+    journeys, events_in, refused = paths_of_log(args.input, config, args.engine)
     weights = fit(journeys, min_journeys, order=args.order or config.markov_order,
                   weighting=args.weight_by or config.markov_weighting)
     seconds = time.perf_counter() - started
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"journeys: {weights.journeys:,} ({counts['converted']:,} converted, {counts['not_converted']:,} not "
           f"converted); left out as censored (still open at the end of the log): {counts['censored']:,}; "
           f"conversions with no touchpoint: {counts['unattributed_conversions']:,}; refused lines: "
-          f"{run_.rejected:,}; {run_.events_in:,} events in {seconds:.2f} s")
+          f"{refused:,}; {events_in:,} events in {seconds:.2f} s")
     order_note = ""
     if weights.markov_order_scores:
         order_note = " (held-out log-likelihood per step: " + ", ".join(

@@ -15,6 +15,14 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from pipeline.attribution.journeys import (
+    ConvertedJourney,
+    JourneyPaths,
+    Journeys,
+    LapsedJourney,
+    Touch,
+    TouchOutcome,
+)
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.money import to_minor
 from pipeline.backfill.engines import Refused, parse_line
@@ -103,9 +111,11 @@ class NativeBackfill:
     """The backfill's engine in Rust; see ``pipeline.backfill.engines.BackfillEngine``."""
 
     def __init__(self, config: EngineConfig, learned: LearnedWeights | None, reference_ms: int,
-                 quorum: int) -> None:
+                 quorum: int, journeys: bool = False) -> None:
+        """With ``journeys`` the rewards are folded into completed journeys instead (``journeys()``)."""
+        self.config = config
         self._backfill = _require().Backfill(native_config(config, learned), quorum, reference_ms,
-                                             lambda line: event_tuple(parse_line(line)), _words)
+                                             lambda line: event_tuple(parse_line(line)), _words, journeys)
 
     @property
     def rewards_out(self) -> int:
@@ -124,6 +134,29 @@ class NativeBackfill:
     def watermark(self) -> int | None:
         wm: int | None = self._backfill.watermark()
         return wm
+
+    def paths(self) -> JourneyPaths:
+        """After ``finish``: the completed journeys as the learned models fit on them (no touch ids)."""
+        converted, lapsed, censored, unattributed, _ = self._backfill.take_paths(
+            self.config.max_window_ms, self.config.max_journey_length)
+        return JourneyPaths(converted, lapsed, censored, unattributed)
+
+    def journeys(self, with_outcomes: bool = True) -> Journeys:
+        """After ``finish``: the completed journeys (``pipeline.attribution.journeys``' definition), in
+        ``Journeys.sort``'s order; ``with_outcomes`` also every final touchpoint's outcome."""
+        converted, lapsed, censored, unattributed, outcomes, end = self._backfill.take_journeys(
+            self.config.max_window_ms, self.config.max_journey_length, with_outcomes)
+        new = tuple.__new__  # the touches come as plain tuples in Touch's field order
+
+        def touches(raw: list[tuple[str, str, str, int]]) -> tuple[Touch, ...]:
+            return tuple([new(Touch, t) for t in raw])
+
+        out = Journeys(end_ms=end, unattributed_conversions=unattributed)
+        out.converted = [ConvertedJourney(u, c, touches(ts), v, t) for u, c, v, t, ts in converted]
+        out.lapsed = [LapsedJourney(u, touches(ts)) for u, ts in lapsed]
+        out.censored = [LapsedJourney(u, touches(ts)) for u, ts in censored]
+        out.outcomes = [TouchOutcome(u, new(Touch, t), total, credit) for u, t, total, credit in outcomes]
+        return out
 
 
 class NativePartitionProcessor:

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from pipeline.attribution.fitting import aggregate_credit
-from pipeline.attribution.journeys import Journeys
+from pipeline.attribution.journeys import JourneyPaths
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.markov import CONVERSION, NULL, START, transition_counts
 from pipeline.attribution.shapley import coalition_rates, shapley_values
@@ -55,7 +55,7 @@ def credit_per_model(log: Path, config: EngineConfig, learned: LearnedWeights,
     return out
 
 
-def report_data(journeys: Journeys, weights: LearnedWeights, config: EngineConfig,
+def report_data(journeys: JourneyPaths, weights: LearnedWeights, config: EngineConfig,
                 per_model: dict[str, dict[str, int]]) -> dict[str, Any]:
     counts = transition_counts(journeys.paths())
     states = [START, *sorted({s for pair in counts for s in pair} - {START, CONVERSION, NULL}), CONVERSION, NULL]
@@ -88,7 +88,7 @@ def report_data(journeys: Journeys, weights: LearnedWeights, config: EngineConfi
     }
 
 
-def write_fit_report(out: Path, journeys: Journeys, weights: LearnedWeights, config: EngineConfig, log: Path,
+def write_fit_report(out: Path, journeys: JourneyPaths, weights: LearnedWeights, config: EngineConfig, log: Path,
                      engine: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     per_model = credit_per_model(log, config, weights, engine)

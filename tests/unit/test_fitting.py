@@ -16,7 +16,7 @@ from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.markov import Chain, choose_order, removal_effects
 from pipeline.attribution.shapley import shapley_values
 from pipeline.backfill import run_backfill
-from pipeline.backfill.journeys import journeys_of_events, journeys_of_log
+from pipeline.backfill.journeys import journeys_of_events, journeys_of_log, paths_of_log
 from pipeline.engine import AttributionEngine, EngineConfig
 from pipeline.native import available
 from pipeline.synthetic import LogSpec, generate, write_engine_config
@@ -180,8 +180,13 @@ def test_fits_journeys_are_the_backfills(tmp_path: Path) -> None:
     collector = JourneyCollector(config.max_window_ms, config.max_journey_length)
     collector.add_all(orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines())
     from_file = collector.finish(None)
+    runs = {}
     for engine in ["python", "native"] if available() else ["python"]:
-        fitted = journeys_of_log(log, config, engine).journeys
+        fitted = runs[engine] = journeys_of_log(log, config, engine).journeys
         assert fitted.converted == from_file.converted
         assert sorted(fitted.lapsed + fitted.censored, key=repr) == sorted(from_file.lapsed, key=repr)
         assert fitted.converted and fitted.lapsed and fitted.censored
+        assert sorted(fitted.outcomes) == sorted(from_file.outcomes)
+        assert paths_of_log(log, config, engine)[0] == fitted.as_paths()  # fit's lean form of the same
+    if len(runs) == 2:  # the native engine folds the journeys itself: the same, in the same order
+        assert runs["native"] == runs["python"]
