@@ -117,7 +117,8 @@ impl JourneySink {
     /// `end`: the watermark before the end-of-input flush (None: nothing is censored).
     /// In the order `Journeys.sort` gives (conversions by time, user, id; the rest by user, time, id), so
     /// Python need not sort; `outcomes` only when asked (the delay model wants them, fit does not).
-    pub fn finish(&mut self, end: Option<i64>, window: i64, max_len: usize, with_outcomes: bool) -> Collected {
+    pub fn finish(&mut self, end: Option<i64>, window: i64, max_len: usize, with_outcomes: bool, sort_outcomes: bool)
+                  -> Collected {
         let mut splits: Vec<(Box<str>, SplitAcc)> = std::mem::take(&mut self.splits).into_iter().collect();
         let finals = std::mem::take(&mut self.finals);
         let unattributed = std::mem::take(&mut self.unattributed);
@@ -157,7 +158,9 @@ impl JourneySink {
                                        touches: acc.touches.into_iter().map(|t| t.1).collect() });
         }
         converted.sort_by(|a, b| (a.time, &a.user, &a.conversion).cmp(&(b.time, &b.user, &b.conversion)));
-        outcomes.sort_by(|a, b| (&a.user, a.touch.time, &a.touch.tid).cmp(&(&b.user, b.touch.time, &b.touch.tid)));
+        if sort_outcomes {
+            outcomes.sort_by(|a, b| (&a.user, a.touch.time, &a.touch.tid).cmp(&(&b.user, b.touch.time, &b.touch.tid)));
+        }
         uncredited.sort_by(|a, b| (&a.0, a.1.time, &a.1.tid).cmp(&(&b.0, b.1.time, &b.1.tid)));
         let (mut lapsed, mut censored) = (Vec::new(), Vec::new());
         let mut segment: Vec<TouchOut> = Vec::new();

@@ -316,14 +316,30 @@ impl Backfill {
         emit(py, &out, out_fd)
     }
 
-    /// After `finish` in journeys mode, what the learned models fit on, without the touches' ids:
-    /// (converted [(channels, base value)], lapsed [channels], censored [channels], unattributed, end).
+    /// After `finish` in journeys mode, what the learned models and the delay model fit on, without the
+    /// touches' ids: (converted [(channels, base value)], lapsed [channels], censored [channels], unattributed,
+    /// end, names, outcomes) where outcomes are five little-endian arrays, one entry per final touchpoint:
+    /// channel and campaign codes into `names` (u32), touch time, first crediting conversion's time (−1: none)
+    /// and final total (i64).
     fn take_paths<'py>(&mut self, py: Python<'py>, window_ms: i64, max_length: usize)
                        -> PyResult<Bound<'py, PyTuple>> {
         let Some(sink) = self.journeys.as_mut() else {
             return Err(PyValueError::new_err("not a journeys backfill"));
         };
-        let c = sink.finish(self.end, window_ms, max_length, false);
+        let c = sink.finish(self.end, window_ms, max_length, true, false);
+        let n = c.outcomes.len();
+        let (mut ch, mut camp) = (Vec::with_capacity(n * 4), Vec::with_capacity(n * 4));
+        let (mut touch_ms, mut credit, mut total) = (Vec::with_capacity(n * 8), Vec::with_capacity(n * 8),
+                                                     Vec::with_capacity(n * 8));
+        for o in &c.outcomes {
+            ch.extend_from_slice(&o.touch.channel.to_le_bytes());
+            camp.extend_from_slice(&o.touch.campaign.to_le_bytes());
+            touch_ms.extend_from_slice(&o.touch.time.to_le_bytes());
+            credit.extend_from_slice(&o.first_credit.unwrap_or(-1).to_le_bytes());
+            total.extend_from_slice(&o.total.to_le_bytes());
+        }
+        let outcome_arrays = (PyBytes::new(py, &ch), PyBytes::new(py, &camp), PyBytes::new(py, &touch_ms),
+                              PyBytes::new(py, &credit), PyBytes::new(py, &total));
         let names: Vec<Bound<'py, pyo3::types::PyString>> = (0..).map_while(|i| sink.names.try_name(i))
             .map(|n| pyo3::types::PyString::new(py, n)).collect();
         let channels = |ts: &[journeys::TouchOut]| PyTuple::new(py, ts.iter().map(|t| names[t.channel as usize].clone()));
@@ -338,7 +354,9 @@ impl Backfill {
             }
             Ok(out)
         };
-        (converted, segments(&c.lapsed)?, segments(&c.censored)?, c.unattributed, self.end).into_pyobject(py)
+        let name_list = PyList::new(py, &names)?;
+        (converted, segments(&c.lapsed)?, segments(&c.censored)?, c.unattributed, self.end, name_list,
+         outcome_arrays).into_pyobject(py)
     }
 
     /// After `finish` in journeys mode: (names, converted, lapsed, censored, unattributed, outcomes, end), in
@@ -352,7 +370,7 @@ impl Backfill {
         let Some(sink) = self.journeys.as_mut() else {
             return Err(PyValueError::new_err("not a journeys backfill"));
         };
-        let c = sink.finish(self.end, window_ms, max_length, with_outcomes);
+        let c = sink.finish(self.end, window_ms, max_length, with_outcomes, true);
         let names: Vec<Bound<'py, pyo3::types::PyString>> = (0..).map_while(|i| sink.names.try_name(i))
             .map(|n| pyo3::types::PyString::new(py, n)).collect();
         let touch = |t: &journeys::TouchOut| -> PyResult<Bound<'py, PyTuple>> {

@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+import numpy as np
+
+from pipeline.attribution.delay_model import DelayModel, fit_delay_model_coded
 from pipeline.attribution.journeys import JourneyPaths, Journeys
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.markov import Chain, choose_order, weighted
@@ -52,6 +55,16 @@ def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, o
         coalitions=coalition_stats((c, conv) for c, conv, _ in paths),
         journey_counts=counts,
     )
+
+
+def fit_delay(paths: JourneyPaths, window_ms: int, prior: float = 20.0) -> DelayModel:
+    """The delay and value model on the journeys' touchpoint outcomes, keyed by (channel, campaign)."""
+    o = paths.outcomes
+    if o is None:
+        raise ValueError("the journeys carry no touchpoint outcomes")
+    codes = np.stack([o.channel, o.campaign], axis=1)
+    return fit_delay_model_coded(codes, [o.names, o.names], o.touch_ms, o.first_credit_ms, o.total_minor,
+                                 paths.end_ms, window_ms, prior)
 
 
 def coalition_stats(paths: Iterable[Path]) -> dict[Coalition, tuple[int, int]]:

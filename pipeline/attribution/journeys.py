@@ -18,9 +18,12 @@ Pure: fed reward records (the JSON form, as the backfill writes them), no I/O.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from pipeline.events.jsonl import parse_iso_ms
 
@@ -59,13 +62,45 @@ class TouchOutcome(NamedTuple):
 
 
 @dataclass
+class OutcomeArrays:
+    """Every final touchpoint's outcome as columns: the delay model's input, with no object per touchpoint."""
+
+    names: list[str]  # what the channel and campaign codes stand for
+    channel: npt.NDArray[np.int64]
+    campaign: npt.NDArray[np.int64]
+    touch_ms: npt.NDArray[np.int64]
+    first_credit_ms: npt.NDArray[np.int64]  # −1: never credited
+    total_minor: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.touch_ms)
+
+    @classmethod
+    def of(cls, outcomes: Sequence[TouchOutcome]) -> OutcomeArrays:
+        codes: dict[str, int] = {}
+        n = len(outcomes)
+
+        def column(values: Iterable[int]) -> npt.NDArray[np.int64]:
+            return np.fromiter(values, dtype=np.int64, count=n)
+
+        channel = column(codes.setdefault(o.touch.channel, len(codes)) for o in outcomes)
+        campaign = column(codes.setdefault(o.touch.campaign_id, len(codes)) for o in outcomes)
+        return cls(list(codes), channel, campaign, column(o.touch.time_ms for o in outcomes),
+                   column(-1 if o.first_credit_ms is None else o.first_credit_ms for o in outcomes),
+                   column(o.total_minor for o in outcomes))
+
+
+@dataclass
 class JourneyPaths:
-    """Journeys reduced to what the learned models fit on: channel sequences, and converted ones' values."""
+    """Journeys reduced to what the learned models fit on: channel sequences, and converted ones' values; and the
+    touchpoints' outcomes, for the delay model."""
 
     converted: list[tuple[tuple[str, ...], int]] = field(default_factory=list)  # (channels, base value)
     lapsed: list[tuple[str, ...]] = field(default_factory=list)
     censored: list[tuple[str, ...]] = field(default_factory=list)
     unattributed_conversions: int = 0
+    outcomes: OutcomeArrays | None = None
+    end_ms: int | None = None  # the watermark when the log ended
 
     def paths(self) -> Iterator[tuple[tuple[str, ...], bool]]:
         for channels, _ in self.converted:
@@ -112,7 +147,7 @@ class Journeys:
 
         return JourneyPaths([(channels(c.touches), c.value_minor) for c in self.converted],
                             [channels(j.touches) for j in self.lapsed], [channels(j.touches) for j in self.censored],
-                            self.unattributed_conversions)
+                            self.unattributed_conversions, OutcomeArrays.of(self.outcomes), self.end_ms)
 
 
 def parse_ms(value: Any) -> int:

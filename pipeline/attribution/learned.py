@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.attribution.delay_model import DelayModel
 from pipeline.attribution.shapley import Coalition
 
 FORMAT = "rewardstream.attribution-weights"
@@ -29,6 +30,7 @@ class LearnedWeights:
     removal_effects: dict[str, float] = field(default_factory=dict)
     coalitions: dict[Coalition, tuple[int, int]] = field(default_factory=dict)
     journey_counts: dict[str, int] = field(default_factory=dict)  # converted, not converted, censored, ...
+    delay_model: DelayModel | None = None  # provisional rewards (see delay_model)
 
     @property
     def fallback(self) -> bool:
@@ -51,6 +53,7 @@ class LearnedWeights:
                 "conversion_probability": self.markov_conversion_probability,
                 "removal_effects": dict(sorted(self.removal_effects.items())),
             },
+            "delay_model": None if self.delay_model is None else self.delay_model.to_json(),
             "shapley": {
                 "coalitions": [
                     {"channels": sorted(c), "journeys": n, "conversions": k}
@@ -77,6 +80,7 @@ class LearnedWeights:
             markov_weighting=str(markov.get("weighting", "conversions")),
             markov_order_scores={int(k): float(v) for k, v in markov.get("order_scores", {}).items()},
             journey_counts={str(k): int(v) for k, v in data.get("journey_counts", {}).items()},
+            delay_model=DelayModel.from_json(data["delay_model"]) if data.get("delay_model") else None,
             markov_conversion_probability=float(markov["conversion_probability"]),
             removal_effects={str(k): float(v) for k, v in markov["removal_effects"].items()},
             coalitions={

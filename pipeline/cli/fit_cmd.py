@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.attribution.fitting import WEIGHTINGS, fit
+from pipeline.attribution.fitting import WEIGHTINGS, fit, fit_delay
 from pipeline.backfill.journeys import paths_of_log
 from pipeline.cli.common import load_engine_config
 from pipeline.stream.processor import ENGINES
@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
     journeys, events_in, refused = paths_of_log(args.input, config, args.engine)
     weights = fit(journeys, min_journeys, order=args.order or config.markov_order,
                   weighting=args.weight_by or config.markov_weighting)
+    delay_started = time.perf_counter()
+    weights = dataclasses.replace(weights, delay_model=fit_delay(journeys, config.max_window_ms))
+    delay_seconds = time.perf_counter() - delay_started
     seconds = time.perf_counter() - started
     body = weights.to_json()
     args.output.write_text(json.dumps(body, indent=2) + "\n")
@@ -56,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         order_note = " (held-out log-likelihood per step: " + ", ".join(
             f"{k}: {v:.4f}" for k, v in sorted(weights.markov_order_scores.items())) + ")"
     print(f"markov: order {weights.markov_order}{order_note}, weighted by {weights.markov_weighting}")
+    assert weights.delay_model is not None
+    print(f"delay model: {len(weights.delay_model.curves):,} keys (channel, campaign) from "
+          f"{len(journeys.outcomes or ()):,} touchpoint outcomes in {delay_seconds:.2f} s")
     if weights.fallback:
         print(f"FALLBACK: fewer than {min_journeys} journeys (or none converting): data_driven and shapley "
               "will attribute as linear", file=sys.stderr)

@@ -15,11 +15,14 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+import numpy as np
+
 from pipeline.attribution.journeys import (
     ConvertedJourney,
     JourneyPaths,
     Journeys,
     LapsedJourney,
+    OutcomeArrays,
     Touch,
     TouchOutcome,
 )
@@ -137,9 +140,15 @@ class NativeBackfill:
 
     def paths(self) -> JourneyPaths:
         """After ``finish``: the completed journeys as the learned models fit on them (no touch ids)."""
-        converted, lapsed, censored, unattributed, _ = self._backfill.take_paths(
+        converted, lapsed, censored, unattributed, end, names, raw = self._backfill.take_paths(
             self.config.max_window_ms, self.config.max_journey_length)
-        return JourneyPaths(converted, lapsed, censored, unattributed)
+        ch, camp, touch, credit, total = raw
+        outcomes = OutcomeArrays(list(names), np.frombuffer(ch, dtype="<u4").astype(np.int64),
+                                 np.frombuffer(camp, dtype="<u4").astype(np.int64),
+                                 np.frombuffer(touch, dtype="<i8").astype(np.int64),
+                                 np.frombuffer(credit, dtype="<i8").astype(np.int64),
+                                 np.frombuffer(total, dtype="<i8").astype(np.int64))
+        return JourneyPaths(converted, lapsed, censored, unattributed, outcomes, end)
 
     def journeys(self, with_outcomes: bool = True) -> Journeys:
         """After ``finish``: the completed journeys (``pipeline.attribution.journeys``' definition), in

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pipeline.attribution.fitting import aggregate_credit, fit
-from pipeline.attribution.journeys import JourneyCollector
+from pipeline.attribution.journeys import JourneyCollector, JourneyPaths
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.markov import Chain, choose_order, removal_effects
 from pipeline.attribution.shapley import shapley_values
@@ -27,6 +27,13 @@ DAY = 24
 
 def closing(hour: float) -> list:  # enough events from an unrelated user to move a file's clock (quorum 16)
     return [tp(f"close{i}", hour, user="closing-user") for i in range(16)]
+
+
+def outcome_rows(paths: JourneyPaths) -> list[tuple[str, str, int, int, int]]:
+    o = paths.outcomes
+    assert o is not None
+    return sorted(zip([o.names[c] for c in o.channel], [o.names[c] for c in o.campaign], o.touch_ms.tolist(),
+                      o.first_credit_ms.tolist(), o.total_minor.tolist(), strict=True))
 
 
 def channels(journeys: list) -> list[tuple[str, ...]]:
@@ -187,6 +194,9 @@ def test_fits_journeys_are_the_backfills(tmp_path: Path) -> None:
         assert sorted(fitted.lapsed + fitted.censored, key=repr) == sorted(from_file.lapsed, key=repr)
         assert fitted.converted and fitted.lapsed and fitted.censored
         assert sorted(fitted.outcomes) == sorted(from_file.outcomes)
-        assert paths_of_log(log, config, engine)[0] == fitted.as_paths()  # fit's lean form of the same
+        lean, full = paths_of_log(log, config, engine)[0], fitted.as_paths()  # fit's lean form of the same
+        assert (lean.converted, lean.lapsed, lean.censored, lean.end_ms) == (full.converted, full.lapsed,
+                                                                             full.censored, full.end_ms)
+        assert outcome_rows(lean) == outcome_rows(full) and len(outcome_rows(full)) == len(fitted.outcomes)
     if len(runs) == 2:  # the native engine folds the journeys itself: the same, in the same order
         assert runs["native"] == runs["python"]
