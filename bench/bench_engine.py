@@ -21,10 +21,11 @@ import orjson
 
 from pipeline.backfill import run_backfill
 from pipeline.backfill.lines import Chunk, read_chunks
-from pipeline.engine import FILE_QUORUM, HOUR_MS, AttributionEngine, EngineConfig
+from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Conversion, Touchpoint
 from pipeline.native import NativeBackfill, available
+from pipeline.units import HOUR_MS
 
 T0 = 1_767_225_600_000
 CHANNELS = ("search", "display", "social", "email", "video")

@@ -40,7 +40,7 @@ def main() -> None:
                     t_journeys = time.perf_counter() - t
                     weights = fit(paths, 100, order=order)
                     t_delay = time.perf_counter()
-                    fit_delay(paths, config.max_window_ms)
+                    fit_delay(paths, config.max_window_ms, config.rates.base)
                     delay = time.perf_counter() - t_delay
                     total = time.perf_counter() - t
                     if total < best:

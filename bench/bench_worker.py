@@ -42,7 +42,8 @@ from pipeline.events.parse import parse_event
 from pipeline.events.types import Conversion, Event, RewardKind, Touchpoint
 from pipeline.kafka import consumer_config, drain, ensure_topics, producer_config
 from pipeline.local_kafka import LocalKafka
-from pipeline.local_kafka.broker import default_cache_dir, free_port
+from pipeline.local_kafka.broker import default_cache_dir
+from pipeline.ports import free_port
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess

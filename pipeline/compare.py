@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from pipeline.events.revisions import LatestRevisions
+
 
 class Facts(NamedTuple):
     amounts: dict[tuple[str, str, str], int]  # (user, conversion, touchpoint) → amount of the latest revision
@@ -27,9 +29,9 @@ def facts(records: Iterable[dict[str, Any]], skip_user: Callable[[str], bool] = 
         if seen is not None and seen != r:
             raise ValueError(f"one reward_id, two different facts: {r['reward_id']}")
         by_id[r["reward_id"]] = r
-    latest: dict[tuple[str, str, str], tuple[int, int]] = {}
+    latest: LatestRevisions[tuple[str, str, str], int] = LatestRevisions()
     finals: dict[tuple[str, str], int] = {}
-    said: dict[tuple[str, str], tuple[int, str]] = {}
+    said: LatestRevisions[tuple[str, str], str] = LatestRevisions()
     for r in by_id.values():
         user = r["user_id"]
         if skip_user(user):
@@ -37,16 +39,12 @@ def facts(records: Iterable[dict[str, Any]], skip_user: Callable[[str], bool] = 
         if r["kind"] == "final":
             finals[(user, r["touchpoint_id"])] = r["amount_minor"]
         elif r["kind"] == "unattributed":
-            key2 = (user, r["conversion_id"])
-            if key2 not in said or r["revision"] > said[key2][0]:
-                said[key2] = (r["revision"], r["reason"])
+            said.offer((user, r["conversion_id"]), r["revision"], r["reason"])
         else:
-            key = (user, r["conversion_id"], r["touchpoint_id"])
-            if key not in latest or r["revision"] > latest[key][0]:
-                latest[key] = (r["revision"], r["amount_minor"])
-    paid = {(user, cid) for user, cid, _ in latest}
-    return Facts({k: v for k, (_, v) in latest.items()}, finals,
-                 {k: reason for k, (_, reason) in said.items() if k not in paid})
+            latest.offer((user, r["conversion_id"], r["touchpoint_id"]), r["revision"], r["amount_minor"])
+    amounts: dict[tuple[str, str, str], int] = {k: v for k, v in latest.items()}
+    paid = {(user, cid) for user, cid, _ in amounts}
+    return Facts(amounts, finals, {k: reason for k, reason in said.items() if k not in paid})
 
 
 def differences(got: Facts, expected: Facts) -> list[str]:

@@ -15,7 +15,7 @@ from pipeline.attribution.fitting import fit
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.backfill.journeys import journeys_of_events
 from pipeline.engine import AttributionEngine, EngineConfig
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.types import MODEL_NAMES, Event, RewardKind
 
 PAYOUTS = (RewardKind.ATTRIBUTION, RewardKind.REFUND)  # a conversion's first split and its refunds

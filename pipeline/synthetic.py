@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipeline.engine.config import DAY_MS, HOUR_MS
+from pipeline.units import DAY_MS, HOUR_MS
 
 CHANNELS = ("search", "display", "social", "email", "video")
 CREATIVES = ("video", "banner", "carousel", "text")

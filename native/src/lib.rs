@@ -12,6 +12,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod avro;
+mod batch;
 mod codec;
 mod config;
 mod engine;
@@ -20,6 +21,7 @@ mod journey;
 mod journeys;
 mod jsonl;
 mod models;
+mod trees;
 mod money;
 mod validate;
 
@@ -719,6 +721,8 @@ fn journey_format_version() -> u8 {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Backfill>()?;
     m.add_class::<Partition>()?;
+    m.add_class::<trees::PriorityTrees>()?;
+    m.add_function(wrap_pyfunction!(batch::gather_batch, m)?)?;
     m.add_function(wrap_pyfunction!(journey_format_version, m)?)?;
     Ok(())
 }

@@ -1,9 +1,8 @@
-"""Attribution: exact money, the models, and fitting of the learned ones. Pure: no I/O, no Kafka."""
+"""Attribution: the models (a registry by name), fitting of the learned ones, journeys and the delay model.
+Pure: no I/O, no Kafka. Exact money lives below it, in ``pipeline.money``."""
 
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.models import Model, build_models
-from pipeline.attribution.money import RatesTable, from_minor, split_exact, to_minor
+from pipeline.attribution.models import REGISTRY, Model, build_models
 from pipeline.events.types import MODEL_NAMES
 
-__all__ = ["MODEL_NAMES", "LearnedWeights", "Model", "RatesTable", "build_models", "from_minor", "split_exact",
-           "to_minor"]
+__all__ = ["MODEL_NAMES", "REGISTRY", "LearnedWeights", "Model", "build_models"]

@@ -14,7 +14,9 @@ For each key (channel, campaign and, optionally, a feature of the touchpoint suc
 
 The expected reward of an uncredited touchpoint after t is amount × (S(t) − S(W)) / S(t): it falls as t grows
 and is 0 once the window has closed. Sparse keys borrow strength from their parents: each level (channel, then
-channel + campaign, then + feature) is shrunk toward the level above with ``prior`` pseudo-observations.
+channel + campaign, then + feature) is shrunk toward the level above with ``prior`` pseudo-observations (of
+touchpoints: weighting the mean amount by credited touchpoints alone was tried and made the demo's provisional
+agent worse).
 
 Curves live on ``GRID`` bins over [0, W] (survival at the bin edges, linear in between), so a batch of a
 million rows is evaluated with a few gathers. Pure numpy; versioned in the weights file.
@@ -53,6 +55,7 @@ class DelayModel:
     grid_ms: FloatArray  # GRID + 1 bin edges, 0 .. window
     curves: dict[Key, Curve] = field(default_factory=dict)
     feature: str | None = None  # what the third key element is, for the record (e.g. "segment")
+    base_currency: str = "USD"  # the amounts' currency (minor units): the engine's base currency
 
     # ------------------------------------------------------------------ predictions
 
@@ -113,6 +116,7 @@ class DelayModel:
         return {
             "format_version": FORMAT_VERSION, "method": "kaplan-meier per key, shrunk toward parent keys",
             "window_ms": self.window_ms, "grid_ms": [float(x) for x in self.grid_ms], "feature": self.feature,
+            "base_currency": self.base_currency,
             "curves": [{"key": list(k), **c.to_json()} for k, c in sorted(self.curves.items())],
         }
 
@@ -122,7 +126,8 @@ class DelayModel:
             raise ValueError(f"delay model format_version {data.get('format_version')} is not {FORMAT_VERSION}")
         curves = {tuple(c["key"]): Curve(np.asarray(c["survival"], dtype=np.float64), float(c["amount_minor"]),
                                          float(c["n"])) for c in data["curves"]}
-        return cls(int(data["window_ms"]), np.asarray(data["grid_ms"], dtype=np.float64), curves, data.get("feature"))
+        return cls(int(data["window_ms"]), np.asarray(data["grid_ms"], dtype=np.float64), curves, data.get("feature"),
+                   str(data["base_currency"]))
 
 
 def _yet(s_t: FloatArray, s_w: FloatArray | float, elapsed_ms: FloatArray, window_ms: int) -> FloatArray:
@@ -135,7 +140,7 @@ def _yet(s_t: FloatArray, s_w: FloatArray | float, elapsed_ms: FloatArray, windo
 
 def fit_delay_model(keys: Sequence[Key], touch_ms: npt.ArrayLike, first_credit_ms: npt.ArrayLike,
                     total_minor: npt.ArrayLike, now_ms: int | None, window_ms: int, prior: float = 20.0,
-                    feature: str | None = None) -> DelayModel:
+                    feature: str | None = None, base_currency: str = "USD") -> DelayModel:
     """Fit on touchpoint outcomes. ``first_credit_ms``: when a conversion first credited the touch (−1: never,
     so far); ``total_minor``: its credited total so far (final once the window has closed); ``now_ms``: the
     event time the data reaches (None: every window has closed). Keys are tuples of 1–3 strings of one length;
@@ -150,19 +155,20 @@ def fit_delay_model(keys: Sequence[Key], touch_ms: npt.ArrayLike, first_credit_m
         columns.append(np.fromiter((code_of[k[level]] for k in keys), dtype=np.int64, count=len(keys)))
     codes = np.stack(columns, axis=1) if columns else np.zeros((0, 1), dtype=np.int64)
     return fit_delay_model_coded(codes, names, touch_ms, first_credit_ms, total_minor, now_ms, window_ms, prior,
-                                 feature)
+                                 feature, base_currency)
 
 
 def fit_delay_model_coded(codes: IntArray, names: Sequence[Sequence[str]], touch_ms: npt.ArrayLike,
                           first_credit_ms: npt.ArrayLike, total_minor: npt.ArrayLike, now_ms: int | None,
-                          window_ms: int, prior: float = 20.0, feature: str | None = None) -> DelayModel:
+                          window_ms: int, prior: float = 20.0, feature: str | None = None,
+                          base_currency: str = "USD") -> DelayModel:
     """``fit_delay_model`` with keys given as codes (n rows × depth columns) into ``names`` per column: what the
     native engine hands over, with no tuple built per touchpoint."""
     touch = np.asarray(touch_ms, dtype=np.float64)
     credit = np.asarray(first_credit_ms, dtype=np.float64)
     total = np.asarray(total_minor, dtype=np.float64)
     grid = np.linspace(0.0, float(window_ms), GRID + 1)
-    model = DelayModel(window_ms, grid, feature=feature)
+    model = DelayModel(window_ms, grid, feature=feature, base_currency=base_currency)
     if len(touch) == 0:
         return model
     credited = credit >= 0
@@ -178,7 +184,7 @@ def fit_delay_model_coded(codes: IntArray, names: Sequence[Sequence[str]], touch
         # a code for each distinct prefix of this length
         combined = combined * (len(names[level]) + 1) + codes[:, level]
         uniq, level_codes = np.unique(combined, return_inverse=True)
-        survival, amount, n = _km(level_codes, len(uniq), bins, credited, total)
+        survival, amount, n, k = _km(level_codes, len(uniq), bins, credited, total)
         first = np.zeros(len(uniq), dtype=np.int64)
         first[level_codes[::-1]] = np.arange(len(level_codes))[::-1]  # a row holding each prefix
         for i in range(len(uniq)):
@@ -187,16 +193,17 @@ def fit_delay_model_coded(codes: IntArray, names: Sequence[Sequence[str]], touch
             parent = curves.get(key[:-1]) or curves[()]
             w = n[i] / (n[i] + prior)
             curves[key] = Curve(w * survival[i] + (1 - w) * parent.survival,
-                                w * amount[i] + (1 - w) * parent.amount if np.isfinite(amount[i]) else parent.amount,
+                                w * amount[i] + (1 - w) * parent.amount if k[i] > 0 else parent.amount,
                                 float(n[i]))
     model.curves = {k: c for k, c in curves.items() if k}
     return model
 
 
 def _km(codes: IntArray, n_keys: int, bins: IntArray, credited: npt.NDArray[np.bool_], total: FloatArray
-        ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Kaplan–Meier survival at the bin edges per key (events and censorings binned: a censoring in a bin stays
-    at risk for that bin's events), the mean credited total per key (NaN where none), the observation counts."""
+    at risk for that bin's events), the mean credited total per key (NaN where none), the observation counts and
+    the credited counts."""
     events = np.zeros((n_keys, GRID))
     leaving = np.zeros((n_keys, GRID))
     np.add.at(events, (codes[credited], bins[credited]), 1.0)
@@ -210,4 +217,4 @@ def _km(codes: IntArray, n_keys: int, bins: IntArray, credited: npt.NDArray[np.b
     k = np.bincount(codes[credited], minlength=n_keys).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         amount = np.where(k > 0, paid / k, np.nan)
-    return survival, amount, n
+    return survival, amount, n, k

@@ -57,14 +57,14 @@ def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, o
     )
 
 
-def fit_delay(paths: JourneyPaths, window_ms: int, prior: float = 20.0) -> DelayModel:
+def fit_delay(paths: JourneyPaths, window_ms: int, base_currency: str, prior: float = 20.0) -> DelayModel:
     """The delay and value model on the journeys' touchpoint outcomes, keyed by (channel, campaign)."""
     o = paths.outcomes
     if o is None:
         raise ValueError("the journeys carry no touchpoint outcomes")
     codes = np.stack([o.channel, o.campaign], axis=1)
     return fit_delay_model_coded(codes, [o.names, o.names], o.touch_ms, o.first_credit_ms, o.total_minor,
-                                 paths.end_ms, window_ms, prior)
+                                 paths.end_ms, window_ms, prior, base_currency=base_currency)
 
 
 def coalition_stats(paths: Iterable[Path]) -> dict[Coalition, tuple[int, int]]:

@@ -1,6 +1,6 @@
 """Attribution models: given a conversion's eligible touchpoints, return integer weights.
 
-Weights are non-negative integers so that :func:`pipeline.attribution.money.split_exact` can split
+Weights are non-negative integers so that :func:`pipeline.money.exact.split_exact` can split
 money exactly. Rule-based models use exact rational weights; models with real-valued weights (time decay,
 the learned ones) are scaled to 52-bit integers, which keeps their order and ratios to ~1e-15.
 Touchpoints arrive sorted by (time, touchpoint_id), so "first" and "last" are well defined.
@@ -11,7 +11,7 @@ the caller then attributes linearly and says so in the reward's ``model`` field.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -144,15 +144,35 @@ class Shapley:
 
 
 
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a model may be built from: the engine's settings and the fitted weights."""
+
+    half_life_ms: float
+    position_first: Fraction
+    position_last: Fraction
+    learned: LearnedWeights
+
+
+# The registry: every model by the name a conversion's ``model`` field uses. Adding a model is a class above
+# and a line here (its name also goes into the wire format's MODEL_NAMES, which this checks at import).
+REGISTRY: dict[str, Callable[[ModelSettings], Model]] = {
+    "last_click": lambda s: LastClick(),
+    "first_click": lambda s: FirstClick(),
+    "linear": lambda s: Linear(),
+    "time_decay": lambda s: TimeDecay(s.half_life_ms),
+    "position_based": lambda s: PositionBased(s.position_first, s.position_last),
+    "data_driven": lambda s: DataDriven(s.learned),
+    "shapley": lambda s: Shapley(s.learned),
+}
+if tuple(REGISTRY) != MODEL_NAMES:
+    raise ImportError(f"attribution models {tuple(REGISTRY)} differ from the wire format's {MODEL_NAMES}")
+
+
 def build_models(
     half_life_ms: float, position_first: Fraction, position_last: Fraction, learned: LearnedWeights | None
 ) -> dict[str, Model]:
     """All models by name. Without fitted weights the learned models fall back to linear."""
     fitted = learned or LearnedWeights(journeys=0, converting_journeys=0, min_journeys=1)
-    models: list[Model] = [
-        LastClick(), FirstClick(), Linear(), TimeDecay(half_life_ms), PositionBased(position_first, position_last),
-        DataDriven(fitted), Shapley(fitted),
-    ]
-    by_name = {m.name: m for m in models}
-    assert tuple(by_name) == MODEL_NAMES
-    return by_name
+    settings = ModelSettings(half_life_ms, position_first, position_last, fitted)
+    return {name: build(settings) for name, build in REGISTRY.items()}

@@ -24,11 +24,11 @@ from typing import Any
 import orjson
 
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.money import from_minor
 from pipeline.backfill.engines import BackfillEngine, PythonBackfill
 from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks
 from pipeline.engine import FILE_QUORUM, EngineConfig
-from pipeline.events.errors import LateEvent
+from pipeline.errors import LateEvent
+from pipeline.money.exact import from_minor
 
 
 @dataclass

@@ -14,7 +14,7 @@ import orjson
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig, EngineStats
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.jsonl import reward_to_json
 from pipeline.events.parse import parse_event
 from pipeline.events.types import AttributedReward, Event

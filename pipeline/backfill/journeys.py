@@ -19,7 +19,7 @@ from pipeline.backfill import backfill_engine
 from pipeline.backfill.engines import BackfillEngine
 from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks
 from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.jsonl import reward_to_json
 from pipeline.events.types import Event
 

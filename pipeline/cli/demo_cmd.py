@@ -17,8 +17,11 @@ from pipeline.demo.ad_market import AGENTS, DemoPlan, DemoResult, run_market_dem
 from pipeline.kafka import admin_client
 from pipeline.market import MarketSpec
 from pipeline.model_comparison import compare_models
+from pipeline.money.currency import MINOR_UNITS
 from pipeline.stream.worker_process import WorkerProcess
 from pipeline.synthetic import write_engine_config
+
+CALIBRATION_MIN_EXPERIENCES = 200  # a channel the agent rarely plays has too few finals to judge a mean by
 
 
 def register(sub: Any) -> None:
@@ -69,11 +72,12 @@ def _summarize(result: DemoResult, plan: DemoPlan, spec: MarketSpec, config_path
         _say(f"demo: the pipeline delivered no attributed rewards; worker log: {worker.log}")
         return 1
     final = result.final
-    click, attribution = final.policy_value["click-agent"], final.policy_value["attribution-agent"]
     oracle = final.oracle_value
+    value = {a: final.policy_value[a] for a in AGENTS}
     t = time.monotonic()
     per_model_minor, _ = compare_models(result.events, load_engine_config(config_path))
-    per_model = {m: {c: v / 100 for c, v in totals.items()} for m, totals in per_model_minor.items()}
+    scale = 10.0 ** -MINOR_UNITS.get(stats.get("base_currency") or "USD", 2)
+    per_model = {m: {c: v * scale for c, v in totals.items()} for m, totals in per_model_minor.items()}
     days = [d.day for d in result.days]
     from pipeline.report.charts import demo_report  # matplotlib: only when drawing
 
@@ -82,22 +86,39 @@ def _summarize(result: DemoResult, plan: DemoPlan, spec: MarketSpec, config_path
         {a: [d.policy_value[a] for d in result.days] for a in AGENTS},
         {a: [d.realized_value[a] for d in result.days] for a in AGENTS}, oracle, spec.cpm,
         {a: [d.learned_from[a] for d in result.days] for a in AGENTS}, per_model, result.delays_hours,
-        plan.window_days)
-    within = attribution >= 0.9 * oracle
-    above = attribution >= 1.3 * click
+        plan.window_days, result.calibration, result.calibration_days)
     _say("")
     heading = f"policy after {final.day} days"
-    _say(f"{heading:<34}{'value per 1,000 impressions':>28}{'value per $ spend':>20}")
-    for name, value in (("oracle (knows the market)", oracle), ("attribution agent", attribution),
-                        ("click agent", click)):
-        _say(f"{name:<34}{value:>28,.0f}{value / spec.cpm:>20,.1f}")
+    _say(f"{heading:<34}{'value per 1,000 impressions':>28}{'value per $ spend':>20}{'first day >= 90% oracle':>26}"
+         f"{'>= 90% from day on':>21}")
+    reached = {a: next((d.day for d in result.days if d.policy_value[a] >= 0.9 * oracle), None) for a in AGENTS}
+    # the first day after which the policy never drops below 90% again (a first touch can be luck)
+    stays = {a: next((d.day for i, d in enumerate(result.days)
+                      if all(e.policy_value[a] >= 0.9 * oracle for e in result.days[i:])), None) for a in AGENTS}
+    for name, v, agent in (("oracle (knows the market)", oracle, None), ("provisional agent", value[AGENTS[2]],
+                           AGENTS[2]), ("attribution agent", value[AGENTS[1]], AGENTS[1]),
+                           ("click agent", value[AGENTS[0]], AGENTS[0])):
+        first = "" if agent is None else (f"day {reached[agent]}" if reached[agent] else "never")
+        kept = "" if agent is None else (f"day {stays[agent]}" if stays[agent] else "never")
+        _say(f"{name:<34}{v:>28,.0f}{v / spec.cpm:>20,.1f}{first:>26}{kept:>21}")
     last = result.days[-7:]
     realized = {a: sum(d.realized_value[a] for d in last) / len(last) for a in AGENTS}
     _say(f"value the agents' impressions actually caused over the last {len(last)} days (exploration included), "
-         f"per 1,000 impressions: attribution {realized['attribution-agent']:,.0f}, "
-         f"click {realized['click-agent']:,.0f}")
-    _say(f"attribution agent vs oracle: {attribution / oracle:.1%} ({'within' if within else 'NOT within'} 10%); "
-         f"vs click agent: {attribution / click - 1:+.0%} ({'at least' if above else 'NOT'} +30%)")
+         "per 1,000 impressions: " + ", ".join(f"{a.split('-')[0]} {realized[a]:,.0f}" for a in AGENTS))
+    for a in AGENTS[1:]:
+        _say(f"{a} vs oracle: {value[a] / oracle:.1%} "
+             f"({'within' if value[a] >= 0.9 * oracle else 'NOT within'} 10%); "
+             f"vs click agent: {value[a] / value[AGENTS[0]] - 1:+.0%}")
+    if result.calibration:
+        lo, hi = result.calibration_days
+        judged = {c: v for c, v in result.calibration.items() if v[2] >= CALIBRATION_MIN_EXPERIENCES}
+        cells = ", ".join(f"{c} {p:.2f}/{r:.2f}±{se:.2f}" + (f" ({p / r - 1:+.0%})" if r else "") + f" n={n:,}"
+                          for c, (p, r, n, se) in result.calibration.items())
+        ok = bool(judged) and all(r and abs(p / r - 1) <= 0.10 for p, r, _n, _se in judged.values())
+        _say(f"provisional reward calibration, days {lo}-{hi}, mean expected when fresh / realized final per "
+             f"experience ± its standard error (USD): {cells}; channels with at least "
+             f"{CALIBRATION_MIN_EXPERIENCES} experiences "
+             f"{'all within' if ok else 'NOT all within'} ±10%")
     _say(f"pipeline: {len(result.events):,} events; replay buffer {stats['size']:,} experiences, "
          f"{stats['final']:,} final, {stats['conversions_attributed']:,} conversions attributed, "
          f"{stats['total_attributed']:,.2f} {stats['base_currency']} attributed; "

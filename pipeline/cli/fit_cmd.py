@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     weights = fit(journeys, min_journeys, order=args.order or config.markov_order,
                   weighting=args.weight_by or config.markov_weighting)
     delay_started = time.perf_counter()
-    weights = dataclasses.replace(weights, delay_model=fit_delay(journeys, config.max_window_ms))
+    weights = dataclasses.replace(weights, delay_model=fit_delay(journeys, config.max_window_ms, config.rates.base))
     delay_seconds = time.perf_counter() - delay_started
     seconds = time.perf_counter() - started
     body = weights.to_json()

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from pipeline.cli.common import kafka_settings
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.ingest.conversions_file import IngestSummary, detect_format, parse_row, rows
 from pipeline.producers import DeliveryError, EventProducer
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from pipeline.cli.common import kafka_settings
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.parse import parse_event
 from pipeline.producers import DeliveryError, EventProducer
 

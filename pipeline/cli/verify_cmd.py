@@ -17,16 +17,16 @@ from typing import Any
 
 import orjson
 
-from pipeline.attribution.money import from_minor
 from pipeline.backfill import run_backfill
 from pipeline.cli.common import BrokerUnavailable, load_engine_config, run_settings
 from pipeline.compare import differences, facts
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Event
 from pipeline.kafka import admin_client
 from pipeline.kafka.reward_reader import RewardReader
 from pipeline.model_comparison import compare_models
+from pipeline.money.exact import from_minor
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess

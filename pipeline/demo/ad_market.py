@@ -1,9 +1,12 @@
-"""Two agents learn channel choice in the simulated market through the real pipeline.
+"""Three agents learn channel choice in the simulated market through the real pipeline.
 
-Both publish every impression as a touchpoint (Gymnasium wrapper → producer → Kafka); the market publishes
+Each publishes every impression as a touchpoint (Gymnasium wrapper → producer → Kafka); the market publishes
 the conversions those impressions cause, days later on the simulated clock; a worker attributes them; one
 replay buffer reads the attributed rewards back. The click agent refits on the buffer's immediate rewards,
-the attribution agent on its *final* attributed rewards. Each simulated day ends by waiting until the
+the attribution agent on its *final* attributed rewards, the provisional agent on every experience's
+``reward``: the delay model's expected reward until a conversion credits it, then the attributed amount, then
+the final one (the delay model is refitted each day on the buffer's columns, censored rows included, keyed by
+channel, campaign and the user's segment). Each simulated day ends by waiting until the
 worker has processed everything and the buffer holds every experience the agents will learn from, so a
 seed gives the same learning curves on any machine, at any speed. Nothing is sent to keep the worker's clock
 moving: at the end of a day every input partition is caught up and silent, so none holds the watermark back
@@ -21,18 +24,20 @@ from typing import Any
 import numpy as np
 import orjson
 
+from pipeline.attribution.delay_model import fit_delay_model
 from pipeline.events.jsonl import event_to_json
 from pipeline.events.types import Event, Touchpoint
 from pipeline.gym import DelayedRewardWrapper
 from pipeline.market import CHANNELS, SEGMENTS, AdMarketEnv, Market, MarketSpec, ThompsonAgent
-from pipeline.market.market import DAY_MS
+from pipeline.money.currency import MINOR_UNITS
 from pipeline.producers import ConversionProducer, TouchpointProducer
 from pipeline.replay import ReplayBuffer
 from pipeline.settings import Settings
 from pipeline.stream.worker_process import WorkerProcess
+from pipeline.units import DAY_MS
 
 START_MS = 1_780_272_000_000  # 2026-06-01T00:00:00Z: the simulated clock's first impression
-AGENTS = ("click-agent", "attribution-agent")
+AGENTS = ("click-agent", "attribution-agent", "provisional-agent")
 
 
 def simulated_past_seconds(plan_days: int, now_ms: int | None = None) -> int:
@@ -62,6 +67,7 @@ class DayRecord:
     conversions_attributed: int
     watermark_lag_hours: float | None
     learned_from: dict[str, int]
+    predictions: list[tuple[str, str, float]] = field(default_factory=list)  # (touchpoint, channel, expected)
 
 
 @dataclass
@@ -70,6 +76,10 @@ class DemoResult:
     events: list[Event] = field(default_factory=list)
     buffer_stats: dict[str, Any] = field(default_factory=dict)
     delays_hours: list[float] = field(default_factory=list)
+    # per channel: (mean provisional reward when fresh, mean realized final reward, experiences), over the
+    # experiences of the last CALIBRATION_DAYS days whose finals are all in
+    calibration: dict[str, tuple[float, float, int, float]] = field(default_factory=dict)  # expected, realized, n, SE
+    calibration_days: tuple[int, int] = (0, 0)
     complete: bool = True  # every day's data arrived in time (else the run is not reproducible)
     seconds: float = 0.0
 
@@ -140,8 +150,10 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
             producer.flush()
             feed.flush()
             stats = _wait_for_worker(worker, published, plan.settle_timeout)
-            columns, complete = _wait_for_buffer(buffer, players, cutoff, plan.settle_timeout)
+            columns, complete = _wait_for_buffer(buffer, players, cutoff, stats, plan.settle_timeout)
+            columns = _canonical(columns)
             result.complete &= complete
+            columns = _provisional_rewards(buffer, columns, day_end, plan.window_days)
             learned = _refit(players, buffer, columns, cutoff)
             now = time.monotonic()
             events_in = int(stats.get("events_in", 0))
@@ -152,10 +164,12 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
                                {p.name: p.realized_since_mark() for p in players}, oracle, rate,
                                int(stats.get("conversions_attributed", 0)), lag / 3600 if lag is not None else None,
                                learned)
+            record.predictions = _todays_predictions(columns, day_end)
             result.days.append(record)
             say(_progress(record, plan.days))
         result.buffer_stats = buffer.statistics()
         cols = buffer.columns()
+        result.calibration, result.calibration_days = _calibration(result.days, cols, plan.window_days)
         delays = cols["delay_seconds"]
         result.delays_hours = (delays[~np.isnan(delays)] / 3600.0).tolist()
     finally:
@@ -185,16 +199,21 @@ def _wait_for_worker(worker: WorkerProcess, published: int, timeout: float) -> d
                        f"\n{worker.tail()}")
 
 
-def _wait_for_buffer(buffer: ReplayBuffer, players: list[_Player], cutoff: int, timeout: float
-                     ) -> tuple[dict[str, Any], bool]:
-    """Wait until the buffer holds every touchpoint published so far and the final reward of every one
-    older than ``cutoff``: what each agent will learn from is then the same on every run."""
+def _wait_for_buffer(buffer: ReplayBuffer, players: list[_Player], cutoff: int, worker_stats: dict[str, Any],
+                     timeout: float) -> tuple[dict[str, Any], bool]:
+    """Wait until the buffer holds every touchpoint published so far, the final reward of every one older
+    than ``cutoff``, and the split of every conversion the worker has processed (attributed or not): what
+    each agent will learn from is then the same on every run."""
     need = {p.name: (len(p.touch_times), int(np.searchsorted(p.touch_times, cutoff, side="right")))
             for p in players}
+    attributed = int(worker_stats.get("conversions_attributed", 0))
+    unattributed = int(worker_stats.get("conversions_unattributed", 0))
     deadline = time.monotonic() + timeout
     while True:
         cols = buffer.columns()
-        ok = True
+        stats = buffer.statistics()
+        ok = (stats["conversions_attributed"] >= attributed and stats["conversions_unattributed"] >= unattributed
+              and buffer.caught_up())
         for name, (touches, finals) in need.items():
             mine = cols["campaign_ids"] == name
             held = int(mine.sum())
@@ -207,8 +226,86 @@ def _wait_for_buffer(buffer: ReplayBuffer, players: list[_Player], cutoff: int, 
         time.sleep(0.1)
 
 
+def _canonical(cols: dict[str, Any]) -> dict[str, Any]:
+    """The buffer's rows in (touch time, user, touchpoint id) order: its own order is the order the consumer
+    read the partitions in, which varies by run, and float sums (and so the agents' fits) depend on order."""
+    order = np.lexsort((cols["touchpoint_ids"].astype(str), cols["user_ids"].astype(str), cols["touch_time_ms"]))
+    return {k: v[order] if isinstance(v, np.ndarray) and len(v) == len(order) else v for k, v in cols.items()}
+
+
+def segment_of(state: Any) -> str:
+    """The market's observation is the user's segment, one-hot: the delay model's third key."""
+    return SEGMENTS[int(np.argmax(state))]
+
+
+def _provisional_rewards(buffer: ReplayBuffer, cols: dict[str, Any], day_end: int, window_days: int
+                         ) -> dict[str, Any]:
+    """Refit the delay model on what the buffer holds (open rows are censored at the day's end, not counted as
+    lost) and read the columns again with the provisional rewards it gives."""
+    if not len(cols["touch_time_ms"]):
+        return cols
+    segments = np.argmax(cols["states"], axis=1)
+    keys = [(str(ch), str(camp), SEGMENTS[int(s)])
+            for ch, camp, s in zip(cols["channels"], cols["campaign_ids"], segments, strict=True)]
+    total = np.where(cols["final"], cols["final_minor"], cols["attributed_minor"])
+    model = fit_delay_model(keys, cols["touch_time_ms"], cols["first_credit_ms"], total, day_end,
+                            window_days * DAY_MS, feature="segment", base_currency="USD")
+    buffer.set_delay_model(model, segment_of)
+    fresh_cols = _canonical(buffer.columns())
+    # what the model expects of each row while it is fresh (elapsed 0): the calibration check's prediction
+    names = sorted(set(keys))
+    code = {k: i for i, k in enumerate(names)}
+    survival, amounts = model.table(names)
+    codes = np.fromiter((code[k] for k in keys), dtype=np.int64, count=len(keys))
+    n = len(keys)
+    fresh = model.expected_many(survival, amounts, codes, np.zeros(n)) * 10.0 ** -MINOR_UNITS["USD"]
+    fresh_cols["fresh_expected"] = np.concatenate([fresh, np.zeros(len(fresh_cols["touch_time_ms"]) - n)])
+    return fresh_cols
+
+
+def _todays_predictions(cols: dict[str, Any], day_end: int) -> list[tuple[str, str, float]]:
+    """The day's experiences (every agent's: the delay model is the buffer's) with the reward the model expected
+    of them when fresh (elapsed 0, the day's own model): the calibration check compares it with their finals."""
+    fresh = cols["touch_time_ms"] > day_end - DAY_MS
+    rows = np.flatnonzero(fresh)
+    return [(str(cols["touchpoint_ids"][i]), str(cols["channels"][i]), float(cols["fresh_expected"][i]))
+            for i in rows] if "fresh_expected" in cols else []
+
+
+CALIBRATION_DAYS = 10
+
+
+def _calibration(days: list[DayRecord], cols: dict[str, Any], window_days: int
+                 ) -> tuple[dict[str, tuple[float, float, int, float]], tuple[int, int]]:
+    """Mean provisional reward (the day's model, when the experience was fresh) against the realized final
+    reward, per channel, over the last days whose experiences are all final by the end of the run; with the
+    standard error of the realized mean (few conversions make it noisy)."""
+    last = len(days) - window_days - 1  # days up to this one have closed every window by the end
+    chosen = [d for d in days if last - CALIBRATION_DAYS < d.day <= last]
+    scale = 10.0 ** -MINOR_UNITS["USD"]
+    final = {str(t): float(m) * scale
+             for t, f, m in zip(cols["touchpoint_ids"], cols["final"], cols["final_minor"], strict=True) if f}
+    sums: dict[str, list[float]] = {}
+    for d in chosen:
+        for tid, channel, predicted in d.predictions:
+            if tid in final:
+                acc = sums.setdefault(channel, [0.0, 0.0, 0.0, 0.0])
+                acc[0] += predicted
+                acc[1] += final[tid]
+                acc[2] += 1
+                acc[3] += final[tid] ** 2
+    span = (chosen[0].day, chosen[-1].day) if chosen else (0, 0)
+    out: dict[str, tuple[float, float, int, float]] = {}
+    for c, (pred, real, n, square) in sorted(sums.items()):
+        mean = real / n
+        variance = max(square / n - mean**2, 0.0) * n / max(n - 1, 1)
+        out[c] = (pred / n, mean, int(n), (variance / n) ** 0.5)
+    return out, span
+
+
 def _refit(players: list[_Player], buffer: ReplayBuffer, cols: dict[str, Any], cutoff: int) -> dict[str, int]:
-    """Click agent: immediate rewards of all its experiences. Attribution agent: final attributed rewards."""
+    """Click agent: immediate rewards of all its experiences. Attribution agent: final attributed rewards.
+    Provisional agent: every experience's ``reward`` (expected, then attributed, then final)."""
     to_action = np.array([CHANNELS.index(name) for name in buffer.channel_names], dtype=np.int64)
     learned: dict[str, int] = {}
     for p in players:
@@ -216,10 +313,11 @@ def _refit(players: list[_Player], buffer: ReplayBuffer, cols: dict[str, Any], c
         if p.name == "attribution-agent":
             mask &= cols["final"] & (cols["touch_time_ms"] <= cutoff)
             rewards = cols["attributed_reward"]
+        elif p.name == "provisional-agent":
+            rewards = cols["reward"]
         else:
             rewards = cols["original_reward"]
         order = np.flatnonzero(mask)
-        order = order[np.argsort(cols["touch_time_ms"][order], kind="stable")]  # arrival order varies by run
         learned[p.name] = len(order)
         if len(order):
             segments = np.argmax(cols["states"][order], axis=1).astype(np.int64)
@@ -233,4 +331,5 @@ def _progress(r: DayRecord, days: int) -> str:
     return (f"day {r.day:>3}/{days} | worker {r.worker_events_per_s:>6,.0f} events/s | "
             f"{r.conversions_attributed:>6,} conversions attributed | watermark lag {lag} | "
             f"value per 1,000 impressions: click {pv['click-agent']:>6,.0f}  "
-            f"attribution {pv['attribution-agent']:>6,.0f}  oracle {r.oracle_value:>6,.0f}")
+            f"attribution {pv['attribution-agent']:>6,.0f}  provisional {pv['provisional-agent']:>6,.0f}  "
+            f"oracle {r.oracle_value:>6,.0f}")

@@ -1,7 +1,7 @@
 """The journey state machine and the engine that drives it in event time. Pure: no I/O, no Kafka."""
 
 from pipeline.engine.clock import EventClock
-from pipeline.engine.config import DAY_MS, HOUR_MS, EngineConfig
+from pipeline.engine.config import EngineConfig
 from pipeline.engine.engine import (
     FILE_QUORUM,
     LOG,
@@ -14,6 +14,6 @@ from pipeline.engine.engine import (
 )
 from pipeline.engine.journey import Context, Journey, Split, Touch, apply_conversion, apply_touchpoint, expire
 
-__all__ = ["DAY_MS", "FILE_QUORUM", "HOUR_MS", "LOG", "AttributionEngine", "Context", "EngineConfig", "EngineStats",
+__all__ = ["FILE_QUORUM", "LOG", "AttributionEngine", "Context", "EngineConfig", "EngineStats",
            "EventClock", "ExpiryIndex", "HeapExpiryIndex", "Journey", "Refused", "Split", "StepOutput", "Touch",
            "apply_conversion", "apply_touchpoint", "expire"]

@@ -10,12 +10,9 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any
 
-from pipeline.attribution.money import RatesTable
 from pipeline.events.types import MODEL_NAMES
-
-SECOND_MS = 1000
-HOUR_MS = 3600 * SECOND_MS
-DAY_MS = 24 * HOUR_MS
+from pipeline.money.exact import RatesTable
+from pipeline.units import DAY_MS, HOUR_MS, SECOND_MS
 
 
 @dataclass(frozen=True)

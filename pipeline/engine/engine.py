@@ -26,7 +26,7 @@ from pipeline.engine.journey import (
     expire,
     next_deadline,
 )
-from pipeline.events.errors import DuplicateEvent, InvalidEvent
+from pipeline.errors import DuplicateEvent, InvalidEvent
 from pipeline.events.types import AttributedReward, Event, RewardKind, Touchpoint
 
 

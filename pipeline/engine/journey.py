@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pipeline.attribution.models import Model
-from pipeline.attribution.money import split_exact, to_minor
 from pipeline.engine import refusals
 from pipeline.engine.config import EngineConfig
-from pipeline.events.errors import DuplicateEvent
+from pipeline.errors import DuplicateEvent
 from pipeline.events.types import (
     NO_TOUCHPOINT_IN_WINDOW,
     UNKNOWN_USER,
@@ -31,6 +30,7 @@ from pipeline.events.types import (
     RewardKind,
     Touchpoint,
 )
+from pipeline.money.exact import split_exact, to_minor
 
 
 class Touch(NamedTuple):

@@ -6,7 +6,7 @@ writes the message, so both engines refuse with the same words.
 
 from __future__ import annotations
 
-from pipeline.events.errors import InvalidEvent, LateEvent
+from pipeline.errors import InvalidEvent, LateEvent
 
 
 def late(time_ms: int, watermark: int, lateness_ms: int) -> LateEvent:

@@ -1,8 +1,10 @@
-"""Event types, JSON parsing and validation, and the Avro single-object codec."""
+"""Events, in layers: ``types`` (the event types; nothing below them but ``pipeline.errors``), then the codecs
+above them: ``parse`` (validation of JSON-shaped input, the one validator), ``jsonl`` and ``avro`` (which
+validate through ``parse``), and ``validate`` (events built in code). Money sits below all of them
+(``pipeline.money``). This package's init imports only the types, so any layer may import it."""
 
-from pipeline.events.errors import DuplicateEvent, InvalidEvent, LateEvent
-from pipeline.events.parse import parse_event
+from pipeline.errors import DuplicateEvent, InvalidEvent, LateEvent
 from pipeline.events.types import AttributedReward, Conversion, Event, RewardKind, Touchpoint
 
 __all__ = ["AttributedReward", "Conversion", "DuplicateEvent", "Event", "InvalidEvent", "LateEvent", "RewardKind",
-           "Touchpoint", "parse_event"]
+           "Touchpoint"]

@@ -23,9 +23,10 @@ from typing import Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
-from pipeline.attribution.money import from_minor, to_minor
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
+from pipeline.events.parse import parse_conversion, parse_touchpoint
 from pipeline.events.types import AttributedReward, Conversion, RewardKind, Touchpoint
+from pipeline.money.exact import from_minor, to_minor
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
@@ -196,8 +197,6 @@ def touchpoint_to_record(tp: Touchpoint) -> dict[str, Any]:
 def touchpoint_from_record(r: dict[str, Any]) -> Touchpoint:
     """Inverse of touchpoint_to_record; validated like JSON input, since bytes on a topic can come from
     anywhere (one validator for every entry)."""
-    from pipeline.events.parse import parse_touchpoint
-
     return parse_touchpoint({**r, "state": _unpack_json(r.get("state"), "state"),
                              "action": _unpack_json(r.get("action"), "action")})
 
@@ -212,8 +211,6 @@ def conversion_to_record(c: Conversion) -> dict[str, Any]:
 
 def conversion_from_record(r: dict[str, Any]) -> Conversion:
     """Inverse of conversion_to_record; re-validates, since bytes on a topic can come from anywhere."""
-    from pipeline.events.parse import parse_conversion
-
     currency = r["currency"]
     try:
         value = from_minor(r["value_minor"], currency)

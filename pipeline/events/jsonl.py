@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pipeline.events.currency import MINOR_UNITS
+from pipeline.events.parse import parse_timestamp
 from pipeline.events.types import AttributedReward, Conversion, Event, RewardKind, Touchpoint
+from pipeline.money.currency import MINOR_UNITS
 
 _SECOND_CACHE: dict[int, str] = {}
 
@@ -88,8 +89,6 @@ def reward_to_json(r: AttributedReward) -> dict[str, Any]:
 
 
 def reward_from_json(d: dict[str, Any]) -> AttributedReward:
-    from pipeline.events.parse import parse_timestamp
-
     currency = d.get("currency")
     local = d.get("local_amount")
     value = d.get("conversion_value")

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pipeline.events.currency import MINOR_UNITS
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.types import MODEL_NAMES, Conversion, Event, Touchpoint
+from pipeline.money.currency import MINOR_UNITS
 
 # Event time must lie in a plausible range; anything else is a unit mistake (seconds vs ms) or garbage.
 MIN_TIMESTAMP_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
@@ -201,17 +201,3 @@ def parse_event(obj: Any) -> Event:
     if kind == "conversion":
         return parse_conversion(obj)
     raise InvalidEvent("type", f"must be 'touchpoint' or 'conversion', got {kind!r}")
-
-
-def validate_event(event: Event) -> Event:
-    """The same checks as for JSON input, applied to an event built in code (a producer's argument):
-    a bad field fails here, at the caller, rather than in the worker's dead-letter topic."""
-    from pipeline.events.avro import touchpoint_to_record
-    from pipeline.events.jsonl import event_to_json
-
-    if not isinstance(event, Touchpoint | Conversion):
-        raise InvalidEvent("<event>", f"must be a Touchpoint or a Conversion, got {type(event).__name__}")
-    checked = parse_event(event_to_json(event))
-    if isinstance(checked, Touchpoint):
-        touchpoint_to_record(checked)  # state/action must be JSON without NaN or infinities
-    return checked

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.parse import parse_conversion
 from pipeline.events.types import Conversion
 

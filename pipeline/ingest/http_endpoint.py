@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.parse import parse_conversion
 from pipeline.events.types import Conversion
 from pipeline.http_auth import bearer_ok, require_token

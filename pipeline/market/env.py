@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.events.types import Conversion
-from pipeline.market.market import CHANNELS, HOUR_MS, SEGMENTS, Market
+from pipeline.market.market import CHANNELS, SEGMENTS, Market
+from pipeline.units import HOUR_MS
 
 Obs = npt.NDArray[np.float32]
 

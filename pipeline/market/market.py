@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
+from pipeline.units import DAY_MS, HOUR_MS
+
 CHANNELS = ("search", "display", "social", "email", "video")
 SEGMENTS = ("bargain", "premium", "casual", "loyal")
 
@@ -59,9 +59,6 @@ class MarketSpec:
 
     def oracle_policy(self) -> npt.NDArray[np.int64]:
         return np.asarray(np.argmax(self.expected_value(), axis=1), dtype=np.int64)
-
-    def click_policy(self) -> npt.NDArray[np.int64]:
-        return np.asarray(np.argmax(self.click_rate, axis=1), dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)

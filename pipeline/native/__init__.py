@@ -27,13 +27,13 @@ from pipeline.attribution.journeys import (
     TouchOutcome,
 )
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.money import to_minor
 from pipeline.backfill.engines import Refused, parse_line
 from pipeline.engine import EngineConfig, EngineStats, refusals
+from pipeline.errors import InvalidEvent
 from pipeline.events.avro import default_registry
-from pipeline.events.currency import MINOR_UNITS
-from pipeline.events.errors import InvalidEvent
 from pipeline.events.types import Event, Touchpoint
+from pipeline.money.currency import MINOR_UNITS
+from pipeline.money.exact import to_minor
 
 try:
     from pipeline import _native

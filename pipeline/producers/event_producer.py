@@ -16,8 +16,8 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.events.avro import AvroCodec, conversion_to_record, touchpoint_to_record
-from pipeline.events.parse import validate_event
 from pipeline.events.types import Conversion, Event, Touchpoint
+from pipeline.events.validate import validate_event
 from pipeline.kafka.clients import producer_config
 from pipeline.settings import Settings
 

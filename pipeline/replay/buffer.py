@@ -20,10 +20,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.attribution.delay_model import DelayModel
 from pipeline.events.avro import AvroCodec, DecodeError, reward_from_record, touchpoint_from_record
 from pipeline.events.types import AttributedReward
 from pipeline.kafka.clients import consumer_config, drain
-from pipeline.replay.experiences import ExperienceTable, Priorities
+from pipeline.replay.experiences import ExperienceTable
+from pipeline.replay.provisional import Feature
+from pipeline.replay.samplers import Priorities
 from pipeline.replay.store import ReplayStore
 from pipeline.settings import Settings
 
@@ -35,10 +38,12 @@ Batch = dict[str, npt.NDArray[Any]]
 class ReplayBuffer:
     """Corrected experiences for a trainer.
 
-    ``capacity``: experiences kept (oldest evicted). ``prioritized``: sample with P ∝ priority (the reward
-    correction unless the trainer sets one) and return importance ``weights``. ``final_only``: default for
-    :meth:`sample`, draw only experiences whose reward will not change again. ``min_samples``: :meth:`sample`
-    waits until the buffer holds this many. ``path``: RocksDB directory for restarts."""
+    ``capacity``: experiences kept (oldest evicted). ``prioritized``: sample with P ∝ priority^α (new and
+    re-rewarded experiences get the largest priority so far, until the trainer sets |TD error| with
+    :meth:`update_priorities`) and return importance ``weights``. ``priorities``: α, β and its annealing, and
+    how weights are normalized (``Priorities``: by the buffer's largest weight unless told "batch").
+    ``final_only``: default for :meth:`sample`, draw only experiences whose reward will not change again.
+    ``min_samples``: :meth:`sample` waits until the buffer holds this many. ``path``: RocksDB directory for restarts."""
 
     def __init__(self, settings: Settings, *, group: str = "trainer", capacity: int = 1_000_000,
                  path: str | Path | None = None, prioritized: bool = False, priorities: Priorities | None = None,
@@ -97,13 +102,25 @@ class ReplayBuffer:
         return self.table.size
 
     def sample(self, batch_size: int, *, final_only: bool | None = None, with_ids: bool = False,
-               timeout: float | None = None) -> Batch:
+               timeout: float | None = None, tensors: bool = False, device: Any = None) -> dict[str, Any]:
         """A batch as a dict of arrays: ``states``/``actions`` (2-D float32 when every value is a numeric
         vector of one length, else object arrays of JSON values), ``attributed_reward``,
         ``original_reward``, ``final``, ``delay_seconds``, ``channel`` (codes into :attr:`channel_names`),
-        ``index`` (experience ids for :meth:`update_priorities`); with prioritized sampling ``weights``;
+        ``index`` (experience ids for :meth:`update_priorities`), ``expected_reward`` (the delay model's
+        estimate, 0 without one: see :meth:`set_delay_model`), ``reward`` and ``reward_source`` (per row the
+        final amount, else the attributed amount so far, else the expected reward: ``RewardSource``); with
+        prioritized sampling ``weights``;
         with ``with_ids`` also ``touchpoint_ids``, ``episode_ids``, ``user_ids``, ``channels`` (object
-        arrays, ~50 µs more per batch of 256 from a million). Waits up to ``timeout`` for ``min_samples``."""
+        arrays, built per row). Waits up to ``timeout`` for ``min_samples``. With ``tensors`` (needs torch) the
+        numeric columns are torch tensors (on ``device`` if given; zero-copy on the CPU)."""
+        batch = self._sample(batch_size, final_only, with_ids, timeout)
+        if tensors or device is not None:
+            from pipeline.replay.tensors import to_tensors
+
+            return to_tensors(batch, device)
+        return batch
+
+    def _sample(self, batch_size: int, final_only: bool | None, with_ids: bool, timeout: float | None) -> Batch:
         final_only = self.final_only if final_only is None else final_only
         with self._grew:
             self._raise_if_failed()
@@ -131,6 +148,13 @@ class ReplayBuffer:
         """Names of the ``channel`` codes in a batch."""
         return list(self.table.channel_names)
 
+    def set_delay_model(self, model: DelayModel | None, feature: Feature | None = None) -> None:
+        """Provisional rewards: ``expected_reward`` of rows nothing has credited yet, from ``model`` (fitted by
+        ``rewardstream fit``, or by a trainer on the buffer's own columns), keyed by channel, campaign and
+        ``feature(state)`` when given; it falls as the buffer's event time passes each row's touch."""
+        with self._lock:
+            self.table.set_delay_model(model, feature)
+
     def update_priorities(self, index: Sequence[int] | npt.NDArray[Any],
                           priorities: Sequence[float] | npt.NDArray[Any]) -> int:
         """Set priorities (e.g. |TD error|) for a batch's ``index``; returns how many are still held."""
@@ -139,17 +163,34 @@ class ReplayBuffer:
 
     def columns(self) -> Batch:
         """Every held experience as arrays (copies), for analysis and for batch learners that refit on
-        all their data: the :meth:`sample` columns plus ``campaign_ids`` and ``touch_time_ms``."""
+        all their data: the :meth:`sample` columns plus ``campaign_ids``, ``touch_time_ms``,
+        ``first_credit_ms`` (the first conversion that paid it, −1: none yet) and ``attributed_minor`` /
+        ``final_minor`` (exact, base currency minor units; what a delay model is fitted on)."""
         with self._lock:
-            t = self.table
-            batch = t.take(np.arange(t.size, dtype=np.int64), with_ids=True)
-            batch["campaign_ids"] = t.campaigns[: t.size].copy()
-            batch["touch_time_ms"] = t.touch_ms[: t.size].copy()
-            return batch
+            return self.table.columns()
 
-    def experience(self, touchpoint_id: str) -> dict[str, Any] | None:
+    def set_beta(self, beta: float) -> None:
+        """The importance-weight exponent β from now on (for a trainer's own schedule; see ``Priorities``
+        for linear annealing)."""
+        if self.table.sampler is None:
+            raise RuntimeError("this buffer was created without prioritized sampling")
         with self._lock:
-            return self.table.experience(touchpoint_id)
+            self.table.sampler.set_beta(beta)
+
+    @property
+    def beta(self) -> float | None:
+        """The current β of a prioritized buffer (None otherwise)."""
+        return None if self.table.sampler is None else self.table.sampler.beta
+
+    @property
+    def event_time_ms(self) -> int:
+        """The buffer's event time: the newest touchpoint time it has seen (provisional rewards age by it)."""
+        return int(self.table.provisional.clock_ms)
+
+    def experience(self, touchpoint_id: str, user_id: str | None = None) -> dict[str, Any] | None:
+        """A held experience (ids are scoped by user; without ``user_id``, the first one held with this id)."""
+        with self._lock:
+            return self.table.experience(touchpoint_id, user_id)
 
     def journey(self, user_id: str) -> list[dict[str, Any]]:
         """The user's experiences held, oldest touch first."""

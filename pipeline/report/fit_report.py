@@ -27,8 +27,8 @@ from pipeline.attribution.shapley import coalition_rates, shapley_values
 from pipeline.backfill import backfill_engine
 from pipeline.backfill.lines import Chunk, read_chunks
 from pipeline.engine import EngineConfig
-from pipeline.events.currency import MINOR_UNITS
 from pipeline.events.types import MODEL_NAMES
+from pipeline.money.currency import MINOR_UNITS
 
 
 def credit_per_model(log: Path, config: EngineConfig, learned: LearnedWeights,

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.events.revisions import LatestRevisions
+
 
 @dataclass
 class RewardsSummary:
@@ -17,9 +19,9 @@ class RewardsSummary:
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> RewardsSummary:
-    """Each (conversion, touchpoint) pair at its latest revision, grouped by the model that split it; the
-    delay of every pair that paid something."""
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    """Each (user, conversion, touchpoint) pair at its latest revision, grouped by the model that split it;
+    the delay of every pair that paid something."""
+    latest: LatestRevisions[tuple[Any, str, str], dict[str, Any]] = LatestRevisions()
     kinds: Counter[str] = Counter()
     base = "USD"
     for r in records:
@@ -27,13 +29,10 @@ def summarize(records: Iterable[dict[str, Any]]) -> RewardsSummary:
         base = r.get("base_currency") or base
         if r["kind"] in ("final", "unattributed"):
             continue
-        key = (r["conversion_id"], r["touchpoint_id"])
-        prev = latest.get(key)
-        if prev is None or r["revision"] > prev["revision"]:
-            latest[key] = r
+        latest.offer((r.get("user_id"), r["conversion_id"], r["touchpoint_id"]), r["revision"], r)
     per_model: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     delays: list[float] = []
-    for r in latest.values():
+    for _, r in latest.items():
         per_model[r.get("model") or "?"][r["channel"]] += float(r["amount"])
         if r["kind"] != "refund" and r["amount"] > 0 and r.get("delay_seconds") is not None:
             delays.append(r["delay_seconds"] / 3600.0)

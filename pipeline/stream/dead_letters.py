@@ -7,8 +7,8 @@ that cannot be delivered is a record lost. What was cut is said in the reason.
 
 from __future__ import annotations
 
+from pipeline.errors import InvalidEvent, LateEvent
 from pipeline.events.avro import AvroCodec, DecodeError
-from pipeline.events.errors import InvalidEvent, LateEvent
 
 MAX_KEPT_BYTES = 64 * 1024
 

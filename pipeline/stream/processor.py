@@ -18,8 +18,8 @@ import orjson
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import AttributionEngine, EngineConfig, EngineStats, HeapExpiryIndex, Journey
 from pipeline.engine.journey import next_deadline
+from pipeline.errors import InvalidEvent
 from pipeline.events.avro import AvroCodec, conversion_from_record, reward_to_record, touchpoint_from_record
-from pipeline.events.errors import InvalidEvent
 from pipeline.events.types import AttributedReward, Event
 from pipeline.stream import journey_codec
 

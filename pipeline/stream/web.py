@@ -8,9 +8,9 @@ from typing import Any
 
 import faust
 
-from pipeline.attribution.money import from_minor
 from pipeline.engine import EngineConfig, Journey
 from pipeline.http_auth import bearer_ok
+from pipeline.money.exact import from_minor
 
 
 def journey_json(user_id: str, journey: Journey | None, config: EngineConfig) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.money import from_minor
 from pipeline.engine import EngineConfig, EngineStats
+from pipeline.money.exact import from_minor
 from pipeline.settings import Settings
 from pipeline.stream.dead_letters import dead_letter
 from pipeline.stream.idleness import Idleness

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.local_kafka.broker import free_port
+from pipeline.ports import free_port
 from pipeline.settings import Settings
 
 

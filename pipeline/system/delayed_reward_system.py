@@ -25,10 +25,10 @@ from pipeline.producers import ConversionProducer, EventProducer, TouchpointProd
 from pipeline.replay import ReplayBuffer
 from pipeline.settings import Settings
 from pipeline.system.config import ConversionEvent, DelayedRewardConfig
+from pipeline.units import DAY_MS
 
 log = logging.getLogger("rewardstream.system")
 
-_HOUR_MS = 3_600_000
 CORRECTION_GRACE_SECONDS = 0.5  # how long a split may wait for a touchpoint this process sent before
 
 
@@ -276,6 +276,6 @@ class DelayedRewardSystem:
             if not self._tracked:
                 return
             newest = max(t.timestamp_ms for t in self._tracked.values())
-            horizon = newest - self.config.attribution_window_days * 24 * _HOUR_MS
+            horizon = newest - self.config.attribution_window_days * DAY_MS
             for tid in [tid for tid, t in self._tracked.items() if t.timestamp_ms < horizon]:
                 del self._tracked[tid]

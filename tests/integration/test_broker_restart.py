@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.local_kafka import LocalKafka
-from pipeline.local_kafka.broker import free_port
+from pipeline.ports import free_port
 from pipeline.settings import Settings
 from tests.integration.stream_harness import (
     RewardReader,

@@ -18,7 +18,7 @@ def test_market_demo_runs_end_to_end(kafka_bootstrap: str, tmp_path: Path, capsy
                  "--bootstrap", kafka_bootstrap]) == 0
     out = capsys.readouterr().out
     assert re.search(r"day\s+10/10 \| worker\s+[\d,]+ events/s", out), out
-    for name in ("oracle (knows the market)", "attribution agent", "click agent"):
+    for name in ("oracle (knows the market)", "provisional agent", "attribution agent", "click agent"):
         assert re.search(rf"{re.escape(name)}\s+[\d,]+\s+[\d,.]+", out), out
     assert "every day's data complete: yes" in out, out
     assert (out_dir / "report.png").stat().st_size > 50_000

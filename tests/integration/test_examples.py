@@ -27,6 +27,21 @@ def worker_env(kafka_settings: Settings, tmp_path: Path) -> dict[str, str]:
     worker.stop()
 
 
+def run_with_worker(kafka_settings: Settings, tmp_path: Path, name: str, *args: str, prefix: str) -> str:
+    """Run examples/``name`` beside a worker of its own (2 s idleness) on fresh topics; its stdout."""
+    settings = make_settings(kafka_settings, f"{prefix}-{uuid.uuid4().hex[:8]}")
+    worker = Worker(settings, None, tmp_path, "w1", idle_timeout_seconds=2).start()
+    env = {k: v for k, v in worker.env().items() if k not in ("REWARDSTREAM_DATADIR", "REWARDSTREAM_WEB_PORT")}
+    env["PYTHONPATH"] = str(EXAMPLES.parent)
+    try:
+        proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=400)
+    finally:
+        worker.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def _run(name: str, env: dict[str, str], cwd: Path) -> str:
     proc = subprocess.run([sys.executable, str(EXAMPLES / name)], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=240)

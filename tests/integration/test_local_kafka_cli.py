@@ -11,7 +11,8 @@ import time
 import pytest
 
 from pipeline.local_kafka import LocalKafka
-from pipeline.local_kafka.broker import _pid_alive, free_port
+from pipeline.local_kafka.broker import _pid_alive
+from pipeline.ports import free_port
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pipeline.engine import HOUR_MS, AttributionEngine, EngineConfig
+from pipeline.engine import AttributionEngine, EngineConfig
 from pipeline.events.types import AttributedReward, Conversion, Touchpoint
+from pipeline.units import HOUR_MS
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 

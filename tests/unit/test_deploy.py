@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from pipeline.cli.main import build_parser
-from pipeline.engine.config import DAY_MS, EngineConfig
+from pipeline.engine.config import EngineConfig
 from pipeline.settings import ENV_PREFIX, Settings
+from pipeline.units import DAY_MS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"

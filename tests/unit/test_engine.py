@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from pipeline.attribution.money import RatesTable
-from pipeline.engine import DAY_MS, AttributionEngine, EngineConfig
-from pipeline.events.errors import InvalidEvent, LateEvent
+from pipeline.engine import AttributionEngine, EngineConfig
+from pipeline.errors import InvalidEvent, LateEvent
 from pipeline.events.types import AttributedReward, RewardKind
+from pipeline.money.exact import RatesTable
+from pipeline.units import DAY_MS
 from tests.unit.helpers import T0, amounts, conv, engine, tp
 
 

@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 from pipeline.attribution.fitting import fit
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.models import MODEL_NAMES
-from pipeline.attribution.money import RatesTable
 from pipeline.backfill.journeys import journeys_of_events
-from pipeline.engine import DAY_MS, AttributionEngine, EngineConfig
-from pipeline.events.currency import MINOR_UNITS
+from pipeline.engine import AttributionEngine, EngineConfig
 from pipeline.events.types import AttributedReward, RewardKind
+from pipeline.money.currency import MINOR_UNITS
+from pipeline.money.exact import RatesTable
 from pipeline.synthetic import CHANNELS
+from pipeline.units import DAY_MS
 from tests.unit.helpers import T0, conv, tp
 
 RATES = RatesTable("USD", {c: Decimal("1.37") for c in MINOR_UNITS if c != "USD"})

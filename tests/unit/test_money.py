@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.attribution.money import RatesTable, from_minor, split_exact, to_minor
-from pipeline.events.currency import MINOR_UNITS
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
+from pipeline.money.currency import MINOR_UNITS
+from pipeline.money.exact import RatesTable, from_minor, split_exact, to_minor
 
 
 @given(st.integers(-10**12, 10**12), st.lists(st.integers(0, 2**53), min_size=1, max_size=60))

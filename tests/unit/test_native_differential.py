@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.money import RatesTable
 from pipeline.backfill.engines import PythonBackfill
-from pipeline.engine import DAY_MS, FILE_QUORUM, HOUR_MS, EngineConfig
+from pipeline.engine import FILE_QUORUM, EngineConfig
 from pipeline.events.avro import AvroCodec, conversion_to_record, reward_from_record, touchpoint_to_record
 from pipeline.events.parse import parse_event
 from pipeline.events.types import MODEL_NAMES, Touchpoint
+from pipeline.money.exact import RatesTable
 from pipeline.native import NativeBackfill, NativePartitionProcessor, available
 from pipeline.stream import journey_codec
 from pipeline.stream.processor import (
@@ -34,6 +34,7 @@ from pipeline.stream.processor import (
     InputRecord,
     PartitionProcessor,
 )
+from pipeline.units import DAY_MS, HOUR_MS
 
 pytestmark = pytest.mark.skipif(not available(), reason="the native engine is not built")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.events.parse import parse_event
 
 TP: dict[str, Any] = {"type": "touchpoint", "touchpoint_id": "t", "episode_id": "e", "user_id": "u",

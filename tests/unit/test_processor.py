@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.engine import DAY_MS, EngineConfig, Journey
+from pipeline.engine import EngineConfig, Journey
 from pipeline.events.avro import (
     AvroCodec,
     conversion_to_record,
@@ -28,6 +28,7 @@ from pipeline.stream.processor import (
     PartitionProcessor,
 )
 from pipeline.synthetic import LogSpec, engine_config_table, generate
+from pipeline.units import DAY_MS
 from tests.unit.helpers import T0, conv, tp
 
 TP_CODEC, CV_CODEC, REWARDS = AvroCodec("touchpoint"), AvroCodec("conversion"), AvroCodec("attributed_reward")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
 from pipeline.producers import ConversionProducer, TouchpointProducer
 from pipeline.settings import Settings
 from pipeline.system import AttributionModel, DelayedRewardConfig

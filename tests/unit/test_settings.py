@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli.common import load_engine_config
-from pipeline.engine import DAY_MS, HOUR_MS
 from pipeline.settings import Settings
+from pipeline.units import DAY_MS, HOUR_MS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,3 @@ MINOR_UNITS: dict[str, int] = {
     "PHP": 2, "PKR": 2, "PLN": 2, "QAR": 2, "RON": 2, "RSD": 2, "SAR": 2, "SEK": 2, "SGD": 2,
     "THB": 2, "TRY": 2, "TWD": 2, "UAH": 2, "USD": 2, "ZAR": 2,
 }
-
-
-def minor_units(currency: str) -> int:
-    """Decimals of ``currency``'s minor unit; KeyError for a code not in the table."""
-    return MINOR_UNITS[currency]

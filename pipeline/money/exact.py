@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from pipeline.events.currency import MINOR_UNITS
-from pipeline.events.errors import InvalidEvent
+from pipeline.errors import InvalidEvent
+from pipeline.money.currency import MINOR_UNITS
 
 
 def to_minor(value: Decimal, currency: str) -> int:
