@@ -6,7 +6,8 @@ prioritized) beside the ceiling of a bare numpy gather of the same rows, an eage
 (set, then the next draw, minus a draw), the first prioritized draw after filling, the worst draw after a block
 of corrections, corrections applied per second (decoded, and Avro bytes decoded as the sink does).
 Targets (issue #15): ≤ 150 B per row plus the state bytes; priority update of 256 ≤ 100 µs; no draw pays
-more than 5 ms for earlier corrections; sampling no slower than before.
+more than 5 ms for earlier corrections; sampling no slower than before. Where torchrl is installed, TorchRL's
+buffers on the same shape of data are measured in the same run.
 """
 
 from __future__ import annotations
@@ -68,6 +69,44 @@ def time_calls(fn: Callable[[], object], repeats: int) -> float:
     return best * 1e6
 
 
+def torchrl_baseline(n: int, state_dim: int, b: int) -> dict[str, float] | None:
+    """TorchRL's own buffers on the same shape of data (1 M rows of a 16-float state, an action and two
+    rewards), in the same run: the peer the issue compared with. None where torchrl is not installed."""
+    try:
+        import torch
+        from tensordict import TensorDict
+        from torchrl.data import LazyTensorStorage, TensorDictPrioritizedReplayBuffer, TensorDictReplayBuffer
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+
+    def rows(start: int, count: int) -> TensorDict:
+        return TensorDict({"observation": torch.rand(count, state_dim), "action": torch.arange(count) % 5,
+                           "reward": torch.rand(count), "original_reward": torch.rand(count)}, batch_size=[count])
+
+    out: dict[str, float] = {}
+
+    def measure_uniform() -> None:
+        gc.collect()
+        before = rss_bytes()
+        uniform = TensorDictReplayBuffer(storage=LazyTensorStorage(n), batch_size=b)
+        for start in range(0, n, 100_000):
+            uniform.extend(rows(start, min(100_000, n - start)))
+        gc.collect()
+        out["bytes"] = (rss_bytes() - before) / n
+        out["uniform"] = time_calls(lambda: uniform.sample(), 500)
+
+    measure_uniform()
+    gc.collect()
+    prio = TensorDictPrioritizedReplayBuffer(alpha=0.6, beta=0.4, storage=LazyTensorStorage(n), batch_size=b)
+    for start in range(0, n, 100_000):
+        prio.extend(rows(start, min(100_000, n - start)))
+    out["prioritized"] = time_calls(lambda: prio.sample(), 200)
+    index = prio.sample()["index"]
+    out["update"] = time_calls(lambda: prio.update_priority(index, torch.rand(b)), 500)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--experiences", type=int, default=1_000_000)
@@ -75,6 +114,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--corrections", type=int, default=300_000)
     args = parser.parse_args()
+    ours(args)
+    gc.collect()
+    n, b = args.experiences, args.batch
+    peer = torchrl_baseline(n, args.state_dim, b)
+    if peer is None:
+        print("  TorchRL baseline: torchrl not installed (pip install torch torchrl to measure it)")
+        return
+    print(f"TorchRL in the same run (LazyTensorStorage, {n:,} rows: {args.state_dim} float32 state, action, "
+          "two rewards)")
+    print(f"  memory (RSS growth, incl. states)     {peer['bytes']:>12,.0f} B per row")
+    print(f"  uniform sample                        {peer['uniform']:>12.1f} µs/batch")
+    print(f"  prioritized sample                    {peer['prioritized']:>12.1f} µs/batch")
+    print(f"  priority update of {b}                {peer['update']:>12.1f} µs")
+
+
+def ours(args: argparse.Namespace) -> None:
     n, b = args.experiences, args.batch
 
     values = np.random.default_rng(0).random((n, args.state_dim)).round(3)  # made before the measured region

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.backfill import rejected_path, run_backfill
-from pipeline.cli.common import kafka_settings, load_engine_config, load_weights
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, load_engine_config, load_weights
 from pipeline.events.types import MODEL_NAMES
 from pipeline.settings import Settings
 from pipeline.stream.processor import ENGINES
@@ -27,8 +27,8 @@ def register(sub: Any) -> None:
     p.add_argument("--rejected", type=Path, help="refused events with reasons (default: next to --output)")
     p.add_argument("--partitions", help="with --from-kafka: only these partitions, e.g. 0,3,5")
     p.add_argument("--model", choices=MODEL_NAMES, help="default model (a conversion's own 'model' wins)")
-    p.add_argument("--config", help="TOML file with an [attribution] table (and [kafka] for --from-kafka)")
-    p.add_argument("--bootstrap", help="with --from-kafka: Kafka bootstrap servers")
+    add_kafka_arguments(p, config_help="TOML file with an [attribution] table (and [kafka] for --from-kafka)",
+                        bootstrap_help="with --from-kafka: Kafka bootstrap servers")
     p.add_argument("--weights", help="fitted weights for data_driven/shapley (default: the config's)")
     p.add_argument("--engine", choices=ENGINES, help="attribution engine (default: the configuration's, native)")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -34,6 +35,14 @@ def load_weights(path: str | Path | None) -> LearnedWeights | None:
     if not path:
         return None
     return LearnedWeights.from_json(json.loads(Path(path).read_text()))
+
+
+def add_kafka_arguments(p: argparse.ArgumentParser, config_help: str = "TOML file; environment variables override it",
+                        bootstrap_help: str = "Kafka bootstrap servers") -> None:
+    """The --config and --bootstrap options every command that talks to Kafka takes (read by
+    :func:`kafka_settings`)."""
+    p.add_argument("--config", help=config_help)
+    p.add_argument("--bootstrap", help=bootstrap_help)
 
 
 def kafka_settings(path: str | Path | None, bootstrap: str | None = None, **overrides: Any) -> Settings:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.cli.common import kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings
 from pipeline.kafka.reward_reader import RewardReader
 
 
@@ -21,8 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument("--group", help="consumer group (default: a new one, reading from the beginning)")
     p.add_argument("--keep-duplicates", action="store_true",
                    help="write redelivered rewards too (by default a repeated reward_id is dropped)")
-    p.add_argument("--config", help="TOML file; environment variables override it")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    add_kafka_arguments(p)
     p.set_defaults(handler=run)
 
 

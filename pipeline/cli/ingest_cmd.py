@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.cli.common import kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings
 from pipeline.errors import InvalidEvent
 from pipeline.ingest.conversions_file import IngestSummary, detect_format, parse_row, rows
 from pipeline.producers import DeliveryError, EventProducer
@@ -24,15 +24,13 @@ def register(sub: Any) -> None:
     f.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name (.csv, else jsonl)")
     f.add_argument("--rejected", type=Path, help="rejected lines go here (default: FILE.rejected.jsonl)")
     f.add_argument("--quiet", action="store_true")
-    f.add_argument("--config", help="TOML file; environment variables override it")
-    f.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    add_kafka_arguments(f)
     f.set_defaults(handler=run_file)
     s = kinds.add_parser("serve", help="serve POST /conversions (bearer token: REWARDSTREAM_INGEST_TOKEN)")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default loopback; 0.0.0.0 to serve other hosts)")
     s.add_argument("--port", type=int, help="default: the ingest_port setting")
-    s.add_argument("--config", help="TOML file; environment variables override it")
-    s.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    add_kafka_arguments(s)
     s.set_defaults(handler=run_serve)
 
 

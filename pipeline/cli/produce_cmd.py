@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.cli.common import kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings
 from pipeline.errors import InvalidEvent
 from pipeline.events.parse import parse_event
 from pipeline.producers import DeliveryError, EventProducer
@@ -19,8 +19,7 @@ from pipeline.producers import DeliveryError, EventProducer
 def register(sub: Any) -> None:
     p = sub.add_parser("produce", help="publish a JSON Lines event log to the input topics")
     p.add_argument("--input", required=True, type=Path)
-    p.add_argument("--config", help="TOML file; environment variables override it")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    add_kafka_arguments(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=run)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.cli.common import kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings
 from pipeline.replay import ReplayBuffer
 
 
@@ -26,8 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--every", type=float, default=5.0, help="seconds between statistics lines")
     p.add_argument("--until-caught-up", action="store_true",
                    help="exit once every input partition has been read to its end (and stayed so for 2 s)")
-    p.add_argument("--config", help="TOML file; environment variables override it")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    add_kafka_arguments(p)
     p.set_defaults(handler=run)
 
 

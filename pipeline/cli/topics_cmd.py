@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from pipeline.cli.common import kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings
 from pipeline.kafka import TopicMismatchError, ensure_topics, partition_counts
 from pipeline.kafka.topics import project_topics
 
@@ -14,8 +14,8 @@ from pipeline.kafka.topics import project_topics
 def register(sub: Any) -> None:
     p = sub.add_parser("topics", help="create or check the project's Kafka topics")
     p.add_argument("action", choices=["create", "check"])
-    p.add_argument("--config", help="TOML file (the [kafka] table); environment variables override it")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers (overrides the configuration)")
+    add_kafka_arguments(p, config_help="TOML file (the [kafka] table); environment variables override it",
+                        bootstrap_help="Kafka bootstrap servers (overrides the configuration)")
     p.set_defaults(handler=run)
 
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from pipeline.cli.common import kafka_settings, load_engine_config, load_weights
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, load_engine_config, load_weights
 from pipeline.http_auth import WeakToken, is_loopback, require_token
 from pipeline.kafka import partition_counts
 from pipeline.kafka.topics import project_topics
@@ -16,8 +16,7 @@ from pipeline.settings import Settings
 
 def register(sub: Any) -> None:
     p = sub.add_parser("worker", help="run a streaming worker (Faust) against Kafka")
-    p.add_argument("--config", help="TOML file ([kafka] and [attribution] tables); environment overrides it")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers")
+    add_kafka_arguments(p, config_help="TOML file ([kafka] and [attribution] tables); environment overrides it")
     p.add_argument("--web-port", type=int, help="this worker's HTTP port (each worker needs its own)")
     p.add_argument("--datadir", help="this worker's RocksDB directory (each worker needs its own)")
     p.add_argument("--weights", help="fitted weights for data_driven/shapley")

@@ -233,13 +233,7 @@ class ReplayBuffer:
     def _restore(self) -> None:
         assert self._store is not None
         rows, pending, offsets, meta = self._store.load()
-        for row in rows:
-            self.table.restore_row(row)
-        self.table.set_counters(meta.get("counters", {}))
-        for tid, rewards in pending.items():
-            self.table.pending[tid] = rewards
-        evicted = list(self.table.removed_seqs)  # rows beyond a smaller capacity than last time
-        self.table.discard_changes()  # what was just loaded is already stored
+        evicted = self.table.restore(rows, pending, meta.get("counters", {}))
         if evicted:
             self._store.write([], evicted, {}, {})
         self._offsets = offsets

@@ -284,11 +284,21 @@ class ExperienceTable:
         if self.sampler is not None:
             self.sampler.fresh(slot, eligible=not self.final_only_priorities or bool(row["final"]))
 
+    def restore(self, rows: Sequence[dict[str, Any]], pending: dict[str, list[AttributedReward]],
+                counters: dict[str, int]) -> list[int]:
+        """Load what the store kept (rows in ``seq`` order); returns the seqs evicted on the way (a capacity
+        smaller than last time keeps the newest), which the store must delete. Nothing loaded counts as a
+        change to persist."""
+        for row in rows:
+            self.restore_row(row)
+        self.join.set_counters(counters)
+        self.join.pending.update(pending)
+        evicted = list(self.removed_seqs)
+        self.discard_changes()
+        return evicted
+
     def counters(self) -> dict[str, int]:
         return self.join.counters()
-
-    def set_counters(self, values: dict[str, int]) -> None:
-        self.join.set_counters(values)
 
     def discard_changes(self) -> None:
         """Forget what changed (nothing to persist, or it was just loaded)."""

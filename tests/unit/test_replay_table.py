@@ -203,9 +203,7 @@ def test_store_round_trip_restores_rows_pending_rewards_and_offsets(tmp_path: Pa
     restored = ExperienceTable(len(touches))
     store = ReplayStore(tmp_path / "db")
     rows, pending, offsets, _ = store.load()
-    for row in rows:
-        restored.restore_row(row)
-    restored.pending.update(pending)
+    assert restored.restore(rows, pending, {}) == []
     assert offsets == {("rewards", 0): 42}
     restored.add_touchpoint(touches[-1])  # the waiting rewards apply now
     table.add_touchpoint(touches[-1])
