@@ -33,7 +33,7 @@ def priority_trees(capacity: int) -> Trees:
         from pipeline import _native
     except ImportError:
         return NumpyPriorityTrees(capacity)
-    trees: Trees = _native.PriorityTrees(capacity)  # type: ignore[attr-defined]
+    trees: Trees = _native.PriorityTrees(capacity)  # type: ignore[attr-defined,unused-ignore]
     return trees
 
 
