@@ -210,19 +210,19 @@ def _wait_for_buffer(buffer: ReplayBuffer, players: list[_Player], cutoff: int, 
     unattributed = int(worker_stats.get("conversions_unattributed", 0))
     deadline = time.monotonic() + timeout
     while True:
-        cols = buffer.columns()
-        stats = buffer.statistics()
+        stats = buffer.statistics()  # the cheap conditions first: a full copy of the columns only when they hold
         ok = (stats["conversions_attributed"] >= attributed and stats["conversions_unattributed"] >= unattributed
               and buffer.caught_up())
-        for name, (touches, finals) in need.items():
-            mine = cols["campaign_ids"] == name
-            held = int(mine.sum())
-            final = int((mine & cols["final"] & (cols["touch_time_ms"] <= cutoff)).sum())
-            ok &= held >= touches and final >= finals
-        if ok:
-            return cols, True
-        if time.monotonic() > deadline:
-            return cols, False
+        late = time.monotonic() > deadline
+        if ok or late:
+            cols = buffer.columns()
+            for name, (touches, finals) in need.items():
+                mine = cols["campaign_ids"] == name
+                held = int(mine.sum())
+                final = int((mine & cols["final"] & (cols["touch_time_ms"] <= cutoff)).sum())
+                ok &= held >= touches and final >= finals
+            if ok or late:
+                return cols, ok
         time.sleep(0.1)
 
 

@@ -22,7 +22,17 @@ from pipeline.money.currency import MINOR_UNITS
 from pipeline.replay.provisional import Feature, ProvisionalRewards, RewardSource
 from pipeline.replay.reward_join import Pair, RewardJoin, first_paid
 from pipeline.replay.samplers import FinalSlots, Priorities, PrioritizedSampler, draw_uniform
-from pipeline.replay.storage import ATTRIBUTED, CREDIT, FINAL_MINOR, FLAGS, SEQ, TOUCH, ExperienceStorage
+from pipeline.replay.storage import (
+    ATTRIBUTED,
+    CREDIT,
+    FINAL_MINOR,
+    FLAGS,
+    SEQ,
+    TOUCH,
+    ExperienceStorage,
+    channel_of,
+    final_of,
+)
 from pipeline.units import HOUR_MS
 
 IntArray = npt.NDArray[np.int64]
@@ -133,7 +143,7 @@ class ExperienceTable:
         slots = seqs % self.capacity
         held = self.storage.held(slots, seqs)
         if self.final_only_priorities:
-            held &= (self.storage.rec[slots, FLAGS] & 1) > 0
+            held &= self.storage.finals_mask(slots)
         self.sampler.set(slots[held], prios[held])
         return int(held.sum())
 
@@ -202,7 +212,7 @@ class ExperienceTable:
         def rekey() -> None:
             campaigns = st.campaign_ids(np.arange(st.size, dtype=np.int64))
             for slot in range(st.size):
-                key = self.provisional.key(st.channel_names[int(st.rec[slot, FLAGS]) >> 1], str(campaigns[slot]),
+                key = self.provisional.key(st.channel_name(slot), str(campaigns[slot]),
                                            st.states.get(slot))
                 self.provisional.codes[slot] = self.provisional.code(key)
 
@@ -217,15 +227,12 @@ class ExperienceTable:
     def row(self, slot: int) -> dict[str, Any]:
         st = self.storage
         r = st.rec[slot]
-        credit, touch, final = int(r[CREDIT]), int(r[TOUCH]), bool(r[FLAGS] & 1)
+        credit, touch, final = int(r[CREDIT]), int(r[TOUCH]), st.is_final(slot)
         pairs = self.join.pairs.get(slot) or {}
         return {
-            "touchpoint_id": st.touchpoint_id(slot), "episode_id": st.episodes.names[int(st.episode_codes[slot])],
-            "user_id": st.user_id(slot),
-            "campaign_id": st.campaigns.names[int(st.campaign_codes[slot])],
-            "channel": st.channel_names[int(r[FLAGS]) >> 1],
-            "state": st.states.get(slot), "action": st.actions.get(slot),
-            "original_reward": float(st.originals(r[None, :])[0]),
+            "touchpoint_id": st.touchpoint_id(slot), "episode_id": st.episode_id(slot), "user_id": st.user_id(slot),
+            "campaign_id": st.campaign_id(slot), "channel": st.channel_name(slot),
+            "state": st.states.get(slot), "action": st.actions.get(slot), "original_reward": st.original(slot),
             "attributed_reward": int(r[ATTRIBUTED]) * self._scale, "attributed_minor": int(r[ATTRIBUTED]),
             "final": final, "final_minor": int(r[FINAL_MINOR]) if final else None, "touch_time_ms": touch,
             "delay_seconds": (credit - touch) / 1000.0 if credit >= 0 else None,
@@ -244,7 +251,7 @@ class ExperienceTable:
         delays_h = (rec[converted, CREDIT] - rec[converted, TOUCH]) / HOUR_MS
         names = self.storage.channel_names
         attributed = rec[:, ATTRIBUTED] * self._scale
-        channels = rec[:, FLAGS] >> 1
+        channels = channel_of(rec[:, FLAGS])
         sums: list[float] = np.bincount(channels, weights=attributed, minlength=len(names)).tolist()
         counts: list[int] = np.bincount(channels, minlength=len(names)).tolist()
         j = self.join
@@ -336,14 +343,14 @@ def _gather_numpy(st: ExperienceStorage, slots: IntArray, scale: float
     rec = np.take(st.rec, slots, axis=0)  # np.take: ~3x faster than rec[slots] for row gathers
     credit = rec[:, CREDIT]
     flags = rec[:, FLAGS]
-    final = (flags & 1) > 0
+    final = final_of(flags)
     unpaid = credit < 0
     delay = (credit - rec[:, TOUCH]) * 0.001
     delay[unpaid] = np.nan
     source = (~unpaid).view(np.int8)  # RewardSource: PROVISIONAL 0, ATTRIBUTED 1, FINAL 2
     source[final] = _FINAL
     return {"index": rec[:, SEQ].copy(), "attributed_reward": rec[:, ATTRIBUTED] * scale,
-            "original_reward": st.originals(rec), "final": final, "delay_seconds": delay, "channel": flags >> 1,
+            "original_reward": st.originals(rec), "final": final, "delay_seconds": delay, "channel": channel_of(flags),
             "reward_source": source}, rec[:, TOUCH]
 
 

@@ -14,8 +14,7 @@ import numpy.typing as npt
 
 class Interner:
     def __init__(self) -> None:
-        self.names: list[str] = []
-        self.array: npt.NDArray[Any] = np.empty(64, dtype=object)  # names by code, for np.take of a batch
+        self.array: npt.NDArray[Any] = np.empty(64, dtype=object)  # names by code (np.take of a batch)
         self._code: dict[str, int] = {}
         self._refs: list[int] = []
         self._free: list[int] = []
@@ -25,11 +24,9 @@ class Interner:
         if code is None:
             if self._free:
                 code = self._free.pop()
-                self.names[code] = name
                 self._refs[code] = 0
             else:
-                code = len(self.names)
-                self.names.append(name)
+                code = len(self._refs)
                 self._refs.append(0)
                 if code == len(self.array):
                     self.array = np.concatenate([self.array, np.empty(len(self.array), dtype=object)])
@@ -41,10 +38,13 @@ class Interner:
     def release(self, code: int) -> None:
         self._refs[code] -= 1
         if self._refs[code] == 0:
-            del self._code[self.names[code]]
-            self.names[code] = ""
+            del self._code[self.array[code]]
             self.array[code] = ""
             self._free.append(code)
+
+    def name(self, code: int) -> str:
+        name: str = self.array[code]
+        return name
 
     def lookup(self, name: str) -> int:
         """The code of a held name, −1 if none."""

@@ -83,7 +83,6 @@ class PrioritizedSampler:
         self.config = config
         self.trees: Trees = priority_trees(capacity)
         self.max_priority = 1.0  # in leaf units (p^α): what new and changed experiences get
-        self.draws = 0
         self._beta = config.beta
 
     @property
@@ -123,9 +122,9 @@ class PrioritizedSampler:
         else:
             weights = (population * prios / total) ** -beta
             weights /= weights.max()
-        self.draws += 1
-        if self.config.beta_anneal_draws:
-            step = (self.config.beta_end - self.config.beta) / self.config.beta_anneal_draws
-            self._beta = min(self._beta + step, self.config.beta_end) if step > 0 else max(self._beta + step,
-                                                                                           self.config.beta_end)
+        cfg = self.config
+        if cfg.beta_anneal_draws:
+            step = (cfg.beta_end - cfg.beta) / cfg.beta_anneal_draws
+            moved = self._beta + step
+            self._beta = min(moved, cfg.beta_end) if step > 0 else max(moved, cfg.beta_end)
         return slots, weights

@@ -29,8 +29,18 @@ FINAL_MINOR = 2  # the final total once final
 ORIGINAL = 3     # the immediate reward the agent saw (float64 bits)
 TOUCH = 4        # touch time, epoch ms
 CREDIT = 5       # the first conversion that paid it (epoch ms); -1: none
-FLAGS = 6        # channel code << 1 | final
+FLAGS = 6        # channel code << 1 | final (read through channel_of / final_of)
 WIDTH = 7
+
+
+def channel_of(flags: Any) -> Any:
+    """Channel codes from FLAGS values (a scalar or an array)."""
+    return flags >> 1
+
+
+def final_of(flags: Any) -> Any:
+    """Whether FLAGS values mark a final row (a scalar or an array)."""
+    return (flags & 1) > 0
 
 
 class VectorColumn:
@@ -186,7 +196,23 @@ class ExperienceStorage:
         return int(self.rec[slot, SEQ])
 
     def is_final(self, slot: int) -> bool:
-        return bool(self.rec[slot, FLAGS] & 1)
+        return bool(int(self.rec[slot, FLAGS]) & 1)  # final_of on a Python int: the per-reward path
+
+    def finals_mask(self, slots: IntArray) -> npt.NDArray[np.bool_]:
+        mask: npt.NDArray[np.bool_] = final_of(self.rec[slots, FLAGS])
+        return mask
+
+    def channel_name(self, slot: int) -> str:
+        return self.channel_names[int(channel_of(self.rec[slot, FLAGS]))]
+
+    def episode_id(self, slot: int) -> str:
+        return self.episodes.name(int(self.episode_codes[slot]))
+
+    def campaign_id(self, slot: int) -> str:
+        return self.campaigns.name(int(self.campaign_codes[slot]))
+
+    def original(self, slot: int) -> float:
+        return float(self.originals(self.rec[slot : slot + 1])[0])
 
     def set_final(self, slot: int, amount_minor: int) -> None:
         self.rec[slot, FLAGS] |= 1
@@ -207,7 +233,7 @@ class ExperienceStorage:
             "touchpoint_ids": self.tids.take(slots),
             "episode_ids": np.take(self.episodes.array, np.take(self.episode_codes, slots)),
             "user_ids": self.uids.take(slots),
-            "channels": np.take(np.array(self.channel_names, dtype=object), self.rec[slots, FLAGS] >> 1),
+            "channels": np.take(np.array(self.channel_names, dtype=object), channel_of(self.rec[slots, FLAGS])),
         }
 
     def campaign_ids(self, slots: IntArray) -> npt.NDArray[Any]:
@@ -220,11 +246,6 @@ class ExperienceStorage:
         result: IntArray = slots[order]
         return result
 
-    def nbytes(self) -> int:
-        """Bytes held by the per-row arrays (states and actions apart)."""
-        return (self.rec.nbytes + self.tids.values.nbytes + self.uids.values.nbytes + self.episode_codes.nbytes
-                + self.campaign_codes.nbytes + self.index.table.itemsize * len(self.index.table)
-                + self.index.hashes.itemsize * len(self.index.hashes))
 
 
 def _bits(value: float) -> int:

@@ -54,7 +54,7 @@ def test_interner_gives_codes_back_when_no_row_uses_them() -> None:
     names.release(a)
     assert names.lookup("a") == -1
     c = names.acquire("c")
-    assert c == a and names.names[c] == "c" and names.names[b] == "b"
+    assert c == a and names.name(c) == "c" and names.name(b) == "b"
 
 
 @pytest.mark.parametrize("capacity", [1, 5, 1000])
