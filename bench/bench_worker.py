@@ -252,7 +252,8 @@ def phase_throughput(bootstrap: str, args: argparse.Namespace, tmp: Path) -> flo
         row(f"worker, {engine} engine", f"{rate:>10,.0f} events/s   / best Faust bare loop {rate / faust_best:.3f}")
         row("  RSS / on-disk state", f"{rss:>10,.0f} MiB / {disk:,.1f} MiB "
             f"({stats.get('pending_touchpoints', 0):,} open touchpoints); rejected {stats.get('rejected')}, "
-            f"duplicates {stats.get('duplicates')}")
+            f"duplicates {stats.get('duplicates')}; {stats.get('events_in', 0) / max(1, stats.get('batches', 0)):,.0f} "
+            f"events per batch")
     rate = results[args.engines.split(",")[0]][0]
     return rate
 

@@ -64,8 +64,8 @@ class Settings:
     engine: str = _doc("Attribution engine of the worker and the backfill: native (Rust, the default) or python "
                        "(the reference implementation, to compare).", "native")
     batch_max_events: int = _doc("Most input events the worker takes in one batch.", 2000)
-    batch_linger_ms: int = _doc("Longest a batch waits to fill before it is processed (light traffic goes in "
-                                "small batches at once).", 20)
+    batch_linger_ms: int = _doc("How often a batch is handed over when it has not filled: the longest an event "
+                                "waits before it is processed (larger batches against latency).", 40)
     standby_replicas: int = _doc("Warm copies of each table partition on other workers.", 1)
     ingest_port: int = _doc("HTTP port of the conversion-ingest endpoint (POST /conversions).", 8080)
     ingest_token: str = _doc("Bearer token the ingest endpoint requires; it refuses to start without one.", "")

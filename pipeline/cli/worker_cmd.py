@@ -1,4 +1,4 @@
-"""``rewardstream worker``: one Faust worker process (agents, RocksDB tables, outbox relay, HTTP)."""
+"""``rewardstream worker``: one Faust worker process (agents, RocksDB tables, HTTP)."""
 
 from __future__ import annotations
 
@@ -58,23 +58,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"worker refuses to start: {problem}", file=sys.stderr)
         return 2
     logging.getLogger("rewardstream").setLevel(logging.INFO)
-    from pipeline.stream.app import changelog_topic, create_app
+    from pipeline.stream.app import create_app
     from pipeline.stream.faust_runtime import QuietWorker
-    from pipeline.stream.relay import OutboxRelay
 
-    relay = OutboxRelay(settings, changelog_topic(settings))
-    app, _worker = create_app(settings, config, learned, relay)
-    relay.start()
+    app, _worker = create_app(settings, config, learned)
     print(f"worker {settings.app_id} on :{settings.web_port}, state in {settings.datadir}", flush=True)
     try:
         QuietWorker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     except SystemExit as exit_:
         if exit_.code not in (0, None):
-            relay.stop()
             return int(exit_.code) if isinstance(exit_.code, int) else 1
-    finally:
-        relay.stop()
-    if relay.error is not None:
-        print(f"outbox relay failed: {relay.error}", file=sys.stderr)
-        return 1
     return 0

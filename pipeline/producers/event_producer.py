@@ -80,7 +80,7 @@ class EventProducer:
 
     def send_raw(self, topic: str, key: bytes | None, value: bytes | None,
                  on_delivery: _Report | None = None) -> None:
-        """Queue pre-encoded bytes (no validation): for relays and for tests that need poison records."""
+        """Queue pre-encoded bytes (no validation): for forwarding and for tests that need poison records."""
         self._check_open()
         report = on_delivery or self._report
         while True:

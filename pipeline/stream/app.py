@@ -34,13 +34,13 @@ from pipeline.stream.idleness import Idleness
 from pipeline.stream.local_state import JourneyTable
 from pipeline.stream.output import OutputProducer
 from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, InputRecord
-from pipeline.stream.relay import OutboxRelay
+from pipeline.stream.redelivery import Redelivery
 from pipeline.stream.worker import StreamWorker
 
 log = logging.getLogger("rewardstream.worker")
 
 JOURNEYS_TABLE = "journeys"
-CHANGELOG_RETENTION_MS = 7 * 24 * 3600 * 1000  # the relay must read a record before compaction may drop it
+CHANGELOG_RETENTION_MS = 7 * 24 * 3600 * 1000  # outboxes past the delivered mark must outlive a long outage
 TICK_SECONDS = 1.0
 
 
@@ -62,8 +62,8 @@ def _acknowledge(events: Sequence[Any]) -> None:
         event.ack()
 
 
-def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights | None = None,
-               relay: OutboxRelay | None = None) -> tuple[faust.App, StreamWorker]:
+def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights | None = None
+               ) -> tuple[faust.App, StreamWorker]:
     app = faust.App(**app_kwargs(settings))
     inputs = app.topic(settings.topic_touchpoints, settings.topic_conversions, key_type=bytes, value_type=bytes)
     cache = settings.rocksdb_cache_mb * 1024 * 1024
@@ -75,17 +75,19 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
         extra_topic_configs={"min.compaction.lag.ms": str(CHANGELOG_RETENTION_MS)},
     )
     # Raw keys (Faust tables default to JSON, which would quote them): the changelog key is the user_id's
-    # UTF-8 bytes, hashed like the input topics' keys, and the relay keys rewards with it. Table() takes no
+    # UTF-8 bytes, hashed like the input topics' keys, and rewards are keyed with it. Table() takes no
     # serializer arguments and the table manager builds the changelog topic (which recovery decodes with)
     # at registration: set raw serializers, then rebuild it.
     journeys.key_serializer = "raw"  # type: ignore[attr-defined]
     journeys.value_serializer = "raw"  # type: ignore[attr-defined]
     journeys.changelog_topic = journeys._new_changelog_topic()  # type: ignore[attr-defined]
+    redelivery = Redelivery()
+    _watch_restore(journeys, redelivery)
 
     table = JourneyTable(journeys)
     output = OutputProducer(settings, changelog_topic(settings))
     idleness = Idleness(settings.idle_timeout_seconds, settings.max_event_delay_seconds * 1000)
-    worker = StreamWorker(settings, config, learned, table, output, idleness, on_failure=fatal)
+    worker = StreamWorker(settings, config, learned, table, output, idleness, redelivery, on_failure=fatal)
     source_of = {settings.topic_touchpoints: TOUCHPOINTS, settings.topic_conversions: CONVERSIONS}
     input_topics = set(source_of)
 
@@ -114,8 +116,6 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
 
     @app.timer(TICK_SECONDS)  # type: ignore[untyped-decorator]
     async def tick() -> None:
-        if relay is not None and (relay.error is not None or not relay.is_alive()):
-            fatal(f"the outbox relay stopped: {relay.error or relay.last_error}")
         partitions = owned()
         if not partitions:
             return
@@ -140,7 +140,6 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
 
     def stats() -> dict[str, Any]:
         data = worker.stats_json()
-        data["relay"] = relay.status() if relay is not None else None
         data["uptime_seconds"] = round(time.monotonic() - started, 1)
         return data
 
@@ -152,3 +151,20 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
     started = time.monotonic()
     web.register(app, journeys, stats, journey, config, settings.web_token)
     return app, worker
+
+
+def _watch_restore(journeys: Any, redelivery: Redelivery) -> None:
+    """Let ``redelivery`` see every changelog record Faust's recovery (or a standby replica) applies.
+
+    Faust restores a table by calling ``apply_changelog_batch`` on it, looked up on the instance
+    (faust/tables/recovery.py); the table's own method still does the writing."""
+    apply = journeys.apply_changelog_batch
+
+    def apply_and_watch(batch: Any) -> None:
+        events = list(batch)
+        for event in events:
+            msg = event.message
+            redelivery.observe(msg.partition, msg.offset, msg.key, msg.value)
+        apply(events)
+
+    journeys.apply_changelog_batch = apply_and_watch

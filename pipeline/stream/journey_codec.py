@@ -5,7 +5,8 @@ Layout (formats 2 and 3)::
     u8 version | u32 body length | body | u32 outbox count | (u32 length | reward record)*
 
 An empty body means the journey is gone and the record only carries its last outputs. Outbox entries are the
-attributed-reward records already Avro-encoded, so the relay forwards bytes without decoding anything.
+attributed-reward records already Avro-encoded, so the worker sends them (and restore finds them again, see
+``redelivery``) without decoding anything.
 
 - Format 2, written by the Python engine: the body is the journey as compact JSON (orjson; touchpoints appear
   once and splits refer to them by index).

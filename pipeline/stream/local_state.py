@@ -6,6 +6,10 @@ which cost ~170 µs a write. A batch's writes go to the changelog first (see ``c
 acknowledged them are they applied here, in one WriteBatch together with the changelog offset they reached.
 The local state is therefore always a prefix of the changelog, and Faust's recovery, which replays the
 changelog from that stored offset, brings it up to date after any crash.
+
+These writes skip RocksDB's write-ahead log: the changelog is this state's log. A batch and its offset are one
+WriteBatch in one memtable, so whatever a crash keeps of them on disk is still a prefix of the changelog with
+its own offset, and recovery replays the rest. (The WAL cost ~0.9 µs a write, measured on 500-byte values.)
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from rocksdict import WriteBatch
+from rocksdict import WriteBatch, WriteOptions
 
 from pipeline.stream.processor import Loader, Write
 
@@ -25,6 +29,9 @@ class JourneyTable:
 
     def __init__(self, table: Any) -> None:
         self._table = table
+        self._write_options = WriteOptions()
+        # a property at run time; rocksdict's stub declares it as a method
+        self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]
 
     def _db(self, partition: int) -> Any:
         return self._table.data._db_for_partition(partition)
@@ -57,4 +64,4 @@ class JourneyTable:
             else:
                 batch.put(key, value)
         batch.put(FAUST_OFFSET_KEY, str(changelog_offset).encode())
-        self._db(partition).write(batch)
+        self._db(partition).write(batch, self._write_options)

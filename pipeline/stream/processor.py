@@ -244,7 +244,7 @@ class PartitionProcessor:
 
     def _writes(self, store: _BatchStore, rewards: list[AttributedReward]) -> list[Write]:
         """Each changed journey once, with the rewards it produced. A deleted journey with outputs is written
-        once with its outbox (so the relay publishes them) and then deleted."""
+        once with its outbox (so they are sent, and found again at restore) and then deleted."""
         outbox: dict[str, list[bytes]] = {}
         encode = self._rewards.encode
         for r in rewards:

@@ -3,17 +3,19 @@
 1. The agent hands over a batch of input records (both topics, several partitions, arrival order).
 2. Per partition, the pure :class:`PartitionProcessor` turns them into table writes: each changed journey once,
    carrying the rewards its change produced (its outbox), the partition's frontier first when it moved.
-3. The writes go to the journeys changelog and the refusals to the dead-letter topic, through confluent-kafka.
-   The next batch is processed meanwhile: it reads what earlier batches wrote from an overlay of writes not yet
-   applied locally, so waiting for Kafka costs no processing time.
+3. The writes go to the journeys changelog, their rewards to the rewards topic and the refusals to the
+   dead-letter topic, through confluent-kafka. The next batch is processed meanwhile: it reads what earlier
+   batches wrote from an overlay of writes not yet applied locally, so waiting for Kafka costs no processing
+   time.
 4. A committer task takes the batches in order: once Kafka has acknowledged a batch's records it applies the
    writes to the local RocksDB (with the changelog offset they reached), and only then acknowledges the
    batch's inputs to Faust, which commits their offsets.
 
 A crash anywhere leaves the changelog at or ahead of the local state, and the inputs unacknowledged at or
-behind the changelog; restoring from the changelog and replaying the inputs neither loses nor repeats a reward
-(a replayed event is a duplicate, or late, against the restored journey). The outbox relay (``relay``)
-publishes the rewards from the changelog, so state and output are one Kafka record.
+behind the changelog; restoring from the changelog and replaying the inputs repeats no reward (a replayed event
+is a duplicate, or late, against the restored journey). Rewards a crash kept from the rewards topic are still
+in the changelog (each journey write carries its outbox): ``redelivery`` finds them at restore, past the
+partition's last *delivered mark*, and the worker sends them first, so none is lost.
 
 The timer (:meth:`StreamWorker.tick`) runs the same path without input records: inputs that are caught up and
 silent stop holding the watermark back, and a partition whose inputs are all idle moves its clock from the
@@ -48,6 +50,7 @@ from pipeline.stream.processor import (
     Write,
     partition_engine,
 )
+from pipeline.stream.redelivery import Redelivery, Reward, mark_key, mark_value, rewards_of
 
 
 @dataclass
@@ -55,6 +58,7 @@ class WorkerCounters:
     events_in: int = 0
     dead_letters: int = 0  # every refused record, whatever refused it, goes to the dead-letter topic
     batches: int = 0
+    rewards_out: int = 0  # reward records acknowledged by the rewards topic (repeats after a crash included)
     first_event_at: float | None = None  # wall-clock seconds, for throughput measurements
     last_event_at: float | None = None
     retired: EngineStats = field(default_factory=EngineStats)  # partitions this worker no longer owns
@@ -66,17 +70,18 @@ class _InFlight:
 
     seq: int
     changelog: list[tuple[int, list[Write]]]
-    deliveries: tuple[Pending, Pending]
+    deliveries: tuple[Pending, Pending, Pending]  # changelog, rewards, dead letters
     dead_letters: int
     acknowledge: Callable[[], None]
     events: int
+    resent_through: dict[int, int]  # partition → changelog offset delivered once the batch's resent rewards are
 
 
 class StreamWorker:
     """Partition processors of the partitions this worker owns, and the path every batch takes."""
 
     def __init__(self, settings: Settings, config: EngineConfig, learned: LearnedWeights | None,
-                 table: JourneyTable, output: OutputProducer, idleness: Idleness,
+                 table: JourneyTable, output: OutputProducer, idleness: Idleness, redelivery: Redelivery,
                  on_failure: Callable[[str], None], max_in_flight: int = 8) -> None:
         self.settings = settings
         self.config = config
@@ -84,6 +89,7 @@ class StreamWorker:
         self.table = table
         self.output = output
         self.idleness = idleness
+        self.redelivery = redelivery
         self.on_failure = on_failure
         self.topic_of = {TOUCHPOINTS: settings.topic_touchpoints, CONVERSIONS: settings.topic_conversions}
         self.processors: dict[int, PartitionEngine] = {}
@@ -93,6 +99,10 @@ class StreamWorker:
         self._in_flight: asyncio.Queue[_InFlight] = asyncio.Queue(max_in_flight)
         self._seq = 0
         self._committer: asyncio.Task[None] | None = None
+        self._resend: list[Reward] = []  # rewards restore found past a delivered mark, sent with the next step
+        self._resend_through: dict[int, int] = {}  # partition → the changelog offset restore reached
+        self._delivered: dict[int, int] = {}  # partition → changelog offset through which rewards are delivered
+        self._marked: dict[int, int] = {}  # partition → the delivered offset last written as its mark
 
     # ------------------------------------------------------------------ partitions
 
@@ -102,15 +112,28 @@ class StreamWorker:
             proc = partition_engine(self.settings.engine, partition, self.config, self.learned,
                                     self.settings.expiry_slice)
             proc.restore(self.table.items(partition))
+            rewards, through = self.redelivery.take(partition)
+            self._resend += rewards
+            if through is not None:
+                self._resend_through[partition] = through
             self.processors[partition] = proc
         return proc
 
     async def retire(self, partitions: Iterable[int]) -> None:
         """Partitions taken away by a rebalance: what is in flight is finished first, their counters are kept,
         their state is the new owner's."""
+        partitions = set(partitions)
         async with self.lock:
             await self.drain()
+            # the next owner restores up to here: mark what was delivered, so it sends nothing again
+            marks = [(p, BatchOutput()) for p in partitions
+                     if p in self.processors and self._delivered.get(p, -1) > self._marked.get(p, -1)]
+            if marks:
+                await self._send(marks, lambda: None, 0)
+                await self.drain()
             for p in partitions:
+                self._delivered.pop(p, None)
+                self._marked.pop(p, None)
                 proc = self.processors.pop(p, None)
                 if proc is not None:
                     _add(self.counters.retired, dataclasses.replace(proc.stats, pending_touchpoints=0))
@@ -171,31 +194,42 @@ class StreamWorker:
                 if len(idle) == len(SOURCES) and proc.newest_ms() is not None:
                     floor = self.idleness.floor_ms()
                 out = proc.advance(self._loader(partition), idle, floor)
-                if out.writes:
-                    outputs.append((partition, out))
-            if outputs:
+                if out.writes or self._delivered.get(partition, -1) > self._marked.get(partition, -1):
+                    outputs.append((partition, out))  # a quiet partition's last batch gets its mark
+            if outputs or self._resend:
                 await self._send(outputs, lambda: None, 0)
 
     async def _send(self, outputs: list[tuple[int, BatchOutput]], acknowledge: Callable[[], None],
                     events: int) -> None:
-        """Queue a step's writes and dead letters for Kafka, keep the writes in the overlay, and hand the step
-        to the committer."""
+        """Queue a step's writes, rewards and dead letters for Kafka, keep the writes in the overlay, and hand
+        the step to the committer."""
         dead: list[tuple[bytes, bytes]] = []
+        rewards, self._resend = self._resend, []
+        resent_through, self._resend_through = self._resend_through, {}
+        changelog: list[tuple[int, list[Write]]] = []
         for partition, out in outputs:
             frontier = self.processors[partition].newest_ms()
             for record, error in out.refused:
                 dead.append((record.key or b"", dead_letter(self.topic_of[record.source], partition, record.offset,
                                                             record.key, record.value, error, frontier)))
-        changelog = [(partition, out.writes) for partition, out in outputs if out.writes]
+            writes = out.writes
+            delivered = self._delivered.get(partition, -1)
+            if delivered > self._marked.get(partition, -1):
+                writes = [(mark_key(partition), mark_value(delivered)), *writes]
+                self._marked[partition] = delivered
+            if writes:
+                changelog.append((partition, writes))
+                rewards += rewards_of(out.writes)
         self._seq += 1
         for partition, writes in changelog:
             pending = self._unapplied.setdefault(partition, {})
             for key, value in writes:
                 pending[key] = (self._seq, value)
-        deliveries = self.output.send(changelog, dead)
+        deliveries = self.output.send(changelog, rewards, dead)
         if self._committer is None:
             self._committer = asyncio.get_running_loop().create_task(self._commit_in_order())
-        await self._in_flight.put(_InFlight(self._seq, changelog, deliveries, len(dead), acknowledge, events))
+        await self._in_flight.put(_InFlight(self._seq, changelog, deliveries, len(dead), acknowledge, events,
+                                            resent_through))
 
     async def _commit_in_order(self) -> None:
         """Apply each batch locally and acknowledge its inputs once Kafka has its records, oldest first."""
@@ -203,15 +237,19 @@ class StreamWorker:
             batch = await self._in_flight.get()
             try:
                 await self.output.wait(*batch.deliveries)
-                log = batch.deliveries[0]
+                log, out, _ = batch.deliveries
                 for partition, writes in batch.changelog:
                     self.table.apply(partition, writes, log.offsets[partition])
+                    self._delivered[partition] = log.offsets[partition]
                     pending = self._unapplied.get(partition, {})
                     for key, _ in writes:
                         if pending.get(key, (None,))[0] == batch.seq:
                             del pending[key]
+                for partition, through in batch.resent_through.items():
+                    self._delivered[partition] = max(self._delivered.get(partition, -1), through)
                 batch.acknowledge()
                 self.counters.dead_letters += batch.dead_letters
+                self.counters.rewards_out += out.delivered_count
                 self.counters.batches += 1
             except Exception as exc:  # never acknowledge what Kafka did not take
                 self.on_failure(f"batch {batch.seq} ({batch.events} events) failed: {type(exc).__name__}: {exc}")
@@ -238,6 +276,8 @@ class StreamWorker:
         return {
             "events_in": c.events_in,
             "batches": c.batches,
+            "rewards_out": c.rewards_out,
+            "rewards_sent_again": self.redelivery.sent,
             "pending_touchpoints": s.pending_touchpoints,
             "touchpoints": s.touchpoints,
             "conversions": s.conversions,
