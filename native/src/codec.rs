@@ -229,7 +229,7 @@ fn decode_binary(body: &[u8], names: &mut Interner) -> Result<Journey, CodecErro
     if c.at != body.len() {
         return Err(c.err("trailing bytes"));
     }
-    Ok(Journey { touches, splits })
+    Ok(Journey { touches, splits: splits.into() })
 }
 
 #[derive(Deserialize)]
@@ -265,7 +265,7 @@ fn from_json(pool: Vec<JsonTouch>, refs: Vec<usize>, earned: Vec<i64>, splits: V
             refund_of: s.12.map(Into::into), refunded_minor: s.13, refunded_base: s.14,
         });
     }
-    Ok(Some(Journey { touches, splits: out }))
+    Ok(Some(Journey { touches, splits: out.into() }))
 }
 
 /// The journey of a stored value (None: the value says the journey is gone).

@@ -139,11 +139,12 @@ pub struct Expiry {
 
 impl Expiry {
     /// Always at the journey's own next deadline (a schedule rebuilt after a restart is the same schedule).
-    pub fn schedule(&mut self, user: &str, deadline: i64) {
+    /// `shared`: the store's own copy of the id, if it has one, so a user's id is allocated once.
+    pub fn schedule(&mut self, user: &str, deadline: i64, shared: impl FnOnce() -> Option<Rc<str>>) {
         let key: Rc<str> = match self.scheduled.get_key_value(user) {
             Some((_, &d)) if d == deadline => return,
             Some((k, _)) => k.clone(),
-            None => user.into(),
+            None => shared().unwrap_or_else(|| user.into()),
         };
         self.scheduled.insert(key.clone(), deadline);
         self.heap.push(Reverse(Due::new(deadline, key)));
@@ -180,11 +181,13 @@ pub trait Store {
     fn put(&mut self, user: &str, journey: Journey);
     fn remove(&mut self, user: &str);
     fn untake(&mut self, user: &str, journey: Journey);
+    /// The store's shared copy of a user id it holds (None if it keeps none).
+    fn shared_key(&self, user: &str) -> Option<Rc<str>>;
 }
 
 #[derive(Default)]
 pub struct MemoryStore {
-    pub journeys: HashMap<Box<str>, Journey>,
+    pub journeys: HashMap<Rc<str>, Journey>, // keys shared with the expiry schedule
 }
 
 impl Store for MemoryStore {
@@ -209,6 +212,10 @@ impl Store for MemoryStore {
 
     fn untake(&mut self, user: &str, journey: Journey) {
         self.put(user, journey);
+    }
+
+    fn shared_key(&self, user: &str) -> Option<Rc<str>> {
+        self.journeys.get_key_value(user).map(|(k, _)| k.clone())
     }
 }
 
@@ -305,6 +312,10 @@ impl Store for BatchStore<'_> {
     fn untake(&mut self, user: &str, journey: Journey) {
         let user = self.key(user);
         self.slots.insert(user, Slot::Current(Some(journey)));
+    }
+
+    fn shared_key(&self, user: &str) -> Option<Rc<str>> {
+        self.slots.get_key_value(user).map(|(k, _)| k.clone())
     }
 }
 
@@ -481,7 +492,7 @@ impl Engine {
         store.put(user, journey);
         match deadline {
             Some(d) if before == Some(d) => {}
-            Some(d) => self.expiry.schedule(user, d),
+            Some(d) => self.expiry.schedule(user, d, || store.shared_key(user)),
             None => self.expiry.unschedule(user),
         }
     }

@@ -182,10 +182,50 @@ pub struct Split {
     pub refunded_base: i64,
 }
 
+/// A journey's retained conversions and refunds: one pointer while there are none (most open journeys), a
+/// vector behind it once there are. Reads go through the slice it derefs to.
+#[derive(Clone, Debug, Default)]
+pub struct Splits(Option<Box<Vec<Split>>>);
+
+impl Splits {
+    pub fn push(&mut self, split: Split) {
+        self.0.get_or_insert_with(Default::default).push(split);
+    }
+
+    pub fn retain(&mut self, keep: impl FnMut(&Split) -> bool) {
+        if let Some(v) = self.0.as_mut() {
+            v.retain(keep);
+            if v.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+}
+
+impl From<Vec<Split>> for Splits {
+    fn from(v: Vec<Split>) -> Splits {
+        Splits(if v.is_empty() { None } else { Some(Box::new(v)) })
+    }
+}
+
+impl std::ops::Deref for Splits {
+    type Target = [Split];
+
+    fn deref(&self) -> &[Split] {
+        self.0.as_deref().map_or(&[], |v| v.as_slice())
+    }
+}
+
+impl std::ops::DerefMut for Splits {
+    fn deref_mut(&mut self) -> &mut [Split] {
+        self.0.as_deref_mut().map_or(&mut [], |v| v.as_mut_slice())
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Journey {
     pub touches: Touches, // open touchpoints, sorted by (time, id); `earned` is each one's running total
-    pub splits: Vec<Split>, // conversions and refunds still retained
+    pub splits: Splits, // conversions and refunds still retained
 }
 
 impl Journey {
@@ -436,7 +476,7 @@ pub fn apply_touchpoint(j: &mut Journey, tp: &TouchpointIn<'_>, ctx: &Ctx<'_>, s
     check_time(tp.time, ctx)?;
     let cfg = ctx.config;
     let user = tp.user_id;
-    for s in &j.splits {
+    for s in j.splits.iter() {
         let names = ctx.names;
         if s.revision < 0 && s.refund_of.is_none() && s.time - cfg.max_window_ms <= tp.time
             && tp.time < s.time - cfg.window_for(names.name(s.event))
