@@ -8,9 +8,13 @@ one run; the figures are this machine's.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
+
+# As `rewardstream fit` runs it: the CLI sets this before numpy loads
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pipeline.attribution.fitting import fit, fit_delay
 from pipeline.backfill.journeys import paths_of_log
