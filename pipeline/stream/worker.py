@@ -240,7 +240,8 @@ class StreamWorker:
                 log, out, _ = batch.deliveries
                 for partition, writes in batch.changelog:
                     self.table.apply(partition, writes, log.offsets[partition])
-                    self._delivered[partition] = log.offsets[partition]
+                    if len(writes) > 1 or writes[0][0] != mark_key(partition):  # a mark alone needs no mark
+                        self._delivered[partition] = log.offsets[partition]
                     pending = self._unapplied.get(partition, {})
                     for key, _ in writes:
                         if pending.get(key, (None,))[0] == batch.seq:

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.events.avro import AvroCodec, reward_to_record
 from pipeline.events.types import AttributedReward, RewardKind
-from pipeline.kafka import ensure_topics, partition_for, producer_config
+from pipeline.kafka import consumer_config, ensure_topics, partition_for, producer_config
 from pipeline.settings import Settings
 from pipeline.stream import journey_codec
 from pipeline.stream.app import changelog_topic
@@ -25,6 +25,16 @@ def _reward(user: str, touchpoint: str) -> bytes:
                               0.5, 1_700_000_000_000, f"c-{user}", "linear", "USD", 1234, 1234,
                               1_700_000_100_000, 0, 1)
     return AvroCodec("attributed_reward").encode(reward_to_record(reward))
+
+
+def _end(settings: Settings, topic: str, partition: int) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(consumer_config(settings, f"probe-{uuid.uuid4().hex[:6]}"))
+    try:
+        return int(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1])
+    finally:
+        consumer.close()
 
 
 @pytest.mark.timeout(300)
@@ -54,6 +64,12 @@ def test_restore_sends_the_rewards_past_the_delivered_mark_and_no_others(kafka_s
         assert sorted((r["user_id"], r["touchpoint_id"]) for r in reader.records) == [(late, "t-2"), (late, "t-3")]
         stats = worker.stats()
         assert stats is not None and stats["rewards_sent_again"] == 2 and stats["rewards_out"] == 2, stats
+        # once the mark covering them is written, an idle partition writes nothing more (no mark of a mark)
+        time.sleep(3)
+        ends = [_end(settings, changelog, partition)]
+        time.sleep(4)  # four timer steps
+        ends.append(_end(settings, changelog, partition))
+        assert ends[0] == ends[1] == 5, ends  # the three written here, the clock record, one mark: no more
     finally:
         reader.close()
         worker.stop()
