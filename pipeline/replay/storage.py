@@ -247,7 +247,6 @@ class ExperienceStorage:
         return result
 
 
-
 def _bits(value: float) -> int:
     """A float64's bits as an int64 (the ORIGINAL column)."""
     return int(np.float64(value).view(np.int64))

@@ -126,8 +126,7 @@ class StreamWorker:
         async with self.lock:
             await self.drain()
             # the next owner restores up to here: mark what was delivered, so it sends nothing again
-            marks = [(p, BatchOutput()) for p in partitions
-                     if p in self.processors and self._delivered.get(p, -1) > self._marked.get(p, -1)]
+            marks = [(p, BatchOutput()) for p in partitions if p in self.processors and self._needs_mark(p)]
             if marks:
                 await self._send(marks, lambda: None, 0)
                 await self.drain()
@@ -194,10 +193,14 @@ class StreamWorker:
                 if len(idle) == len(SOURCES) and proc.newest_ms() is not None:
                     floor = self.idleness.floor_ms()
                 out = proc.advance(self._loader(partition), idle, floor)
-                if out.writes or self._delivered.get(partition, -1) > self._marked.get(partition, -1):
+                if out.writes or self._needs_mark(partition):
                     outputs.append((partition, out))  # a quiet partition's last batch gets its mark
             if outputs or self._resend:
                 await self._send(outputs, lambda: None, 0)
+
+    def _needs_mark(self, partition: int) -> bool:
+        """Whether rewards were delivered past the partition's last delivered mark."""
+        return self._delivered.get(partition, -1) > self._marked.get(partition, -1)
 
     async def _send(self, outputs: list[tuple[int, BatchOutput]], acknowledge: Callable[[], None],
                     events: int) -> None:
@@ -213,8 +216,8 @@ class StreamWorker:
                 dead.append((record.key or b"", dead_letter(self.topic_of[record.source], partition, record.offset,
                                                             record.key, record.value, error, frontier)))
             writes = out.writes
-            delivered = self._delivered.get(partition, -1)
-            if delivered > self._marked.get(partition, -1):
+            if self._needs_mark(partition):
+                delivered = self._delivered[partition]
                 writes = [(mark_key(partition), mark_value(delivered)), *writes]
                 self._marked[partition] = delivered
             if writes:
