@@ -150,9 +150,14 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
             producer.flush()
             feed.flush()
             stats = _wait_for_worker(worker, published, plan.settle_timeout)
-            columns, complete = _wait_for_buffer(buffer, players, cutoff, stats, plan.settle_timeout)
+            columns, missing = _wait_for_buffer(buffer, players, cutoff, stats, plan.settle_timeout)
             columns = _canonical(columns)
-            result.complete &= complete
+            if missing:
+                result.complete = False
+                lag = stats.get("watermark_lag_seconds")
+                say(f"day {day + 1}: not complete after {plan.settle_timeout:.0f} s: {missing}; worker "
+                    f"watermark lag {lag if lag is None else f'{lag / 3600:.1f} h'}, "
+                    f"{worker.stats() or 'no stats'}; worker log: {worker.log}")
             columns = _provisional_rewards(buffer, columns, day_end, plan.window_days)
             learned = _refit(players, buffer, columns, cutoff)
             now = time.monotonic()
@@ -200,10 +205,11 @@ def _wait_for_worker(worker: WorkerProcess, published: int, timeout: float) -> d
 
 
 def _wait_for_buffer(buffer: ReplayBuffer, players: list[_Player], cutoff: int, worker_stats: dict[str, Any],
-                     timeout: float) -> tuple[dict[str, Any], bool]:
+                     timeout: float) -> tuple[dict[str, Any], str]:
     """Wait until the buffer holds every touchpoint published so far, the final reward of every one older
     than ``cutoff``, and the split of every conversion the worker has processed (attributed or not): what
-    each agent will learn from is then the same on every run."""
+    each agent will learn from is then the same on every run. Returns the columns and, if the timeout came
+    first, what was still missing."""
     need = {p.name: (len(p.touch_times), int(np.searchsorted(p.touch_times, cutoff, side="right")))
             for p in players}
     attributed = int(worker_stats.get("conversions_attributed", 0))
@@ -216,13 +222,21 @@ def _wait_for_buffer(buffer: ReplayBuffer, players: list[_Player], cutoff: int, 
         late = time.monotonic() > deadline
         if ok or late:
             cols = buffer.columns()
+            short = []
             for name, (touches, finals) in need.items():
                 mine = cols["campaign_ids"] == name
                 held = int(mine.sum())
                 final = int((mine & cols["final"] & (cols["touch_time_ms"] <= cutoff)).sum())
-                ok &= held >= touches and final >= finals
-            if ok or late:
-                return cols, ok
+                if held < touches or final < finals:
+                    short.append(f"{name}: {held}/{touches} touchpoints, {final}/{finals} finals")
+            ok &= not short
+            if ok:
+                return cols, ""
+            if late:
+                return cols, "; ".join([
+                    f"buffer conversions {stats['conversions_attributed']}/{attributed} attributed, "
+                    f"{stats['conversions_unattributed']}/{unattributed} unattributed, "
+                    f"caught up {buffer.caught_up()}", *short])
         time.sleep(0.1)
 
 

@@ -298,6 +298,10 @@ class StreamWorker:
             "base_currency": self.config.rates.base,
             "per_model": dict(s.per_model),
             "watermark_lag_seconds": max(lags) / 1000 if lags else None,
+            # per partition: its lag and the inputs no longer holding its watermark back (why a lag stays)
+            "partition_clocks": {str(p): {"lag_seconds": None if (lag := proc.lag_ms()) is None else lag / 1000,
+                                          "idle_inputs": self._idle(p)}
+                                 for p, proc in sorted(self.processors.items())},
             "partitions": sorted(self.processors),
             "first_event_at": c.first_event_at,
             "last_event_at": c.last_event_at,
