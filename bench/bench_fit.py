@@ -27,6 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=24800)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--engines", default="native,python", help="comma-separated (default: native,python)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -35,7 +36,7 @@ def main() -> None:
         log.write_text("\n".join(lines) + "\n")
         config = load_engine_config(write_engine_config(tmp / "c.toml"))
         print(f"fit benchmark: {len(lines):,} events ({args.users:,} users); best of {args.repeats}")
-        for engine in ["native", "python"] if available() else ["python"]:
+        for engine in [e for e in args.engines.split(",") if e != "native" or available()]:
             for order in ("1", "auto"):
                 best, split = float("inf"), (0.0, 0.0, 0.0)
                 for _ in range(args.repeats if engine == "native" else 1):

@@ -24,6 +24,7 @@ mod models;
 mod trees;
 mod money;
 mod validate;
+mod writer;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
@@ -213,15 +214,39 @@ impl Sink for JsonSink<'_> {
     }
 }
 
-/// Output to a file descriptor (one copy, into the kernel), or back to Python as bytes.
-fn emit<'py>(py: Python<'py>, out: &[u8], fd: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
-    let Some(fd) = fd else { return Ok(PyBytes::new(py, out)) };
-    use std::io::Write;
-    use std::os::fd::FromRawFd;
-    // SAFETY: the caller owns `fd` and keeps it open; ManuallyDrop leaves it open here.
-    let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
-    py.detach(|| file.write_all(out)).map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-    Ok(PyBytes::new(py, b""))
+/// Chunks smaller than this are parsed on the calling thread by default (a thread's start costs more than it
+/// saves on them).
+const PARALLEL_PARSE_BYTES: usize = 64 * 1024;
+const PARSE_BLOCK: usize = 256; // lines handed from the parsing thread at a time
+
+/// The non-blank lines of a chunk with their numbers (the first is `first_line`).
+fn lines(chunk: &[u8], first_line: i64) -> impl Iterator<Item = (i64, &[u8])> {
+    chunk.split_inclusive(|&b| b == b'\n').zip(first_line..)
+        .filter(|(line, _)| !line.iter().all(|b| b.is_ascii_whitespace() || *b == 0x0b))
+        .map(|(line, number)| (number, line))
+}
+
+fn os_error(e: std::io::Error) -> PyErr {
+    pyo3::exceptions::PyOSError::new_err(format!("writing the reward lines: {e}"))
+}
+
+impl Backfill {
+    /// The writer for `fd` (a new one if the caller switched files: the old one finishes first).
+    fn writer_for(&mut self, py: Python<'_>, fd: i32) -> PyResult<&mut writer::Writer> {
+        if self.writer.as_ref().is_some_and(|w| w.fd != fd) {
+            let mut old = self.writer.take().unwrap();
+            py.detach(|| old.finish()).map_err(os_error)?;
+        }
+        if self.writer.is_none() {
+            self.writer = Some(writer::Writer::new(fd).map_err(os_error)?);
+        }
+        Ok(self.writer.as_mut().unwrap())
+    }
+
+    fn hand_over(&mut self, py: Python<'_>, out: Vec<u8>) -> PyResult<()> {
+        let w = self.writer.as_mut().expect("a writer is made before output is handed over");
+        py.detach(|| w.write(out)).map_err(os_error)
+    }
 }
 
 /// The engine over a JSON Lines log, journeys in memory.
@@ -234,7 +259,9 @@ struct Backfill {
     words: Py<PyAny>,
     rewards_out: u64,
     minor_units: HashMap<String, u32>,
-    buffer: Vec<u8>, // output of the last chunk, kept for its capacity
+    buffer: Vec<u8>, // output of the last chunk, kept for its capacity (when returned, not written)
+    writer: Option<writer::Writer>, // writes the reward lines to `out_fd` on a thread of its own
+    parse_thread_from: usize, // chunks of this many bytes or more are parsed on a second thread
     journeys: Option<journeys::JourneySink>, // collect completed journeys instead of writing reward lines
     end: Option<i64>,                        // the watermark when the input ended (journeys mode)
 }
@@ -245,77 +272,128 @@ impl Backfill {
     /// InvalidEvent. `words(name, args)` makes the engine's refusals (`pipeline.engine.refusals`).
     /// With `journeys`, rewards are not written: they are folded into completed journeys (`take_journeys`).
     #[new]
-    #[pyo3(signature = (config, quorum, reference_ms, fallback, words, journeys=false))]
+    /// `parse_thread_from`: chunks of at least this many bytes are parsed by a second thread.
+    #[pyo3(signature = (config, quorum, reference_ms, fallback, words, journeys=false,
+                        parse_thread_from=PARALLEL_PARSE_BYTES))]
     fn new(config: &Bound<'_, PyDict>, quorum: usize, reference_ms: Option<i64>, fallback: Py<PyAny>,
-           words: Py<PyAny>, journeys: bool) -> PyResult<Self> {
+           words: Py<PyAny>, journeys: bool, parse_thread_from: usize) -> PyResult<Self> {
         let mut names = Interner::default();
         let cfg = read_config(config, &mut names)?;
         let minor_units = cfg.minor_units.clone();
         Ok(Backfill { engine: Engine::new(cfg, names, 1, quorum), store: MemoryStore::default(), reference_ms,
                       fallback, words, rewards_out: 0, minor_units, buffer: Vec::new(),
-                      journeys: journeys.then(journeys::JourneySink::default), end: None })
+                      writer: None, parse_thread_from, journeys: journeys.then(journeys::JourneySink::default), end: None })
     }
 
     /// Complete lines (each ending in a newline, the last one may not), numbered from `first_line`. The reward
-    /// JSON lines are written to the file descriptor `out_fd` (an unbuffered file the caller owns), or returned
-    /// when it is None. Returns (reward lines or b"", [(line number, refusal, raw line)], non-blank lines).
+    /// JSON lines are written to the file descriptor `out_fd` (a file the caller owns and writes nothing else
+    /// to; written by a thread of this backfill's, all of it by the time `finish` returns), or returned when
+    /// it is None. Returns (reward lines or b"", [(line number, refusal, raw line)], non-blank lines).
     #[pyo3(signature = (chunk, first_line, out_fd=None))]
     fn feed<'py>(&mut self, py: Python<'py>, chunk: &[u8], first_line: i64, out_fd: Option<i32>)
                  -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyList>, i64)> {
-        let mut out = std::mem::take(&mut self.buffer);
+        let mut out = match out_fd {
+            Some(fd) => {
+                let w = self.writer_for(py, fd)?;
+                py.detach(|| w.spare())
+            }
+            None => std::mem::take(&mut self.buffer),
+        };
         out.clear();
         out.reserve(chunk.len() * 5);
         let refused = PyList::empty(py);
         let mut events_in = 0i64;
         let fallback = self.fallback.bind(py);
         let words = self.words.bind(py);
-        let mut number = first_line - 1;
-        for line in chunk.split_inclusive(|&b| b == b'\n') {
-            number += 1;
-            if line.iter().all(|b| b.is_ascii_whitespace() || *b == 0x0b) {
-                continue;
-            }
+        let config = self.engine.config.clone(); // the parser's (the engine's is borrowed by `step`)
+        let parse_thread_from = self.parse_thread_from;
+        let Backfill { engine, store, reference_ms, rewards_out, minor_units, journeys, .. } = self;
+        // One event: the engine, then its reward lines (or the journeys); a refusal is collected with its line.
+        let mut step = |number: i64, line: &[u8], parsed: Option<Parsed<'_>>| -> PyResult<()> {
             events_in += 1;
-            let any = match jsonl::parse_line(line, &self.engine.config) {
+            let any = match parsed {
                 Some(p) => AnyEvent::Fast(p),
                 None => match fallback.call1((PyBytes::new(py, line),)) {
                     Ok(t) => AnyEvent::Slow(owned_event(&t)?),
                     Err(e) if e.is_instance_of::<PyValueError>(py) => {
                         refused.append((number, e.value(py), PyBytes::new(py, line)))?;
-                        continue;
+                        return Ok(());
                     }
                     Err(e) => return Err(e),
                 },
             };
-            let event = any.event(&mut self.engine.names)?;
-            let mut json = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
-            let sink: &mut dyn Sink = match self.journeys.as_mut() {
+            let event = any.event(&mut engine.names)?;
+            let mut json = JsonSink { out: &mut out, minor_units, count: 0 };
+            let sink: &mut dyn Sink = match journeys.as_mut() {
                 Some(j) => j,
                 None => &mut json,
             };
-            match self.engine.process(&mut self.store, &event, self.reference_ms, sink) {
-                Ok(()) => self.rewards_out += json.count,
+            match engine.process(store, &event, *reference_ms, sink) {
+                Ok(()) => *rewards_out += json.count,
                 Err(r) => refused.append((number, refusal_object(py, words, &r)?, PyBytes::new(py, line)))?,
             }
+            Ok(())
+        };
+        if chunk.len() < parse_thread_from {
+            for (number, line) in lines(chunk, first_line) {
+                step(number, line, jsonl::parse_line(line, &config))?;
+            }
+        } else {
+            // JSON parsing is a third of the backfill's work and needs nothing of the engine but its (fixed)
+            // configuration: a thread parses blocks of lines ahead while this one runs the engine on them.
+            let config = &config;
+            std::thread::scope(|scope| -> PyResult<()> {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(i64, &[u8], Option<Parsed<'_>>)>>(4);
+                scope.spawn(move || {
+                    let mut block = Vec::with_capacity(PARSE_BLOCK);
+                    for (number, line) in lines(chunk, first_line) {
+                        block.push((number, line, jsonl::parse_line(line, config)));
+                        if block.len() == PARSE_BLOCK {
+                            let full = std::mem::replace(&mut block, Vec::with_capacity(PARSE_BLOCK));
+                            if tx.send(full).is_err() {
+                                return; // the engine side stopped (an error): nothing more is wanted
+                            }
+                        }
+                    }
+                    let _ = tx.send(block);
+                });
+                for block in rx {
+                    for (number, line, parsed) in block {
+                        step(number, line, parsed)?;
+                    }
+                }
+                Ok(())
+            })?;
         }
-        let written = emit(py, &out, out_fd)?;
+        if out_fd.is_some() {
+            self.hand_over(py, out)?;
+            return Ok((PyBytes::new(py, b""), refused, events_in));
+        }
+        let written = PyBytes::new(py, &out);
         self.buffer = out;
         Ok((written, refused, events_in))
     }
 
-    /// End of input: close every window; the last reward lines (written to `out_fd`, or returned).
+    /// End of input: close every window; the last reward lines (written to `out_fd`, or returned). Returns
+    /// once every line is written.
     #[pyo3(signature = (out_fd=None))]
     fn finish<'py>(&mut self, py: Python<'py>, out_fd: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
         let mut out = Vec::new();
         if let Some(j) = self.journeys.as_mut() {
             self.end = self.engine.watermark;
             self.engine.flush(&mut self.store, j);
-            return emit(py, &out, out_fd);
+        } else {
+            let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
+            self.engine.flush(&mut self.store, &mut sink);
+            self.rewards_out += sink.count;
         }
-        let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
-        self.engine.flush(&mut self.store, &mut sink);
-        self.rewards_out += sink.count;
-        emit(py, &out, out_fd)
+        let Some(fd) = out_fd else { return Ok(PyBytes::new(py, &out)) };
+        self.writer_for(py, fd)?;
+        self.hand_over(py, out)?;
+        if let Some(mut w) = self.writer.take() {
+            py.detach(|| w.finish()).map_err(os_error)?;
+        }
+        Ok(PyBytes::new(py, b""))
     }
 
     /// After `finish` in journeys mode, what the learned models and the delay model fit on, without the

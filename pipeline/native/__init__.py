@@ -114,11 +114,13 @@ class NativeBackfill:
     """The backfill's engine in Rust; see ``pipeline.backfill.engines.BackfillEngine``."""
 
     def __init__(self, config: EngineConfig, learned: LearnedWeights | None, reference_ms: int,
-                 quorum: int, journeys: bool = False) -> None:
-        """With ``journeys`` the rewards are folded into completed journeys instead (``journeys()``)."""
+                 quorum: int, journeys: bool = False, parse_thread_from: int | None = None) -> None:
+        """With ``journeys`` the rewards are folded into completed journeys instead (``journeys()``).
+        Chunks of ``parse_thread_from`` bytes or more are parsed on a second thread (default: 64 KiB)."""
         self.config = config
+        extra = {} if parse_thread_from is None else {"parse_thread_from": parse_thread_from}
         self._backfill = _require().Backfill(native_config(config, learned), quorum, reference_ms,
-                                             lambda line: event_tuple(parse_line(line)), _words, journeys)
+                                             lambda line: event_tuple(parse_line(line)), _words, journeys, **extra)
 
     @property
     def rewards_out(self) -> int:

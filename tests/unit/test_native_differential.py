@@ -204,9 +204,12 @@ def _run(engine: Any, parts: list[tuple[bytes, int]]) -> tuple[bytes, list[tuple
 def test_the_backfill_engines_agree_byte_for_byte(setup: tuple[EngineConfig, LearnedWeights | None],
                                                    lines: list[str], seed: int) -> None:
     config, learned = setup
-    parts = _chunks(lines, random.Random(seed))
+    rng = random.Random(seed)
+    parts = _chunks(lines, rng)
     py_out, py_refused, py_stats = _run(PythonBackfill(config, learned, NOW), parts)
-    nat_out, nat_refused, nat_stats = _run(NativeBackfill(config, learned, NOW, FILE_QUORUM), parts)
+    # half the examples parse every chunk on the second thread (by default only chunks of 64 KiB or more are)
+    native = NativeBackfill(config, learned, NOW, FILE_QUORUM, parse_thread_from=rng.choice([0, 64 * 1024]))
+    nat_out, nat_refused, nat_stats = _run(native, parts)
     assert nat_refused == py_refused
     assert nat_out.decode().splitlines() == py_out.decode().splitlines()
     assert nat_out == py_out
