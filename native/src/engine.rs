@@ -1,6 +1,7 @@
 //! The engine: journeys in a store, an event-time clock over one or more inputs, and an expiry schedule.
 //! A port of `pipeline/engine/engine.py` and `clock.py`.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -130,17 +131,34 @@ impl PartialOrd for Due {
 }
 
 /// Which users have something to expire once the watermark reaches a deadline: a heap with lazy deletion,
-/// one live entry per user.
+/// one live entry per user. The live deadline of each user is kept by the store when it can (the backfill's
+/// memory store keeps it beside the journey: no map of its own, one lookup less per change), else in `scheduled`.
 #[derive(Default)]
 pub struct Expiry {
     pub heap: BinaryHeap<Reverse<Due>>,
     pub scheduled: HashMap<Rc<str>, i64>,
 }
 
+/// What a store did with a user's live deadline.
+pub enum Kept {
+    NotKept,      // it keeps none: the schedule's own map is used
+    Unchanged,    // already that deadline (or no journey to keep it beside)
+    Moved(Rc<str>), // set; the store's copy of the user id, for the heap entry
+}
+
 impl Expiry {
     /// Always at the journey's own next deadline (a schedule rebuilt after a restart is the same schedule).
-    /// `shared`: the store's own copy of the id, if it has one, so a user's id is allocated once.
-    pub fn schedule(&mut self, user: &str, deadline: i64, shared: impl FnOnce() -> Option<Rc<str>>) {
+    pub fn schedule(&mut self, store: &mut dyn Store, user: &str, deadline: i64) {
+        match store.keep_deadline(user, Some(deadline)) {
+            Kept::Unchanged => {}
+            Kept::Moved(key) => self.heap.push(Reverse(Due::new(deadline, key))),
+            Kept::NotKept => self.schedule_here(user, deadline, || store.shared_key(user)),
+        }
+    }
+
+    /// `schedule` with the live deadline in this schedule's map. `shared`: the store's own copy of the id, if
+    /// it has one, so a user's id is allocated once.
+    pub fn schedule_here(&mut self, user: &str, deadline: i64, shared: impl FnOnce() -> Option<Rc<str>>) {
         let key: Rc<str> = match self.scheduled.get_key_value(user) {
             Some((_, &d)) if d == deadline => return,
             Some((k, _)) => k.clone(),
@@ -150,20 +168,31 @@ impl Expiry {
         self.heap.push(Reverse(Due::new(deadline, key)));
     }
 
-    pub fn unschedule(&mut self, user: &str) {
-        self.scheduled.remove(user);
+    pub fn unschedule(&mut self, store: &mut dyn Store, user: &str) {
+        if let Kept::NotKept = store.keep_deadline(user, None) {
+            self.scheduled.remove(user);
+        }
     }
 
     /// Users due at `watermark`, at most `limit`, into `due` (emptied first).
-    pub fn pop_due(&mut self, watermark: i64, limit: Option<usize>, due: &mut Vec<Rc<str>>) {
+    pub fn pop_due(&mut self, store: &mut dyn Store, watermark: i64, limit: Option<usize>, due: &mut Vec<Rc<str>>) {
         due.clear();
         while let Some(Reverse(top)) = self.heap.peek() {
             if top.deadline > watermark || limit.is_some_and(|l| due.len() >= l) {
                 break;
             }
             let Reverse(Due { deadline, user, .. }) = self.heap.pop().unwrap();
-            if self.scheduled.get(&user) == Some(&deadline) {
-                self.scheduled.remove(&user);
+            let live = match store.take_deadline(&user, deadline) {
+                Some(live) => live,
+                None => {
+                    let live = self.scheduled.get(&user) == Some(&deadline);
+                    if live {
+                        self.scheduled.remove(&user);
+                    }
+                    live
+                }
+            };
+            if live {
                 due.push(user);
             }
         }
@@ -183,25 +212,42 @@ pub trait Store {
     fn untake(&mut self, user: &str, journey: Journey);
     /// The store's shared copy of a user id it holds (None if it keeps none).
     fn shared_key(&self, user: &str) -> Option<Rc<str>>;
+    /// Keep `deadline` as the user's live schedule entry (None: no entry), if this store keeps them.
+    fn keep_deadline(&mut self, _user: &str, _deadline: Option<i64>) -> Kept {
+        Kept::NotKept
+    }
+    /// Whether the user's live entry is `deadline`, clearing it if so (None: this store keeps none).
+    fn take_deadline(&mut self, _user: &str, _deadline: i64) -> Option<bool> {
+        None
+    }
 }
+
+/// A journey in the memory store, with its live deadline in the expiry schedule (`NO_DEADLINE`: none; a plain
+/// i64, because `Option<i64>` would take 16 bytes and grow every entry of the map by eight).
+pub struct Held {
+    pub journey: Journey,
+    deadline: Cell<i64>, // a Cell so that one `get_key_value` lookup can both move it and share the key
+}
+
+const NO_DEADLINE: i64 = i64::MIN; // no event time is this small (validate::timestamp_in_range)
 
 #[derive(Default)]
 pub struct MemoryStore {
-    pub journeys: HashMap<Rc<str>, Journey>, // keys shared with the expiry schedule
+    pub journeys: HashMap<Rc<str>, Held>, // keys shared with the expiry schedule's heap
 }
 
 impl Store for MemoryStore {
     fn take(&mut self, user: &str, _names: &mut Interner) -> Option<Journey> {
         // taken in place (an empty journey stays behind until put or removed): one lookup, no re-insertion
-        self.journeys.get_mut(user).map(std::mem::take)
+        self.journeys.get_mut(user).map(|h| std::mem::take(&mut h.journey))
     }
 
     fn put(&mut self, user: &str, mut journey: Journey) {
         journey.touches.shrink();
         match self.journeys.get_mut(user) {
-            Some(slot) => *slot = journey,
+            Some(slot) => slot.journey = journey,
             None => {
-                self.journeys.insert(user.into(), journey);
+                self.journeys.insert(user.into(), Held { journey, deadline: Cell::new(NO_DEADLINE) });
             }
         }
     }
@@ -216,6 +262,30 @@ impl Store for MemoryStore {
 
     fn shared_key(&self, user: &str) -> Option<Rc<str>> {
         self.journeys.get_key_value(user).map(|(k, _)| k.clone())
+    }
+
+    fn keep_deadline(&mut self, user: &str, deadline: Option<i64>) -> Kept {
+        let wanted = deadline.unwrap_or(NO_DEADLINE);
+        match self.journeys.get_key_value(user) {
+            Some((key, held)) if held.deadline.get() != wanted => {
+                held.deadline.set(wanted);
+                match deadline {
+                    Some(_) => Kept::Moved(key.clone()),
+                    None => Kept::Unchanged,
+                }
+            }
+            _ => Kept::Unchanged,
+        }
+    }
+
+    fn take_deadline(&mut self, user: &str, deadline: i64) -> Option<bool> {
+        Some(match self.journeys.get_mut(user) {
+            Some(held) if held.deadline.get() == deadline => {
+                held.deadline.set(NO_DEADLINE);
+                true
+            }
+            _ => false,
+        })
     }
 }
 
@@ -485,15 +555,15 @@ impl Engine {
     fn save(&mut self, store: &mut dyn Store, user: &str, journey: Journey, before: Option<i64>) {
         if journey.is_empty() {
             store.remove(user);
-            self.expiry.unschedule(user);
+            self.expiry.unschedule(store, user);
             return;
         }
         let deadline = journey::next_deadline(&journey, &self.config);
         store.put(user, journey);
         match deadline {
             Some(d) if before == Some(d) => {}
-            Some(d) => self.expiry.schedule(user, d, || store.shared_key(user)),
-            None => self.expiry.unschedule(user),
+            Some(d) => self.expiry.schedule(store, user, d),
+            None => self.expiry.unschedule(store, user),
         }
     }
 
@@ -519,7 +589,7 @@ impl Engine {
             return; // nothing due: the common case, checked without touching anything else
         }
         let mut due = std::mem::take(&mut self.due);
-        self.expiry.pop_due(wm, limit, &mut due);
+        self.expiry.pop_due(store, wm, limit, &mut due);
         for user in due.drain(..) {
             let Some(mut journey) = store.take(&user, &mut self.names) else { continue };
             let ctx = Ctx { config: &self.config, models: &self.models, names: &self.names, watermark: Some(wm),

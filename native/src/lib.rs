@@ -613,7 +613,7 @@ impl Partition {
             let Some(journey) = journey else { continue };
             let user = String::from_utf8(key).map_err(|_| PyValueError::new_err("user key not UTF-8"))?;
             if let Some(d) = journey::next_deadline(&journey, &self.engine.config) {
-                self.engine.expiry.schedule(&user, d, || None);
+                self.engine.expiry.schedule_here(&user, d, || None);
                 n += 1;
             }
             self.engine.stats.pending_touchpoints += journey.touches.len() as i64;
