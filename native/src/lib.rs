@@ -23,6 +23,7 @@ mod jsonl;
 mod models;
 mod trees;
 mod money;
+mod records;
 mod validate;
 mod writer;
 
@@ -200,18 +201,32 @@ impl Sink for Counter {
     }
 }
 
+/// Rewards as JSON lines, or (`records`) as records for the writer thread to format.
 struct JsonSink<'a> {
     out: &'a mut Vec<u8>,
     minor_units: &'a HashMap<String, u32>,
+    records: bool,
     count: u64,
 }
 
 impl Sink for JsonSink<'_> {
     fn emit(&mut self, r: &Reward<'_>) {
-        let mu = self.minor_units;
-        jsonl::write_reward(self.out, r, &|c: &str| mu.get(c).copied().unwrap_or(2));
+        if self.records {
+            records::encode(self.out, r);
+        } else {
+            let mu = self.minor_units;
+            jsonl::write_reward(self.out, r, &|c: &str| mu.get(c).copied().unwrap_or(2));
+        }
         self.count += 1;
     }
+}
+
+/// The writer thread's formatting: reward records to JSON lines.
+fn json_lines(minor_units: HashMap<String, u32>) -> writer::Format {
+    Box::new(move |recs: &[u8], text: &mut Vec<u8>| {
+        let mu = |c: &str| minor_units.get(c).copied().unwrap_or(2);
+        records::each(recs, |r| jsonl::write_reward(text, r, &mu));
+    })
 }
 
 /// Chunks smaller than this are parsed on the calling thread by default (a thread's start costs more than it
@@ -238,7 +253,8 @@ impl Backfill {
             py.detach(|| old.finish()).map_err(os_error)?;
         }
         if self.writer.is_none() {
-            self.writer = Some(writer::Writer::new(fd).map_err(os_error)?);
+            let format = json_lines(self.minor_units.clone());
+            self.writer = Some(writer::Writer::new(fd, Some(format)).map_err(os_error)?);
         }
         Ok(self.writer.as_mut().unwrap())
     }
@@ -323,7 +339,7 @@ impl Backfill {
                 },
             };
             let event = any.event(&mut engine.names)?;
-            let mut json = JsonSink { out: &mut out, minor_units, count: 0 };
+            let mut json = JsonSink { out: &mut out, minor_units, records: out_fd.is_some(), count: 0 };
             let sink: &mut dyn Sink = match journeys.as_mut() {
                 Some(j) => j,
                 None => &mut json,
@@ -383,7 +399,8 @@ impl Backfill {
             self.end = self.engine.watermark;
             self.engine.flush(&mut self.store, j);
         } else {
-            let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, count: 0 };
+            let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, records: out_fd.is_some(),
+                                      count: 0 };
             self.engine.flush(&mut self.store, &mut sink);
             self.rewards_out += sink.count;
         }
