@@ -32,6 +32,15 @@ DEFAULT_PORT = 9092
 _MIN_JAVA = 17
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes them (``Uuid.randomUuid``): 16 random bytes in URL-safe base64, never
+    starting with "-", which the storage tool's command line would read as an option (1 start in 64 failed so)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalKafkaError(RuntimeError):
     """The local broker could not be fetched, started or reached; the message says why."""
 
@@ -287,8 +296,8 @@ class LocalKafka:
         props = self.home / "server.properties"
         props.write_text(self._server_properties(port, controller_port))
         cluster_file = self.home / "cluster.id"
-        if not cluster_file.exists():
-            cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        if not cluster_file.exists() or cluster_file.read_text().startswith("-"):  # one an older version wrote
+            cluster_file.write_text(new_cluster_id())
         classpath = f"{libs}/*"
         fmt = subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_file.read_text().strip(),
