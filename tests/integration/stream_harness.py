@@ -40,6 +40,12 @@ class Worker(WorkerProcess):
     """The tests' worker: the package's worker child process."""
 
 
+def replaying(settings: Settings) -> Settings:
+    """Settings for a worker fed a months-old log with pauses: the wall clock must not move its event time (after
+    a pause of ``idle_timeout``, every later event of such a log would be refused as late)."""
+    return settings.with_overrides(max_event_delay_seconds=10 * 365 * 86400)
+
+
 def make_settings(base: Settings, app_id: str) -> Settings:
     s = base.with_overrides(app_id=app_id)
     ensure_topics(s)

@@ -23,7 +23,14 @@ from pipeline.kafka import consumer_config
 from pipeline.replay import ReplayBuffer, fold_rewards
 from pipeline.settings import Settings
 from pipeline.synthetic import LogSpec, generate
-from tests.integration.stream_harness import Worker, make_settings, produce_lines, wait_for, write_config
+from tests.integration.stream_harness import (
+    Worker,
+    make_settings,
+    produce_lines,
+    replaying,
+    wait_for,
+    write_config,
+)
 
 
 def _expected(tmp: Path, lines: list[str], config: Path) -> tuple[dict[str, int], dict[str, int], int]:
@@ -56,13 +63,16 @@ def _last_stats(log: Path) -> dict[str, int]:
 
 @pytest.mark.timeout(600)
 def test_replay_buffer_matches_backfill_through_a_trainer_crash(kafka_settings: Settings, tmp_path: Path) -> None:
-    settings = make_settings(kafka_settings, f"rs-replay-{uuid.uuid4().hex[:8]}")
+    # a months-old log in two halves with a pause between them (the trainer's crash): see `replaying`
+    settings = replaying(make_settings(kafka_settings, f"rs-replay-{uuid.uuid4().hex[:8]}"))
     config = write_config(tmp_path / "rewardstream.toml")
     lines = generate(LogSpec(users=1500, seed=23, closing_partitions=settings.partitions))
     totals, finals, conversions = _expected(tmp_path, lines, config)
     assert len(finals) > 3000 and conversions > 300
 
-    worker = Worker(settings, config, tmp_path, "w1").start()
+    # No input may count as idle during the pause either: an input that resumes while the other is still taken
+    # for idle lets the first run the watermark past the other's backlog (see the closing events instead).
+    worker = Worker(settings, config, tmp_path, "w1", idle_timeout_seconds=3600).start()
     store, group, log = tmp_path / "replay-db", f"trainer-{uuid.uuid4().hex[:6]}", tmp_path / "trainer.log"
     trainer = _trainer(settings, store, group, log)
     try:
@@ -83,8 +93,12 @@ def test_replay_buffer_matches_backfill_through_a_trainer_crash(kafka_settings: 
             def complete() -> bool:
                 return buffer.table.n_final >= len(finals) + 0 and buffer.caught_up()
 
-            wait_for(complete, 300, f"{len(finals)} final experiences (have {buffer.table.n_final})",
-                     lambda: worker.tail())
+            def state() -> str:  # at the time of a failure: which of the conditions held, and where the worker was
+                return (f"buffer: {buffer.table.n_final} finals, caught up {buffer.caught_up()}, "
+                        f"{buffer.statistics()['rewards_applied']} rewards applied; produced {len(lines)} events; "
+                        f"worker stats: {worker.stats()}\n{worker.tail()}")
+
+            wait_for(complete, 300, f"{len(finals)} final experiences (restored {buffer.table.n_final})", state)
             time.sleep(2)  # anything still in flight would show as a mismatch below
             stats = buffer.statistics()
             for tid, final_minor in finals.items():

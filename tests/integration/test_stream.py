@@ -25,6 +25,7 @@ from tests.integration.stream_harness import (
     Worker,
     make_settings,
     produce_lines,
+    replaying,
     wait_for,
     write_config,
 )
@@ -53,11 +54,6 @@ def _log(settings: Settings, tmp: Path, config: Path, users: int, seed: int, clo
     ``replaying``), or a pause would let the wall clock finalise what the next piece still changes."""
     lines = generate(LogSpec(users=users, seed=seed, closing_partitions=settings.partitions if closing else 0))
     return lines, _expected(tmp, lines, config)
-
-
-def replaying(settings: Settings) -> Settings:
-    """Settings for a worker fed a months-old log with pauses: the wall clock must not move its event time."""
-    return settings.with_overrides(max_event_delay_seconds=10 * 365 * 86400)
 
 
 def _expected(tmp: Path, lines: list[str], config: Path) -> Facts:
