@@ -154,9 +154,8 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
             columns = _canonical(columns)
             if missing:
                 result.complete = False
-                lag = stats.get("watermark_lag_seconds")
+                # the worker's state now, not as it was when the wait began (its lag then misled once)
                 say(f"day {day + 1}: not complete after {plan.settle_timeout:.0f} s: {missing}; worker "
-                    f"watermark lag {lag if lag is None else f'{lag / 3600:.1f} h'}, "
                     f"{worker.stats() or 'no stats'}; worker log: {worker.log}")
             columns = _provisional_rewards(buffer, columns, day_end, plan.window_days)
             learned = _refit(players, buffer, columns, cutoff)
