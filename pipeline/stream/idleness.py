@@ -9,6 +9,11 @@ late. The end offsets come from fresh ``ListOffsets`` requests (the timer's), ne
 Only silence while the broker answers counts: after a gap in its answers (the broker was down, or out of
 reach) the timeout starts again, because producers were cut off too and their records are still on the way.
 
+When an idle input of a partition receives records again, the timeout starts again for the partition's other
+inputs too: their producers may be resuming as well, their records just behind. Without it, the first input
+back ran the watermark past the others' backlog, which then arrived late (seen replaying a log with pauses).
+An input that never went idle (a steady stream of touchpoints beside sparse conversions) changes nothing.
+
 When every input of a partition is idle, its event-time clock may advance from the wall clock, but never
 closer to it than ``max_event_delay``: an event that reaches Kafka within that delay of its own time is
 never refused because of it (see docs/operations.md, "Finals without new events").
@@ -42,6 +47,7 @@ class Idleness:
         self._monotonic = monotonic
         self._wall_ms = wall_ms or (lambda: time.time_ns() // 1_000_000)
         self.inputs: dict[TopicPartition, InputState] = {}
+        self.resumed: dict[int, float] = {}  # partition → when an idle input of it last received records again
 
     def _state(self, tp: TopicPartition) -> InputState:
         state = self.inputs.get(tp)
@@ -51,8 +57,11 @@ class Idleness:
 
     def arrived(self, tp: TopicPartition, offset: int) -> None:
         state = self._state(tp)
+        now = self._monotonic()
+        if now - state.last_arrival >= self.idle_timeout_s and self.idle(tp):
+            self.resumed[tp[1]] = now  # back after counting as idle: the partition's other inputs wait again
         state.last_offset = offset
-        state.last_arrival = self._monotonic()
+        state.last_arrival = now
 
     def broker_says(self, ends: Mapping[TopicPartition, int], positions: Mapping[TopicPartition, int | None]) -> None:
         """Fresh end offsets (and read positions) from the broker, for the partitions it answered."""
@@ -78,7 +87,7 @@ class Idleness:
 
     def idle(self, tp: TopicPartition) -> bool:
         state = self._state(tp)
-        silent_since = max(state.last_arrival, state.answering_since)
+        silent_since = max(state.last_arrival, state.answering_since, self.resumed.get(tp[1], -1e18))
         return self._monotonic() - silent_since >= self.idle_timeout_s and self.caught_up(tp)
 
     def floor_ms(self) -> int:

@@ -73,3 +73,39 @@ def test_silence_during_an_outage_does_not_count() -> None:
     assert not idle.idle(TP)
     answer_every_second(idle, clock, 1)
     assert idle.idle(TP)
+
+
+CV = ("conversions", 0)
+
+
+def answer_both(idle: Idleness, clock: Clock, seconds: int) -> None:
+    for _ in range(seconds):
+        clock.t += 1
+        idle.broker_says({TP: 100, CV: 100}, {TP: 100, CV: 100})
+
+
+def test_an_input_back_from_idle_makes_the_partitions_other_inputs_wait_a_timeout_again() -> None:
+    clock = Clock()
+    idle = tracker(clock)
+    idle.arrived(TP, 99)
+    idle.arrived(CV, 99)
+    answer_both(idle, clock, 31)
+    assert idle.idle(TP) and idle.idle(CV)  # a pause: both caught up and silent
+    idle.arrived(TP, 100)  # touchpoints resume; the conversions' records may be just behind
+    assert not idle.idle(CV)
+    answer_both(idle, clock, 29)
+    assert not idle.idle(CV)
+    answer_both(idle, clock, 1)
+    assert idle.idle(CV)  # nothing came for a whole timeout: idle again
+
+
+def test_a_steady_input_beside_a_quiet_one_leaves_the_quiet_one_idle() -> None:
+    clock = Clock()
+    idle = tracker(clock)
+    idle.arrived(CV, 99)
+    for offset in range(31):  # a touchpoint every second, never idle
+        idle.arrived(TP, offset)
+        answer_both(idle, clock, 1)
+    assert idle.idle(CV) and not idle.idle(TP)
+    idle.arrived(TP, 31)
+    assert idle.idle(CV)
