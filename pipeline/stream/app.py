@@ -13,6 +13,7 @@ Faust-specific choices, each checked against faust-streaming 0.15.3 source:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -27,11 +28,13 @@ from faust.types import TP
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import EngineConfig, Journey
 from pipeline.kafka import partition_for
+from pipeline.kafka.offset_range import OffsetRangeReader
 from pipeline.settings import Settings
 from pipeline.stream import journey_codec, web
 from pipeline.stream.faust_runtime import app_kwargs
 from pipeline.stream.idleness import Idleness
 from pipeline.stream.local_state import JourneyTable
+from pipeline.stream.offset_holes import Hole
 from pipeline.stream.output import OutputProducer
 from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, InputRecord
 from pipeline.stream.redelivery import Redelivery
@@ -87,8 +90,9 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
     table = JourneyTable(journeys)
     output = OutputProducer(settings, changelog_topic(settings))
     idleness = Idleness(settings.idle_timeout_seconds, settings.max_event_delay_seconds * 1000)
-    worker = StreamWorker(settings, config, learned, table, output, idleness, redelivery, on_failure=fatal)
     source_of = {settings.topic_touchpoints: TOUCHPOINTS, settings.topic_conversions: CONVERSIONS}
+    worker = StreamWorker(settings, config, learned, table, output, idleness, redelivery, on_failure=fatal,
+                          hole_reader=KafkaHoleReader(settings, source_of))
     input_topics = set(source_of)
 
     @app.agent(inputs, concurrency=1)
@@ -151,6 +155,25 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
     started = time.monotonic()
     web.register(app, journeys, stats, journey, config, settings.web_token)
     return app, worker
+
+
+class KafkaHoleReader:
+    """``HoleReader`` by confluent-kafka, its blocking calls on a thread of the loop's executor."""
+
+    def __init__(self, settings: Settings, source_of: dict[str, str]) -> None:
+        self.group = settings.app_id  # Faust's consumer group
+        self.source_of = source_of
+        self.reader = OffsetRangeReader(settings)
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        return await asyncio.get_running_loop().run_in_executor(None, self.reader.committed, topic, partition,
+                                                                self.group)
+
+    async def read(self, hole: Hole) -> list[InputRecord]:
+        messages = await asyncio.get_running_loop().run_in_executor(
+            None, self.reader.read, hole.topic, hole.partition, hole.start, hole.end)
+        return [InputRecord(self.source_of[hole.topic], m.offset(), m.key(), m.value(),
+                            m.timestamp()[1] if m.timestamp()[0] else None) for m in messages]
 
 
 def _watch_restore(journeys: Any, redelivery: Redelivery) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from pipeline.settings import Settings
 from pipeline.stream.dead_letters import dead_letter
 from pipeline.stream.idleness import Idleness
 from pipeline.stream.local_state import JourneyTable
+from pipeline.stream.offset_holes import HoleReader, OffsetHoles
 from pipeline.stream.output import OutputProducer, Pending
 from pipeline.stream.processor import (
     CONVERSIONS,
@@ -52,11 +54,14 @@ from pipeline.stream.processor import (
 )
 from pipeline.stream.redelivery import Redelivery, Reward, mark_key, mark_value, rewards_of
 
+log = logging.getLogger("rewardstream.worker")
+
 
 @dataclass
 class WorkerCounters:
     events_in: int = 0
     dead_letters: int = 0  # every refused record, whatever refused it, goes to the dead-letter topic
+    hole_records: int = 0  # records Faust skipped that the worker read from Kafka itself
     batches: int = 0
     rewards_out: int = 0  # reward records acknowledged by the rewards topic (repeats after a crash included)
     first_event_at: float | None = None  # wall-clock seconds, for throughput measurements
@@ -82,7 +87,7 @@ class StreamWorker:
 
     def __init__(self, settings: Settings, config: EngineConfig, learned: LearnedWeights | None,
                  table: JourneyTable, output: OutputProducer, idleness: Idleness, redelivery: Redelivery,
-                 on_failure: Callable[[str], None], max_in_flight: int = 8) -> None:
+                 on_failure: Callable[[str], None], hole_reader: HoleReader, max_in_flight: int = 8) -> None:
         self.settings = settings
         self.config = config
         self.learned = learned
@@ -91,6 +96,8 @@ class StreamWorker:
         self.idleness = idleness
         self.redelivery = redelivery
         self.on_failure = on_failure
+        self.hole_reader = hole_reader
+        self.holes = OffsetHoles()
         self.topic_of = {TOUCHPOINTS: settings.topic_touchpoints, CONVERSIONS: settings.topic_conversions}
         self.processors: dict[int, PartitionEngine] = {}
         self.counters = WorkerCounters()
@@ -111,8 +118,10 @@ class StreamWorker:
         if proc is None:
             proc = partition_engine(self.settings.engine, partition, self.config, self.learned,
                                     self.settings.expiry_slice)
-            proc.restore(self.table.items(partition))
+            scheduled = proc.restore(self.table.items(partition))
             rewards, through = self.redelivery.take(partition)
+            log.info("partition %d taken up: %d journeys with a deadline, clock at %s, %d rewards to resend",
+                     partition, scheduled, proc.newest_ms(), len(rewards))
             self._resend += rewards
             if through is not None:
                 self._resend_through[partition] = through
@@ -130,6 +139,7 @@ class StreamWorker:
             if marks:
                 await self._send(marks, lambda: None, 0)
                 await self.drain()
+            log.info("partitions %s handed over", sorted(partitions & set(self.processors)))
             for p in partitions:
                 self._delivered.pop(p, None)
                 self._marked.pop(p, None)
@@ -139,6 +149,7 @@ class StreamWorker:
                 self._unapplied.pop(p, None)
                 for topic in self.topic_of.values():
                     self.idleness.forget((topic, p))
+                    self.holes.forget((topic, p))
 
     def _idle(self, partition: int) -> list[str]:
         return [s for s in SOURCES if self.idleness.idle((self.topic_of[s], partition))]
@@ -168,6 +179,7 @@ class StreamWorker:
         async with self.lock:
             outputs = []
             for partition, batch in by_partition.items():
+                batch = await self._fill_holes(partition, batch)
                 for record in batch:
                     self.idleness.arrived((self.topic_of[record.source], partition), record.offset)
                 proc = self.processor(partition)
@@ -178,6 +190,25 @@ class StreamWorker:
         c.events_in += len(records)
         c.first_event_at = c.first_event_at or now
         c.last_event_at = now
+
+    async def _fill_holes(self, partition: int, batch: list[InputRecord]) -> list[InputRecord]:
+        """The batch with the records of any hole Faust left in it read from Kafka, each before the record
+        that followed it (see ``offset_holes``)."""
+        filled: list[InputRecord] = []
+        for record in batch:
+            tp = (self.topic_of[record.source], partition)
+            if tp not in self.holes.next:
+                self.holes.starts_at(tp, await self.hole_reader.committed(*tp))
+            hole = self.holes.delivered(tp, record.offset)
+            if hole is not None:
+                missing = await self.hole_reader.read(hole)
+                log.warning("%s[%d]: offsets %d..%d were not delivered%s; read %d records of them from Kafka",
+                            hole.topic, hole.partition, hole.start, hole.end - 1,
+                            " (the first record after taking the partition up)" if hole.first else "", len(missing))
+                self.counters.hole_records += len(missing)
+                filled += missing
+            filled.append(record)
+        return filled
 
     async def tick(self, partitions: Iterable[int]) -> None:
         """The timer's step for the partitions this worker owns (called once their state is restored)."""
@@ -293,6 +324,7 @@ class StreamWorker:
             "duplicates": s.duplicate_touchpoints + s.duplicate_conversions,
             "dropped_touchpoints": s.dropped_touchpoints,
             "rejected": c.dead_letters,
+            "hole_records": c.hole_records,
             "dead_letters": c.dead_letters,
             "total_attributed": float(from_minor(s.total_attributed_minor, self.config.rates.base)),
             "base_currency": self.config.rates.base,

@@ -75,8 +75,17 @@ def _run_until_complete(reader: RewardReader, expected: Facts, workers: list[Wor
         got = facts(reader.records, _is_sentinel)
         return len(got.finals) >= len(expected.finals) and len(got.amounts) >= len(expected.amounts)
 
-    wait_for(complete, timeout, f"all {len(expected.finals)} finals (have {len(got.finals)})",
-             lambda: "\n".join(f"--- {w.name}\n{w.tail()}" for w in workers))
+    def state() -> str:  # at the timeout, not when the wait began: what arrived, and where each worker was
+        lines = [f"have {len(got.finals)} of {len(expected.finals)} finals, {len(got.amounts)} of "
+                 f"{len(expected.amounts)} rewards; {len(reader.records)} records read",
+                 f"differences: {differences(got, expected)[:3]}"]
+        for w in workers:
+            stats = w.stats() if w.alive() else None
+            lines.append(f"--- {w.name} ({'alive' if w.alive() else 'stopped'}) stats: "
+                         f"{orjson.dumps(stats).decode() if stats else None}\n{w.tail()}")
+        return "\n".join(lines)
+
+    wait_for(complete, timeout, f"all {len(expected.finals)} finals", state)
     return got
 
 

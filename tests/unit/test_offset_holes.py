@@ -1,0 +1,102 @@
+"""Holes in a partition's delivered offsets: found, and filled before the record that followed them."""
+
+from __future__ import annotations
+
+from pipeline.engine import EngineConfig
+from pipeline.settings import Settings
+from pipeline.stream.idleness import Idleness
+from pipeline.stream.offset_holes import Hole, OffsetHoles
+from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, InputRecord
+from pipeline.stream.redelivery import Redelivery
+from pipeline.stream.worker import StreamWorker
+
+TP = ("touchpoints", 3)
+
+
+def test_consecutive_offsets_leave_no_hole() -> None:
+    holes = OffsetHoles()
+    assert [holes.delivered(TP, o) for o in (7, 8, 9)] == [None, None, None]
+    assert holes.next[TP] == 10
+
+
+def test_a_jump_is_a_hole_from_the_expected_offset_to_the_delivered_one() -> None:
+    holes = OffsetHoles()
+    holes.delivered(TP, 7)
+    assert holes.delivered(TP, 12) == Hole("touchpoints", 3, 8, 12)
+    assert holes.delivered(TP, 13) is None
+
+
+def test_repeats_after_a_seek_back_are_no_hole_and_do_not_move_the_expectation_back() -> None:
+    holes = OffsetHoles()
+    for o in range(5, 10):
+        holes.delivered(TP, o)
+    assert holes.delivered(TP, 6) is None  # redelivered (Faust sought back to the committed offset)
+    assert holes.delivered(TP, 7) is None
+    assert holes.next[TP] == 10
+    assert holes.delivered(TP, 10) is None
+
+
+def test_partitions_are_tracked_apart_and_forgotten_on_handover() -> None:
+    holes = OffsetHoles()
+    holes.delivered(TP, 7)
+    assert holes.delivered(("conversions", 3), 100) is None
+    holes.forget(TP)
+    assert holes.delivered(TP, 50) is None  # a new owner starts wherever the committed offset is
+
+
+def record(source: str, offset: int) -> InputRecord:
+    return InputRecord(source, offset, b"u", f"{source}@{offset}".encode(), None)
+
+
+class FakeKafka:
+    """The hole reader: a committed offset per partition, and a log in which offset 2 is a transaction marker."""
+
+    def __init__(self, settings: Settings, committed: dict[tuple[str, int], int]) -> None:
+        self.settings = settings
+        self.committed_at = committed
+        self.asked: list[Hole] = []
+
+    async def committed(self, topic: str, partition: int) -> int | None:
+        return self.committed_at.get((topic, partition))
+
+    async def read(self, hole: Hole) -> list[InputRecord]:
+        self.asked.append(hole)
+        source = TOUCHPOINTS if hole.topic == self.settings.topic_touchpoints else CONVERSIONS
+        return [record(source, o) for o in range(hole.start, hole.end) if o != 2]
+
+
+def worker_with(kafka: FakeKafka) -> StreamWorker:
+    return StreamWorker(kafka.settings, EngineConfig(), None, table=None, output=None,  # type: ignore[arg-type]
+                        idleness=Idleness(5, 0), redelivery=Redelivery(), on_failure=print, hole_reader=kafka)
+
+
+def offsets(records: list[InputRecord]) -> list[tuple[str, int]]:
+    return [(r.source, r.offset) for r in records]
+
+
+async def test_the_worker_reads_a_hole_and_puts_its_records_before_the_record_after_it() -> None:
+    settings = Settings()
+    kafka = FakeKafka(settings, {})
+    worker = worker_with(kafka)
+    first = await worker._fill_holes(3, [record(TOUCHPOINTS, 0), record(CONVERSIONS, 0)])
+    assert offsets(first) == [(TOUCHPOINTS, 0), (CONVERSIONS, 0)] and not kafka.asked
+    batch = [record(CONVERSIONS, 1), record(TOUCHPOINTS, 4), record(TOUCHPOINTS, 5), record(CONVERSIONS, 2)]
+    filled = await worker._fill_holes(3, batch)
+    assert kafka.asked == [Hole(settings.topic_touchpoints, 3, 1, 4)]
+    assert offsets(filled) == [(CONVERSIONS, 1), (TOUCHPOINTS, 1), (TOUCHPOINTS, 3), (TOUCHPOINTS, 4),
+                               (TOUCHPOINTS, 5), (CONVERSIONS, 2)]
+    assert worker.counters.hole_records == 2
+
+
+async def test_a_partition_taken_up_starts_at_its_committed_offset() -> None:
+    settings = Settings()
+    kafka = FakeKafka(settings, {(settings.topic_touchpoints, 5): 1, (settings.topic_conversions, 5): 7})
+    worker = worker_with(kafka)
+    filled = await worker._fill_holes(5, [record(TOUCHPOINTS, 4), record(CONVERSIONS, 7), record(CONVERSIONS, 8)])
+    assert kafka.asked == [Hole(settings.topic_touchpoints, 5, 1, 4, first=True)]
+    assert offsets(filled) == [(TOUCHPOINTS, 1), (TOUCHPOINTS, 3), (TOUCHPOINTS, 4), (CONVERSIONS, 7),
+                               (CONVERSIONS, 8)]
+    # handed over and taken up again: asked again where to start
+    await worker.retire([5])
+    kafka.committed_at[(settings.topic_touchpoints, 5)] = 10
+    assert offsets(await worker._fill_holes(5, [record(TOUCHPOINTS, 10)])) == [(TOUCHPOINTS, 10)]
