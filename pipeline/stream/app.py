@@ -166,12 +166,23 @@ class KafkaHoleReader:
         self.reader = OffsetRangeReader(settings)
 
     async def committed(self, topic: str, partition: int) -> int | None:
-        return await asyncio.get_running_loop().run_in_executor(None, self.reader.committed, topic, partition,
-                                                                self.group)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, self.reader.committed, topic,
+                                                                    partition, self.group)
+        except Exception as exc:  # the broker did not answer: the offsets are checked from the first record on
+            log.warning("committed offset of %s[%d] unavailable: %s", topic, partition, exc)
+            return None
 
     async def read(self, hole: Hole) -> list[InputRecord]:
-        messages = await asyncio.get_running_loop().run_in_executor(
-            None, self.reader.read, hole.topic, hole.partition, hole.start, hole.end)
+        """The hole's records; while the broker is out of reach it keeps trying, as the rest of the worker
+        waits for the broker (processing past the hole would lose them)."""
+        while True:
+            try:
+                messages = await asyncio.get_running_loop().run_in_executor(
+                    None, self.reader.read, hole.topic, hole.partition, hole.start, hole.end)
+                break
+            except TimeoutError as exc:
+                log.warning("%s; trying again", exc)
         return [InputRecord(self.source_of[hole.topic], m.offset(), m.key(), m.value(),
                             m.timestamp()[1] if m.timestamp()[0] else None) for m in messages]
 
