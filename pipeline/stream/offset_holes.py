@@ -9,8 +9,8 @@ reached its journey and never got its final, while the offsets around it were pr
 So the worker checks every input partition's offsets itself. A partition it takes up should start at its
 group's committed offset, and then go on where it left off; a record past that leaves a hole. The records
 Kafka holds inside a hole (none, for a transaction marker) are read directly and processed first. Records
-before the expected offset are repeats after a seek back, as at any restart: the engine's duplicate and
-lateness checks handle those.
+before the expected offset are repeats (Faust seeking back, or delivering again what a hole's read already
+processed): their effects are in the state already, so they are acknowledged and skipped.
 
 Pure bookkeeping here; the app's adapter reads from Kafka.
 """
@@ -59,6 +59,12 @@ class OffsetHoles:
         if offset is not None and tp not in self.next:
             self.next[tp] = offset
             self._fresh.add(tp)
+
+    def repeat(self, tp: TopicPartition, offset: int) -> bool:
+        """Whether the record at ``offset`` is one this worker has processed already, or one before the
+        committed offset it started from: processed, its effects in the state (a seek back delivers those)."""
+        expected = self.next.get(tp)
+        return expected is not None and offset < expected
 
     def delivered(self, tp: TopicPartition, offset: int) -> Hole | None:
         """A record at ``offset`` arrived: the hole it leaves behind it, if any."""

@@ -39,7 +39,8 @@ def journey_json(user_id: str, journey: Journey | None, config: EngineConfig) ->
 
 _COUNTERS = ("events_in", "touchpoints", "conversions", "refunds", "conversions_attributed",
              "conversions_unattributed", "corrections", "finals", "duplicates", "dropped_touchpoints", "rejected",
-             "dead_letters", "rewards_out", "rewards_sent_again", "hole_records")
+             "dead_letters", "rewards_out", "rewards_sent_again", "hole_records",
+             "repeats_skipped")
 
 
 def prometheus_text(stats: dict[str, Any]) -> str:

@@ -62,6 +62,7 @@ class WorkerCounters:
     events_in: int = 0
     dead_letters: int = 0  # every refused record, whatever refused it, goes to the dead-letter topic
     hole_records: int = 0  # records Faust skipped that the worker read from Kafka itself
+    repeats_skipped: int = 0  # records delivered again after this worker (or the committed offset) was past them
     batches: int = 0
     rewards_out: int = 0  # reward records acknowledged by the rewards topic (repeats after a crash included)
     first_event_at: float | None = None  # wall-clock seconds, for throughput measurements
@@ -193,12 +194,15 @@ class StreamWorker:
 
     async def _fill_holes(self, partition: int, batch: list[InputRecord]) -> list[InputRecord]:
         """The batch with the records of any hole Faust left in it read from Kafka, each before the record
-        that followed it (see ``offset_holes``)."""
+        that followed it, and without repeats of records already processed (see ``offset_holes``)."""
         filled: list[InputRecord] = []
         for record in batch:
             tp = (self.topic_of[record.source], partition)
             if tp not in self.holes.next:
                 self.holes.starts_at(tp, await self.hole_reader.committed(*tp))
+            if self.holes.repeat(tp, record.offset):
+                self.counters.repeats_skipped += 1
+                continue
             hole = self.holes.delivered(tp, record.offset)
             if hole is not None:
                 missing = await self.hole_reader.read(hole)
@@ -325,6 +329,7 @@ class StreamWorker:
             "dropped_touchpoints": s.dropped_touchpoints,
             "rejected": c.dead_letters,
             "hole_records": c.hole_records,
+            "repeats_skipped": c.repeats_skipped,
             "dead_letters": c.dead_letters,
             "total_attributed": float(from_minor(s.total_attributed_minor, self.config.rates.base)),
             "base_currency": self.config.rates.base,

@@ -100,3 +100,27 @@ async def test_a_partition_taken_up_starts_at_its_committed_offset() -> None:
     await worker.retire([5])
     kafka.committed_at[(settings.topic_touchpoints, 5)] = 10
     assert offsets(await worker._fill_holes(5, [record(TOUCHPOINTS, 10)])) == [(TOUCHPOINTS, 10)]
+
+
+def test_a_repeat_is_a_record_before_the_expected_offset() -> None:
+    holes = OffsetHoles()
+    assert not holes.repeat(TP, 3)  # nothing known about the partition yet
+    for o in range(5, 10):
+        holes.delivered(TP, o)
+    assert holes.repeat(TP, 5) and holes.repeat(TP, 9) and not holes.repeat(TP, 10)
+    holes.starts_at(("touchpoints", 4), 20)
+    assert holes.repeat(("touchpoints", 4), 19) and not holes.repeat(("touchpoints", 4), 20)
+
+
+async def test_records_delivered_again_after_a_hole_was_read_are_skipped_not_processed_twice() -> None:
+    settings = Settings()
+    kafka = FakeKafka(settings, {(settings.topic_touchpoints, 6): 3})
+    worker = worker_with(kafka)
+    first = await worker._fill_holes(6, [record(TOUCHPOINTS, 1), record(TOUCHPOINTS, 3), record(TOUCHPOINTS, 6)])
+    assert offsets(first) == [(TOUCHPOINTS, 3), (TOUCHPOINTS, 4), (TOUCHPOINTS, 5), (TOUCHPOINTS, 6)]
+    # Faust seeks back and delivers the hole again, then goes on
+    again = await worker._fill_holes(6, [record(TOUCHPOINTS, 4), record(TOUCHPOINTS, 5), record(TOUCHPOINTS, 6),
+                                         record(TOUCHPOINTS, 7)])
+    assert offsets(again) == [(TOUCHPOINTS, 7)]
+    assert worker.counters.repeats_skipped == 4  # offset 1 (before the committed 3) and 4, 5, 6
+    assert worker.counters.hole_records == 2
