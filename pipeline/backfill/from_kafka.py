@@ -111,9 +111,7 @@ class _Merge:
             source = self.source_of[msg.topic()]
             if msg.offset() >= self.end[source]:
                 continue
-            _, ts = msg.timestamp()
-            self.buffers[source].append(InputRecord(source, msg.offset(), msg.key(), msg.value(),
-                                                    ts if ts > 0 else None))
+            self.buffers[source].append(InputRecord.of_message(source, msg))
             self.next_offset[source] = msg.offset() + 1
         for source, buf in self.buffers.items():
             if len(buf) > LOOKAHEAD and source not in self.paused:

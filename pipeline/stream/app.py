@@ -183,8 +183,8 @@ class KafkaHoleReader:
                 break
             except TimeoutError as exc:
                 log.warning("%s; trying again", exc)
-        return [InputRecord(self.source_of[hole.topic], m.offset(), m.key(), m.value(),
-                            m.timestamp()[1] if m.timestamp()[0] else None) for m in messages]
+        source = self.source_of[hole.topic]
+        return [InputRecord.of_message(source, m) for m in messages]
 
 
 def _watch_restore(journeys: Any, redelivery: Redelivery) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -41,6 +41,13 @@ class InputRecord:
     key: bytes | None
     value: bytes | None
     ingest_ms: int | None  # the record's Kafka timestamp
+
+    @classmethod
+    def of_message(cls, source: str, msg: Any) -> InputRecord:
+        """From a confluent-kafka message (read outside Faust: the backfill from Kafka, a hole's repair); a
+        timestamp Kafka does not have, or 0, is none, as on Faust's path."""
+        _, ts = msg.timestamp()
+        return cls(source, msg.offset(), msg.key(), msg.value(), ts if ts > 0 else None)
 
 
 class Refusal(NamedTuple):
