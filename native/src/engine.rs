@@ -1,11 +1,11 @@
 //! The engine: journeys in a store, an event-time clock over one or more inputs, and an expiry schedule.
 //! A port of `pipeline/engine/engine.py` and `clock.py`.
 
-use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use hashbrown::hash_map::EntryRef;
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap, FxHashSet as HashSet};
 use std::rc::Rc;
 
 use crate::config::{Config, MODEL_NAMES};
@@ -142,17 +142,25 @@ pub struct Expiry {
 /// What a store did with a user's live deadline.
 pub enum Kept {
     NotKept,      // it keeps none: the schedule's own map is used
-    Unchanged,    // already that deadline (or no journey to keep it beside)
+    Unchanged,    // already that deadline (or no journey to keep it beside, or none wanted)
     Moved(Rc<str>), // set; the store's copy of the user id, for the heap entry
 }
 
+/// A user the watermark has passed, with the journey if the store handed it over with its deadline.
+pub type DueUser = (Rc<str>, Option<Journey>);
+
 impl Expiry {
-    /// Always at the journey's own next deadline (a schedule rebuilt after a restart is the same schedule).
-    pub fn schedule(&mut self, store: &mut dyn Store, user: &str, deadline: i64) {
-        match store.keep_deadline(user, Some(deadline)) {
-            Kept::Unchanged => {}
-            Kept::Moved(key) => self.heap.push(Reverse(Due::new(deadline, key))),
-            Kept::NotKept => self.schedule_here(user, deadline, || store.shared_key(user)),
+    /// Keep the schedule at the journey's own next deadline (a schedule rebuilt after a restart is the same
+    /// schedule), after the store has done what it could with it (`kept`); `shared`: the store's copy of the id.
+    pub fn settle(&mut self, kept: Kept, user: &str, deadline: Option<i64>, shared: impl FnOnce() -> Option<Rc<str>>) {
+        match (kept, deadline) {
+            (Kept::Unchanged, _) => {}
+            (Kept::Moved(key), Some(d)) => self.heap.push(Reverse(Due::new(d, key))),
+            (Kept::Moved(_), None) => unreachable!("a store moves a deadline only to one"),
+            (Kept::NotKept, Some(d)) => self.schedule_here(user, d, shared),
+            (Kept::NotKept, None) => {
+                self.scheduled.remove(user);
+            }
         }
     }
 
@@ -168,32 +176,23 @@ impl Expiry {
         self.heap.push(Reverse(Due::new(deadline, key)));
     }
 
-    pub fn unschedule(&mut self, store: &mut dyn Store, user: &str) {
-        if let Kept::NotKept = store.keep_deadline(user, None) {
-            self.scheduled.remove(user);
-        }
-    }
-
-    /// Users due at `watermark`, at most `limit`, into `due` (emptied first).
-    pub fn pop_due(&mut self, store: &mut dyn Store, watermark: i64, limit: Option<usize>, due: &mut Vec<Rc<str>>) {
+    /// Users due at `watermark`, at most `limit`, into `due` (emptied first), in the schedule's order.
+    pub fn pop_due(&mut self, store: &mut dyn Store, watermark: i64, limit: Option<usize>, due: &mut Vec<DueUser>) {
         due.clear();
         while let Some(Reverse(top)) = self.heap.peek() {
             if top.deadline > watermark || limit.is_some_and(|l| due.len() >= l) {
                 break;
             }
             let Reverse(Due { deadline, user, .. }) = self.heap.pop().unwrap();
-            let live = match store.take_deadline(&user, deadline) {
-                Some(live) => live,
+            match store.take_due(&user, deadline) {
+                Some(Some(journey)) => due.push((user, Some(journey))),
+                Some(None) => {} // a stale entry: the user's deadline has moved
                 None => {
-                    let live = self.scheduled.get(&user) == Some(&deadline);
-                    if live {
+                    if self.scheduled.get(&user) == Some(&deadline) {
                         self.scheduled.remove(&user);
+                        due.push((user, None));
                     }
-                    live
                 }
-            };
-            if live {
-                due.push(user);
             }
         }
     }
@@ -212,12 +211,20 @@ pub trait Store {
     fn untake(&mut self, user: &str, journey: Journey);
     /// The store's shared copy of a user id it holds (None if it keeps none).
     fn shared_key(&self, user: &str) -> Option<Rc<str>>;
-    /// Keep `deadline` as the user's live schedule entry (None: no entry), if this store keeps them.
-    fn keep_deadline(&mut self, _user: &str, _deadline: Option<i64>) -> Kept {
+    /// `put`, keeping `deadline` as the user's live schedule entry (None: no entry) if this store keeps them:
+    /// one lookup for both.
+    fn put_keeping(&mut self, user: &str, journey: Journey, _deadline: Option<i64>) -> Kept {
+        self.put(user, journey);
         Kept::NotKept
     }
-    /// Whether the user's live entry is `deadline`, clearing it if so (None: this store keeps none).
-    fn take_deadline(&mut self, _user: &str, _deadline: i64) -> Option<bool> {
+    /// `remove`, with the user's live schedule entry if this store keeps it (then `Unchanged`).
+    fn remove_keeping(&mut self, user: &str) -> Kept {
+        self.remove(user);
+        Kept::NotKept
+    }
+    /// If the user's live entry is `deadline`: cleared, and the journey taken (as by `take`); Some(None) if it
+    /// is not; None if this store keeps no entries.
+    fn take_due(&mut self, _user: &str, _deadline: i64) -> Option<Option<Journey>> {
         None
     }
 }
@@ -226,14 +233,16 @@ pub trait Store {
 /// i64, because `Option<i64>` would take 16 bytes and grow every entry of the map by eight).
 pub struct Held {
     pub journey: Journey,
-    deadline: Cell<i64>, // a Cell so that one `get_key_value` lookup can both move it and share the key
+    deadline: i64,
 }
 
 const NO_DEADLINE: i64 = i64::MIN; // no event time is this small (validate::timestamp_in_range)
 
+/// hashbrown's map for its `entry_ref`: a journey goes back with its deadline in one lookup, and a new user's
+/// id is allocated only when it is inserted.
 #[derive(Default)]
 pub struct MemoryStore {
-    pub journeys: HashMap<Rc<str>, Held>, // keys shared with the expiry schedule's heap
+    pub journeys: hashbrown::HashMap<Rc<str>, Held, FxBuildHasher>, // keys shared with the expiry schedule's heap
 }
 
 impl Store for MemoryStore {
@@ -247,7 +256,7 @@ impl Store for MemoryStore {
         match self.journeys.get_mut(user) {
             Some(slot) => slot.journey = journey,
             None => {
-                self.journeys.insert(user.into(), Held { journey, deadline: Cell::new(NO_DEADLINE) });
+                self.journeys.insert(user.into(), Held { journey, deadline: NO_DEADLINE });
             }
         }
     }
@@ -264,27 +273,39 @@ impl Store for MemoryStore {
         self.journeys.get_key_value(user).map(|(k, _)| k.clone())
     }
 
-    fn keep_deadline(&mut self, user: &str, deadline: Option<i64>) -> Kept {
+    fn put_keeping(&mut self, user: &str, mut journey: Journey, deadline: Option<i64>) -> Kept {
+        journey.touches.shrink();
         let wanted = deadline.unwrap_or(NO_DEADLINE);
-        match self.journeys.get_key_value(user) {
-            Some((key, held)) if held.deadline.get() != wanted => {
-                held.deadline.set(wanted);
-                match deadline {
-                    Some(_) => Kept::Moved(key.clone()),
-                    None => Kept::Unchanged,
+        let moved = |key: &Rc<str>| if deadline.is_some() { Kept::Moved(key.clone()) } else { Kept::Unchanged };
+        match self.journeys.entry_ref(user) {
+            EntryRef::Occupied(mut slot) => {
+                let held = slot.get_mut();
+                held.journey = journey;
+                if held.deadline == wanted {
+                    return Kept::Unchanged;
                 }
+                held.deadline = wanted;
+                moved(slot.key())
             }
-            _ => Kept::Unchanged,
+            EntryRef::Vacant(slot) => {
+                let slot = slot.insert_entry_with_key(user.into(), Held { journey, deadline: wanted });
+                moved(slot.key())
+            }
         }
     }
 
-    fn take_deadline(&mut self, user: &str, deadline: i64) -> Option<bool> {
+    fn remove_keeping(&mut self, user: &str) -> Kept {
+        self.journeys.remove(user);
+        Kept::Unchanged // its entry in the heap is stale from here on
+    }
+
+    fn take_due(&mut self, user: &str, deadline: i64) -> Option<Option<Journey>> {
         Some(match self.journeys.get_mut(user) {
-            Some(held) if held.deadline.get() == deadline => {
-                held.deadline.set(NO_DEADLINE);
-                true
+            Some(held) if held.deadline == deadline => {
+                held.deadline = NO_DEADLINE;
+                Some(std::mem::take(&mut held.journey))
             }
-            _ => false,
+            _ => None,
         })
     }
 }
@@ -489,7 +510,7 @@ pub struct Engine {
     pub watermark: Option<i64>,
     pub stats: Stats,
     pub swept: usize,
-    due: Vec<Rc<str>>, // the sweep's buffer, kept between steps
+    due: Vec<DueUser>, // the sweep's buffer, kept between steps
 }
 
 impl Engine {
@@ -554,17 +575,17 @@ impl Engine {
     /// scheduled at, when known, so an unchanged one costs no lookup).
     fn save(&mut self, store: &mut dyn Store, user: &str, journey: Journey, before: Option<i64>) {
         if journey.is_empty() {
-            store.remove(user);
-            self.expiry.unschedule(store, user);
+            let kept = store.remove_keeping(user);
+            self.expiry.settle(kept, user, None, || None);
             return;
         }
         let deadline = journey::next_deadline(&journey, &self.config);
-        store.put(user, journey);
-        match deadline {
-            Some(d) if before == Some(d) => {}
-            Some(d) => self.expiry.schedule(store, user, d),
-            None => self.expiry.unschedule(store, user),
+        if deadline.is_some() && before == deadline {
+            store.put(user, journey);
+            return;
         }
+        let kept = store.put_keeping(user, journey, deadline);
+        self.expiry.settle(kept, user, deadline, || store.shared_key(user));
     }
 
     pub fn observe(&mut self, source: usize, t: i64, idle: &[bool]) {
@@ -590,8 +611,8 @@ impl Engine {
         }
         let mut due = std::mem::take(&mut self.due);
         self.expiry.pop_due(store, wm, limit, &mut due);
-        for user in due.drain(..) {
-            let Some(mut journey) = store.take(&user, &mut self.names) else { continue };
+        for (user, taken) in due.drain(..) {
+            let Some(mut journey) = taken.or_else(|| store.take(&user, &mut self.names)) else { continue };
             let ctx = Ctx { config: &self.config, models: &self.models, names: &self.names, watermark: Some(wm),
                             ingest_ms: None };
             let mut counting = Counting { stats: &mut self.stats, inner: sink, first_kind: None };
