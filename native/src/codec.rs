@@ -59,7 +59,7 @@ fn encode_body(out: &mut Vec<u8>, j: &Journey, names: &Interner) {
     let split_refs: Vec<Vec<usize>> = j.splits.iter().map(|s| pool_refs(&s.touches, &mut pool, &mut order)).collect();
     zz(out, order.len() as i64);
     for (ts, i) in &order {
-        let t = &ts.items[*i];
+        let t = &ts.items()[*i];
         zz(out, t.time);
         string(out, ts.tid(*i));
         string(out, ts.episode(*i));
@@ -70,7 +70,7 @@ fn encode_body(out: &mut Vec<u8>, j: &Journey, names: &Interner) {
     zz(out, open.len() as i64);
     for (k, &r) in open.iter().enumerate() {
         zz(out, r as i64);
-        zz(out, j.touches.items[k].earned);
+        zz(out, j.touches.items()[k].earned);
     }
     zz(out, j.splits.len() as i64);
     for (s, refs) in j.splits.iter().zip(&split_refs) {

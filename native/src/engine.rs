@@ -223,40 +223,39 @@ pub trait Store {
         Kept::NotKept
     }
     /// If the user's live entry is `deadline`: cleared, and the journey taken (as by `take`); Some(None) if it
-    /// is not; None if this store keeps no entries.
+    /// is not (a stale entry); None if this store keeps no entries.
     fn take_due(&mut self, _user: &str, _deadline: i64) -> Option<Option<Journey>> {
         None
     }
 }
 
-/// A journey in the memory store, with its live deadline in the expiry schedule (`NO_DEADLINE`: none; a plain
-/// i64, because `Option<i64>` would take 16 bytes and grow every entry of the map by eight).
-pub struct Held {
-    pub journey: Journey,
-    deadline: i64,
+/// hashbrown's map for its `entry_ref`: a journey goes back in one lookup, and a new user's id is allocated only
+/// when it is inserted. The store keeps no deadlines of its own: a heap entry is live exactly when it is the
+/// journey's own next deadline (each expiry moves that deadline past the watermark, so an entry is never live
+/// twice), which saves the 8 bytes a deadline beside each journey took.
+pub struct MemoryStore {
+    pub journeys: hashbrown::HashMap<Rc<str>, Journey, FxBuildHasher>, // keys shared with the expiry schedule's heap
+    pub config: Config, // for the journeys' next deadlines
 }
 
-const NO_DEADLINE: i64 = i64::MIN; // no event time is this small (validate::timestamp_in_range)
-
-/// hashbrown's map for its `entry_ref`: a journey goes back with its deadline in one lookup, and a new user's
-/// id is allocated only when it is inserted.
-#[derive(Default)]
-pub struct MemoryStore {
-    pub journeys: hashbrown::HashMap<Rc<str>, Held, FxBuildHasher>, // keys shared with the expiry schedule's heap
+impl MemoryStore {
+    pub fn new(config: Config) -> MemoryStore {
+        MemoryStore { journeys: Default::default(), config }
+    }
 }
 
 impl Store for MemoryStore {
     fn take(&mut self, user: &str, _names: &mut Interner) -> Option<Journey> {
         // taken in place (an empty journey stays behind until put or removed): one lookup, no re-insertion
-        self.journeys.get_mut(user).map(|h| std::mem::take(&mut h.journey))
+        self.journeys.get_mut(user).map(std::mem::take)
     }
 
     fn put(&mut self, user: &str, mut journey: Journey) {
         journey.touches.shrink();
         match self.journeys.get_mut(user) {
-            Some(slot) => slot.journey = journey,
+            Some(slot) => *slot = journey,
             None => {
-                self.journeys.insert(user.into(), Held { journey, deadline: NO_DEADLINE });
+                self.journeys.insert(user.into(), journey);
             }
         }
     }
@@ -273,24 +272,16 @@ impl Store for MemoryStore {
         self.journeys.get_key_value(user).map(|(k, _)| k.clone())
     }
 
+    /// Called when the deadline has changed (see `Engine::save`): a new heap entry is wanted.
     fn put_keeping(&mut self, user: &str, mut journey: Journey, deadline: Option<i64>) -> Kept {
         journey.touches.shrink();
-        let wanted = deadline.unwrap_or(NO_DEADLINE);
         let moved = |key: &Rc<str>| if deadline.is_some() { Kept::Moved(key.clone()) } else { Kept::Unchanged };
         match self.journeys.entry_ref(user) {
             EntryRef::Occupied(mut slot) => {
-                let held = slot.get_mut();
-                held.journey = journey;
-                if held.deadline == wanted {
-                    return Kept::Unchanged;
-                }
-                held.deadline = wanted;
+                *slot.get_mut() = journey;
                 moved(slot.key())
             }
-            EntryRef::Vacant(slot) => {
-                let slot = slot.insert_entry_with_key(user.into(), Held { journey, deadline: wanted });
-                moved(slot.key())
-            }
+            EntryRef::Vacant(slot) => moved(slot.insert_entry_with_key(user.into(), journey).key()),
         }
     }
 
@@ -301,10 +292,7 @@ impl Store for MemoryStore {
 
     fn take_due(&mut self, user: &str, deadline: i64) -> Option<Option<Journey>> {
         Some(match self.journeys.get_mut(user) {
-            Some(held) if held.deadline == deadline => {
-                held.deadline = NO_DEADLINE;
-                Some(std::mem::take(&mut held.journey))
-            }
+            Some(j) if journey::next_deadline(j, &self.config) == Some(deadline) => Some(std::mem::take(j)),
             _ => None,
         })
     }

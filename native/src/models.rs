@@ -48,7 +48,7 @@ impl Models {
 
     pub fn weights(&self, model: u8, touches: &Touches, names: &Interner) -> Option<Weights> {
         let n = touches.len();
-        let items = &touches.items;
+        let items = touches.items();
         match model {
             0 => Some(Weights::One(n, n - 1)),
             1 => Some(Weights::One(n, 0)),
