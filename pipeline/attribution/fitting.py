@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.attribution.delay_model import DelayModel, fit_delay_model_coded
 from pipeline.attribution.journeys import JourneyPaths, Journeys
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.markov import Chain, choose_order, weighted
+from pipeline.attribution.markov import Chain, Folded, choose_order, fold, weighted
 from pipeline.attribution.shapley import Coalition
 
 Path = tuple[tuple[str, ...], bool]
@@ -42,7 +42,8 @@ def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, o
         chosen = int(order)
     else:
         raise ValueError(f"Markov order must be 1–4 or auto, got {order!r}")
-    probability, effects = Chain.fit(weighted_paths, chosen).removal_effects()
+    folded = fold(weighted_paths)  # once, for the chain and the coalitions
+    probability, effects = Chain.of_folded(folded, chosen).removal_effects()
     return LearnedWeights(
         journeys=len(paths),
         converting_journeys=sum(1 for p in paths if p[1]),
@@ -52,7 +53,7 @@ def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, o
         markov_order_scores=scores,
         markov_conversion_probability=probability,
         removal_effects=effects,
-        coalitions=coalition_stats((c, conv) for c, conv, _ in paths),
+        coalitions=coalition_stats_folded(folded),
         journey_counts=counts,
     )
 
@@ -69,10 +70,14 @@ def fit_delay(paths: JourneyPaths, window_ms: int, base_currency: str, prior: fl
 
 def coalition_stats(paths: Iterable[Path]) -> dict[Coalition, tuple[int, int]]:
     """(journeys, conversions) per exact channel set: the Shapley model's input."""
+    return coalition_stats_folded(fold((c, conv, 1.0) for c, conv in paths))
+
+
+def coalition_stats_folded(folded: Folded) -> dict[Coalition, tuple[int, int]]:
+    """``coalition_stats`` of folded paths: each distinct path's channel set made once."""
     stats: Counter[Coalition] = Counter()
     conversions: Counter[Coalition] = Counter()
-    # identical paths first (a few thousand of tens of thousands), each path's channel set made once
-    for (channels, converted), n in Counter((tuple(c), conv) for c, conv in paths if c).items():
+    for (channels, converted), (_, n) in folded.items():
         coalition = frozenset(channels)
         stats[coalition] += n
         conversions[coalition] += n * int(converted)

@@ -47,17 +47,21 @@ def transition_counts(paths: Iterable[tuple[Sequence[str], bool]]) -> Counter[tu
     return counts
 
 
-def fold(paths: Iterable[WeightedPath]) -> dict[tuple[tuple[str, ...], bool], float]:
-    """Identical (channels, converted) paths as one, with their weights summed; empty paths left out. Tens of
-    thousands of journeys take a few thousand distinct paths, so the steps are walked once per path, not per
-    journey. In the order each path first occurs, so states enter a chain in the order they would unfolded;
+Folded = dict[tuple[tuple[str, ...], bool], tuple[float, int]]  # (channels, converted) → (weight, journeys)
+
+
+def fold(paths: Iterable[WeightedPath]) -> Folded:
+    """Identical (channels, converted) paths as one, with their weights summed and counted; empty paths left out.
+    Tens of thousands of journeys take a few thousand distinct paths, so the steps are walked once per path, not
+    per journey. In the order each path first occurs, so states enter a chain in the order they would unfolded;
     with weights of 1 (conversions) the counts are the same integers, with value weights the same sums in
     another order (they may differ in the last bit)."""
-    folded: dict[tuple[tuple[str, ...], bool], float] = {}
+    folded: Folded = {}
     for channels, converted, weight in paths:
         if channels:
             key = (tuple(channels), converted)
-            folded[key] = folded.get(key, 0.0) + weight
+            w, n = folded.get(key, (0.0, 0))
+            folded[key] = (w + weight, n + 1)
     return folded
 
 
@@ -70,10 +74,14 @@ class Chain:
 
     @classmethod
     def fit(cls, paths: Iterable[WeightedPath], order: int) -> Chain:
+        return cls.of_folded(fold(paths), order)
+
+    @classmethod
+    def of_folded(cls, folded: Folded, order: int) -> Chain:
         if not 1 <= order <= MAX_ORDER:
             raise ValueError(f"Markov order must be 1 to {MAX_ORDER}, got {order}")
         counts: dict[State, dict[State | str, float]] = defaultdict(lambda: defaultdict(float))
-        for (channels, converted), weight in fold(paths).items():
+        for (channels, converted), (weight, _) in folded.items():
             # (state, next state) along the path, then into conversion or null; written out, not a generator:
             # this loop was most of `rewardstream fit`'s time in Python
             state: State = ()
