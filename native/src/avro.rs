@@ -151,12 +151,13 @@ pub fn read_conversion<'a>(data: &'a [u8], key: Option<&[u8]>, fingerprint: &[u8
         None => None,
         Some(m) => Some(model_index(m)?),
     };
-    let event_norm = validate::ascii_strip_lower(event)?;
+    let event_norm = validate::ascii_strip_lower(Cow::Borrowed(event))?;
+    let currency: [u8; 3] = currency.as_bytes().try_into().ok()?;
     let ok = validate::required_id(cid) && validate::required_id(user) && !event_norm.is_empty()
         && validate::char_len_at_most(event, validate::MAX_ID_LENGTH) && validate::timestamp_in_range(time);
     ok.then(|| Parsed::Conversion {
         cid: Cow::Borrowed(cid), user: Cow::Borrowed(user), event: event_norm, value_minor,
-        currency: currency.to_owned(), time, refund_of: refund_of.map(Cow::Borrowed), model,
+        currency, time, refund_of: refund_of.map(Cow::Borrowed), model,
     })
 }
 

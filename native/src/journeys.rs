@@ -126,11 +126,13 @@ impl JourneySink {
             acc.touches.sort_by_key(|t| t.0);
         }
         let mut outcomes = Vec::with_capacity(if with_outcomes { finals.len() } else { 0 });
-        let mut uncredited: Vec<(Box<str>, TouchOut)> = Vec::new();
+        let mut uncredited: Vec<(Box<str>, TouchOut)> = Vec::with_capacity(finals.len());
         let unattributed = {
             // (user, touchpoint) → the earliest conversion crediting it, keys borrowed from the splits
-            let mut first_credit: HashMap<(&str, &str), i64> = HashMap::default();
-            let mut split_keys: HashSet<&str> = HashSet::default();
+            let credited: usize = splits.iter().map(|(_, acc)| acc.touches.len()).sum();
+            let mut first_credit: HashMap<(&str, &str), i64> =
+                HashMap::with_capacity_and_hasher(credited, Default::default());
+            let mut split_keys: HashSet<&str> = HashSet::with_capacity_and_hasher(splits.len(), Default::default());
             for (key, acc) in &splits {
                 split_keys.insert(key);
                 let user = key.split_once('\0').map_or(&**key, |(u, _)| u);
@@ -157,11 +159,15 @@ impl JourneySink {
             converted.push(Converted { user: user.into(), conversion: conversion.into(), value, time: acc.conv_time,
                                        touches: acc.touches.into_iter().map(|t| t.1).collect() });
         }
-        converted.sort_by(|a, b| (a.time, &a.user, &a.conversion).cmp(&(b.time, &b.user, &b.conversion)));
+        // every key below is unique (a user's conversion; a user's touchpoint), so an unstable sort gives the one
+        // order, without the stable sort's scratch buffer
+        converted.sort_unstable_by(|a, b| (a.time, &a.user, &a.conversion).cmp(&(b.time, &b.user, &b.conversion)));
         if sort_outcomes {
-            outcomes.sort_by(|a, b| (&a.user, a.touch.time, &a.touch.tid).cmp(&(&b.user, b.touch.time, &b.touch.tid)));
+            outcomes.sort_unstable_by(|a, b| {
+                (&a.user, a.touch.time, &a.touch.tid).cmp(&(&b.user, b.touch.time, &b.touch.tid))
+            });
         }
-        uncredited.sort_by(|a, b| (&a.0, a.1.time, &a.1.tid).cmp(&(&b.0, b.1.time, &b.1.tid)));
+        uncredited.sort_unstable_by(|a, b| (&a.0, a.1.time, &a.1.tid).cmp(&(&b.0, b.1.time, &b.1.tid)));
         let (mut lapsed, mut censored) = (Vec::new(), Vec::new());
         let mut segment: Vec<TouchOut> = Vec::new();
         let mut seg_user: Option<Box<str>> = None;

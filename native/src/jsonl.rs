@@ -54,7 +54,9 @@ struct RawEvent<'a> {
 pub enum Parsed<'a> {
     Touchpoint { tid: Cow<'a, str>, episode: Cow<'a, str>, user: Cow<'a, str>, campaign: Cow<'a, str>,
                  channel: Cow<'a, str>, time: i64, reward: f64 },
-    Conversion { cid: Cow<'a, str>, user: Cow<'a, str>, event: String, value_minor: i64, currency: String,
+    // the currency's three letters in upper case and the event borrowed when it can be: a conversion's strings
+    // allocated on the parsing thread and freed on the engine's cost more than its parsing
+    Conversion { cid: Cow<'a, str>, user: Cow<'a, str>, event: Cow<'a, str>, value_minor: i64, currency: [u8; 3],
                  time: i64, refund_of: Option<Cow<'a, str>>, model: Option<u8> },
 }
 
@@ -138,8 +140,10 @@ pub fn parse_line<'a>(line: &'a [u8], cfg: &Config) -> Option<Parsed<'a>> {
             if cur.len() != 3 || !cur.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return None;
             }
-            let currency = cur.to_ascii_uppercase();
-            let exp = *cfg.minor_units.get(currency.as_str())?;
+            let mut currency = [0u8; 3];
+            currency.copy_from_slice(cur.as_bytes());
+            currency.make_ascii_uppercase();
+            let exp = *cfg.minor_units.get(currency_str(&currency))?;
             let refund_of = match raw.refund_of {
                 None => None,
                 Some(r) if validate::required_id(&r) => Some(r),
@@ -164,8 +168,12 @@ pub fn parse_line<'a>(line: &'a [u8], cfg: &Config) -> Option<Parsed<'a>> {
                 None => None,
                 Some(m) => Some(model_index(&m)?),
             };
-            let event = validate::ascii_strip_lower(raw.event.as_deref()?)?;
-            if event.is_empty() || !validate::char_len_at_most(raw.event.as_deref()?, validate::MAX_ID_LENGTH) {
+            let raw_event = raw.event?;
+            if !validate::char_len_at_most(&raw_event, validate::MAX_ID_LENGTH) {
+                return None;
+            }
+            let event = validate::ascii_strip_lower(raw_event)?;
+            if event.is_empty() {
                 return None;
             }
             Some(Parsed::Conversion {
@@ -175,6 +183,11 @@ pub fn parse_line<'a>(line: &'a [u8], cfg: &Config) -> Option<Parsed<'a>> {
         }
         _ => None,
     }
+}
+
+/// A currency code as parsed: three ASCII letters.
+pub fn currency_str(code: &[u8; 3]) -> &str {
+    std::str::from_utf8(code).expect("a currency code is three ASCII letters")
 }
 
 impl Parsed<'_> {
@@ -193,7 +206,8 @@ impl Parsed<'_> {
             Parsed::Conversion { cid, user, event, value_minor, currency, time, refund_of, model } => {
                 Some(ConversionIn {
                     conversion_id: cid, user_id: user, event: names.intern(event), value_minor: *value_minor,
-                    currency: names.intern(currency), time: *time, refund_of: refund_of.as_deref(), model: *model,
+                    currency: names.intern(currency_str(currency)), time: *time, refund_of: refund_of.as_deref(),
+                    model: *model,
                 })
             }
             _ => None,

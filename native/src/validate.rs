@@ -6,6 +6,8 @@
 //! words. So both engines refuse the same events with the same messages by construction, and the native code
 //! only needs to be right on what it accepts.
 
+use std::borrow::Cow;
+
 pub const MIN_TIMESTAMP_MS: i64 = 946_684_800_000; // 2000-01-01
 pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000; // 2100-01-01
 pub const MAX_ID_LENGTH: usize = 256;
@@ -28,14 +30,18 @@ pub fn char_len_at_most(s: &str, n: usize) -> bool {
 }
 
 /// `x.strip().lower()` for ASCII text (None when the text is not ASCII: Python decides then).
-pub fn ascii_strip_lower(s: &str) -> Option<String> {
+pub fn ascii_strip_lower(s: Cow<'_, str>) -> Option<Cow<'_, str>> {
     if !s.is_ascii() {
         return None;
     }
     let b = s.as_bytes();
     let start = b.iter().position(|&c| !py_ascii_space(c))?;
     let end = b.iter().rposition(|&c| !py_ascii_space(c)).unwrap() + 1;
-    Some(s[start..end].to_ascii_lowercase())
+    // borrowed when it is already stripped and lower case (nearly always): no allocation an event
+    Some(match s {
+        Cow::Borrowed(t) if !b[start..end].iter().any(u8::is_ascii_uppercase) => Cow::Borrowed(&t[start..end]),
+        s => Cow::Owned(s[start..end].to_ascii_lowercase()),
+    })
 }
 
 pub fn timestamp_in_range(ms: i64) -> bool {
