@@ -203,8 +203,11 @@ impl Touches {
         let used = self.used();
         self.slots.copy_within(k..used, 0);
         self.n -= k as u32;
+        if self.bytes <= 64 {
+            return;
+        }
         let live: usize = self.items().iter().map(|t| t.tid_len as usize + t.ep_len as usize).sum();
-        if self.bytes > 64 && self.bytes as usize > 2 * live {
+        if self.bytes as usize > 2 * live {
             let arena = self.arena().to_vec();
             let mut ids = Vec::with_capacity(live);
             for t in self.items_mut() {
