@@ -6,7 +6,7 @@ use std::collections::BinaryHeap;
 
 use hashbrown::hash_map::EntryRef;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap, FxHashSet as HashSet};
-use std::rc::Rc;
+use crate::user_key::UserKey;
 
 use crate::config::{Config, MODEL_NAMES};
 use crate::intern::Interner;
@@ -106,11 +106,11 @@ impl Clock {
 pub struct Due {
     pub deadline: i64,
     prefix: u64,
-    pub user: Rc<str>,
+    pub user: UserKey,
 }
 
 impl Due {
-    fn new(deadline: i64, user: Rc<str>) -> Due {
+    fn new(deadline: i64, user: UserKey) -> Due {
         let mut b = [0u8; 8];
         let n = user.len().min(8);
         b[..n].copy_from_slice(&user.as_bytes()[..n]);
@@ -136,23 +136,23 @@ impl PartialOrd for Due {
 #[derive(Default)]
 pub struct Expiry {
     pub heap: BinaryHeap<Reverse<Due>>,
-    pub scheduled: HashMap<Rc<str>, i64>,
+    pub scheduled: HashMap<UserKey, i64>,
 }
 
 /// What a store did with a user's live deadline.
 pub enum Kept {
     NotKept,      // it keeps none: the schedule's own map is used
     Unchanged,    // already that deadline (or no journey to keep it beside, or none wanted)
-    Moved(Rc<str>), // set; the store's copy of the user id, for the heap entry
+    Moved(UserKey), // set; the store's copy of the user id, for the heap entry
 }
 
 /// A user the watermark has passed, with the journey if the store handed it over with its deadline.
-pub type DueUser = (Rc<str>, Option<Journey>);
+pub type DueUser = (UserKey, Option<Journey>);
 
 impl Expiry {
     /// Keep the schedule at the journey's own next deadline (a schedule rebuilt after a restart is the same
     /// schedule), after the store has done what it could with it (`kept`); `shared`: the store's copy of the id.
-    pub fn settle(&mut self, kept: Kept, user: &str, deadline: Option<i64>, shared: impl FnOnce() -> Option<Rc<str>>) {
+    pub fn settle(&mut self, kept: Kept, user: &str, deadline: Option<i64>, shared: impl FnOnce() -> Option<UserKey>) {
         match (kept, deadline) {
             (Kept::Unchanged, _) => {}
             (Kept::Moved(key), Some(d)) => self.heap.push(Reverse(Due::new(d, key))),
@@ -166,8 +166,8 @@ impl Expiry {
 
     /// `schedule` with the live deadline in this schedule's map. `shared`: the store's own copy of the id, if
     /// it has one, so a user's id is allocated once.
-    pub fn schedule_here(&mut self, user: &str, deadline: i64, shared: impl FnOnce() -> Option<Rc<str>>) {
-        let key: Rc<str> = match self.scheduled.get_key_value(user) {
+    pub fn schedule_here(&mut self, user: &str, deadline: i64, shared: impl FnOnce() -> Option<UserKey>) {
+        let key: UserKey = match self.scheduled.get_key_value(user) {
             Some((_, &d)) if d == deadline => return,
             Some((k, _)) => k.clone(),
             None => shared().unwrap_or_else(|| user.into()),
@@ -210,7 +210,7 @@ pub trait Store {
     fn remove(&mut self, user: &str);
     fn untake(&mut self, user: &str, journey: Journey);
     /// The store's shared copy of a user id it holds (None if it keeps none).
-    fn shared_key(&self, user: &str) -> Option<Rc<str>>;
+    fn shared_key(&self, user: &str) -> Option<UserKey>;
     /// `put`, keeping `deadline` as the user's live schedule entry (None: no entry) if this store keeps them:
     /// one lookup for both.
     fn put_keeping(&mut self, user: &str, journey: Journey, _deadline: Option<i64>) -> Kept {
@@ -234,7 +234,7 @@ pub trait Store {
 /// journey's own next deadline (each expiry moves that deadline past the watermark, so an entry is never live
 /// twice), which saves the 8 bytes a deadline beside each journey took.
 pub struct MemoryStore {
-    pub journeys: hashbrown::HashMap<Rc<str>, Journey, FxBuildHasher>, // keys shared with the expiry schedule's heap
+    pub journeys: hashbrown::HashMap<UserKey, Journey, FxBuildHasher>, // keys shared with the expiry schedule's heap
     pub config: Config, // for the journeys' next deadlines
 }
 
@@ -268,14 +268,14 @@ impl Store for MemoryStore {
         self.put(user, journey);
     }
 
-    fn shared_key(&self, user: &str) -> Option<Rc<str>> {
+    fn shared_key(&self, user: &str) -> Option<UserKey> {
         self.journeys.get_key_value(user).map(|(k, _)| k.clone())
     }
 
     /// Called when the deadline has changed (see `Engine::save`): a new heap entry is wanted.
     fn put_keeping(&mut self, user: &str, mut journey: Journey, deadline: Option<i64>) -> Kept {
         journey.touches.shrink();
-        let moved = |key: &Rc<str>| if deadline.is_some() { Kept::Moved(key.clone()) } else { Kept::Unchanged };
+        let moved = |key: &UserKey| if deadline.is_some() { Kept::Moved(key.clone()) } else { Kept::Unchanged };
         match self.journeys.entry_ref(user) {
             EntryRef::Occupied(mut slot) => {
                 *slot.get_mut() = journey;
@@ -306,21 +306,21 @@ pub enum Slot {
 /// Journeys of one step, loaded on first use by `load` (stored bytes) and remembered as changed until the
 /// caller collects them (`dirty`, in the order they first changed).
 pub struct BatchStore<'l> {
-    pub slots: HashMap<Rc<str>, Slot>,
-    pub dirty: Vec<Rc<str>>,
-    dirty_set: HashSet<Rc<str>>,
-    load: &'l mut dyn FnMut(&[Rc<str>]) -> Vec<Option<Vec<u8>>>,
+    pub slots: HashMap<UserKey, Slot>,
+    pub dirty: Vec<UserKey>,
+    dirty_set: HashSet<UserKey>,
+    load: &'l mut dyn FnMut(&[UserKey]) -> Vec<Option<Vec<u8>>>,
     pub error: Option<String>,
 }
 
 impl<'l> BatchStore<'l> {
-    pub fn new(load: &'l mut dyn FnMut(&[Rc<str>]) -> Vec<Option<Vec<u8>>>) -> BatchStore<'l> {
+    pub fn new(load: &'l mut dyn FnMut(&[UserKey]) -> Vec<Option<Vec<u8>>>) -> BatchStore<'l> {
         BatchStore { slots: HashMap::default(), dirty: Vec::new(), dirty_set: HashSet::default(), load, error: None }
     }
 
-    pub fn preload(&mut self, users: &[Rc<str>]) {
+    pub fn preload(&mut self, users: &[UserKey]) {
         let mut seen = HashSet::default();
-        let missing: Vec<Rc<str>> = users.iter()
+        let missing: Vec<UserKey> = users.iter()
             .filter(|u| !self.slots.contains_key(*u) && seen.insert((*u).clone()))
             .cloned()
             .collect();
@@ -333,13 +333,13 @@ impl<'l> BatchStore<'l> {
         }
     }
 
-    fn mark(&mut self, user: &Rc<str>) {
+    fn mark(&mut self, user: &UserKey) {
         if self.dirty_set.insert(user.clone()) {
             self.dirty.push(user.clone());
         }
     }
 
-    fn key(&self, user: &str) -> Rc<str> {
+    fn key(&self, user: &str) -> UserKey {
         self.slots.get_key_value(user).map_or_else(|| user.into(), |(k, _)| k.clone())
     }
 
@@ -353,10 +353,10 @@ impl<'l> BatchStore<'l> {
 
 impl Store for BatchStore<'_> {
     fn take(&mut self, user: &str, names: &mut Interner) -> Option<Journey> {
-        let user: Rc<str> = match self.slots.get_key_value(user) {
+        let user: UserKey = match self.slots.get_key_value(user) {
             Some((k, _)) => k.clone(),
             None => {
-                let u: Rc<str> = user.into();
+                let u: UserKey = user.into();
                 self.preload(std::slice::from_ref(&u));
                 u
             }
@@ -393,7 +393,7 @@ impl Store for BatchStore<'_> {
         self.slots.insert(user, Slot::Current(Some(journey)));
     }
 
-    fn shared_key(&self, user: &str) -> Option<Rc<str>> {
+    fn shared_key(&self, user: &str) -> Option<UserKey> {
         self.slots.get_key_value(user).map(|(k, _)| k.clone())
     }
 }

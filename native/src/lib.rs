@@ -22,13 +22,14 @@ mod journeys;
 mod jsonl;
 mod models;
 mod trees;
+mod user_key;
 mod money;
 mod records;
 mod validate;
 mod writer;
 
 use rustc_hash::FxHashMap as HashMap;
-use std::rc::Rc;
+use crate::user_key::UserKey;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -583,8 +584,8 @@ struct Partition {
 }
 
 fn loader<'a>(py: Python<'a>, load: &'a Bound<'a, PyAny>, failed: &'a mut Option<PyErr>)
-              -> impl FnMut(&[Rc<str>]) -> Vec<Option<Vec<u8>>> + 'a {
-    move |users: &[Rc<str>]| {
+              -> impl FnMut(&[UserKey]) -> Vec<Option<Vec<u8>>> + 'a {
+    move |users: &[UserKey]| {
         let call = || -> PyResult<Vec<Option<Vec<u8>>>> {
             let keys = PyList::new(py, users.iter().map(|u| PyBytes::new(py, u.as_bytes())))?;
             load.call1((keys,))?.extract()
@@ -747,12 +748,12 @@ impl Partition {
         let mut failed: Option<PyErr> = None;
         let mut load_fn = loader(py, load, &mut failed);
         let mut store = BatchStore::new(&mut load_fn);
-        let users: Vec<Rc<str>> = events.iter().map(|(_, _, e, _)| match e {
+        let users: Vec<UserKey> = events.iter().map(|(_, _, e, _)| match e {
             AnyEvent::Fast(Parsed::Touchpoint { user, .. }) | AnyEvent::Fast(Parsed::Conversion { user, .. }) => {
-                Rc::from(&**user)
+                UserKey::from(&**user)
             }
             AnyEvent::Slow(Owned::Touchpoint { user, .. }) | AnyEvent::Slow(Owned::Conversion { user, .. }) => {
-                Rc::from(user.as_str())
+                UserKey::from(user.as_str())
             }
         }).collect();
         store.preload(&users);
