@@ -6,12 +6,12 @@ use std::collections::BinaryHeap;
 
 use hashbrown::hash_map::EntryRef;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap, FxHashSet as HashSet};
-use crate::user_key::UserKey;
 
 use crate::config::{Config, MODEL_NAMES};
 use crate::intern::Interner;
 use crate::journey::{self, ConversionIn, Ctx, Journey, Kind, Refusal, Reward, Sink, TouchpointIn};
 use crate::models::Models;
+use crate::user_key::UserKey;
 
 // ------------------------------------------------------------------------------------------------ clock
 
@@ -177,14 +177,15 @@ impl Expiry {
     }
 
     /// Users due at `watermark`, at most `limit`, into `due` (emptied first), in the schedule's order.
-    pub fn pop_due(&mut self, store: &mut dyn Store, watermark: i64, limit: Option<usize>, due: &mut Vec<DueUser>) {
+    pub fn pop_due(&mut self, store: &mut dyn Store, config: &Config, watermark: i64, limit: Option<usize>,
+                   due: &mut Vec<DueUser>) {
         due.clear();
         while let Some(Reverse(top)) = self.heap.peek() {
             if top.deadline > watermark || limit.is_some_and(|l| due.len() >= l) {
                 break;
             }
             let Reverse(Due { deadline, user, .. }) = self.heap.pop().unwrap();
-            match store.take_due(&user, deadline) {
+            match store.take_due(&user, deadline, config) {
                 Some(Some(journey)) => due.push((user, Some(journey))),
                 Some(None) => {} // a stale entry: the user's deadline has moved
                 None => {
@@ -223,8 +224,8 @@ pub trait Store {
         Kept::NotKept
     }
     /// If the user's live entry is `deadline`: cleared, and the journey taken (as by `take`); Some(None) if it
-    /// is not (a stale entry); None if this store keeps no entries.
-    fn take_due(&mut self, _user: &str, _deadline: i64) -> Option<Option<Journey>> {
+    /// is not (a stale entry); None if this store keeps no entries. `config`: for the journey's next deadline.
+    fn take_due(&mut self, _user: &str, _deadline: i64, _config: &Config) -> Option<Option<Journey>> {
         None
     }
 }
@@ -233,15 +234,9 @@ pub trait Store {
 /// when it is inserted. The store keeps no deadlines of its own: a heap entry is live exactly when it is the
 /// journey's own next deadline (each expiry moves that deadline past the watermark, so an entry is never live
 /// twice), which saves the 8 bytes a deadline beside each journey took.
+#[derive(Default)]
 pub struct MemoryStore {
     pub journeys: hashbrown::HashMap<UserKey, Journey, FxBuildHasher>, // keys shared with the expiry schedule's heap
-    pub config: Config, // for the journeys' next deadlines
-}
-
-impl MemoryStore {
-    pub fn new(config: Config) -> MemoryStore {
-        MemoryStore { journeys: Default::default(), config }
-    }
 }
 
 impl Store for MemoryStore {
@@ -290,9 +285,9 @@ impl Store for MemoryStore {
         Kept::Unchanged // its entry in the heap is stale from here on
     }
 
-    fn take_due(&mut self, user: &str, deadline: i64) -> Option<Option<Journey>> {
+    fn take_due(&mut self, user: &str, deadline: i64, config: &Config) -> Option<Option<Journey>> {
         Some(match self.journeys.get_mut(user) {
-            Some(j) if journey::next_deadline(j, &self.config) == Some(deadline) => Some(std::mem::take(j)),
+            Some(j) if journey::next_deadline(j, config) == Some(deadline) => Some(std::mem::take(j)),
             _ => None,
         })
     }
@@ -598,7 +593,7 @@ impl Engine {
             return; // nothing due: the common case, checked without touching anything else
         }
         let mut due = std::mem::take(&mut self.due);
-        self.expiry.pop_due(store, wm, limit, &mut due);
+        self.expiry.pop_due(store, &self.config, wm, limit, &mut due);
         for (user, taken) in due.drain(..) {
             let Some(mut journey) = taken.or_else(|| store.take(&user, &mut self.names)) else { continue };
             let ctx = Ctx { config: &self.config, models: &self.models, names: &self.names, watermark: Some(wm),

@@ -84,22 +84,23 @@ impl Touches {
     /// touchpoint more in the memory benchmark).
     fn resize_to(&mut self, cap: usize) {
         debug_assert!(cap >= self.used());
-        let (old_len, bytes) = (self.slots.len() * SLOT, self.bytes as usize);
+        let (old_len, new_len, bytes) = (self.slots.len() * SLOT, cap * SLOT, self.bytes as usize);
+        let growing = new_len > old_len;
+        if !growing {
+            // the ids go to the new end before the slots past it do
+            self.block_mut().copy_within(old_len - bytes..old_len, new_len - bytes);
+        }
         let mut v = std::mem::take(&mut self.slots).into_vec();
-        if cap > v.len() {
+        if growing {
             v.reserve_exact(cap - v.len());
             v.resize(cap, TouchRec::default());
-            self.slots = v.into_boxed_slice();
-            let new_len = cap * SLOT;
-            self.block_mut().copy_within(old_len - bytes..old_len, new_len - bytes);
         } else {
-            self.slots = v.into_boxed_slice();
-            let new_len = cap * SLOT;
-            self.block_mut().copy_within(old_len - bytes..old_len, new_len - bytes);
-            let mut v = std::mem::take(&mut self.slots).into_vec();
             v.truncate(cap);
             v.shrink_to_fit();
-            self.slots = v.into_boxed_slice(); // length == capacity: no second move
+        }
+        self.slots = v.into_boxed_slice(); // length == capacity: no second move
+        if growing {
+            self.block_mut().copy_within(old_len - bytes..old_len, new_len - bytes);
         }
     }
 

@@ -40,8 +40,13 @@ impl<T> Chunks<T> {
     pub fn len(&self) -> usize {
         self.blocks.iter().map(Vec::len).sum()
     }
+}
 
-    pub fn into_iter(self) -> impl Iterator<Item = T> {
+impl<T> IntoIterator for Chunks<T> {
+    type Item = T;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<T>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
         self.blocks.into_iter().flatten()
     }
 }
@@ -177,7 +182,7 @@ impl JourneySink {
                     *e = (*e).min(acc.conv_time);
                 }
             }
-            for f in finals.into_iter() {
+            for f in finals {
                 let credit = first_credit.get(&(&*f.user, &*f.touch.tid)).copied();
                 if credit.is_none() {
                     uncredited.push((f.user.clone(), TouchOut { tid: f.touch.tid.clone(), ..f.touch }));

@@ -298,7 +298,7 @@ impl Backfill {
         let mut names = Interner::default();
         let cfg = read_config(config, &mut names)?;
         let minor_units = cfg.minor_units.clone();
-        Ok(Backfill { store: MemoryStore::new(cfg.clone()), engine: Engine::new(cfg, names, 1, quorum), reference_ms,
+        Ok(Backfill { engine: Engine::new(cfg, names, 1, quorum), store: MemoryStore::default(), reference_ms,
                       fallback, words, rewards_out: 0, minor_units, buffer: Vec::new(),
                       writer: None, parse_thread_from, journeys: journeys.then(journeys::JourneySink::default), end: None })
     }

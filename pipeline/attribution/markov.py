@@ -182,7 +182,8 @@ def log_likelihood(train: Sequence[WeightedPath], test: Sequence[WeightedPath], 
     additive smoothing over the next-state alphabet and backoff to the next lower order for unseen states."""
     alphabet = sorted({c for p in train for c in p[0]} | {c for p in test for c in p[0]})
     outcomes = len(alphabet) + 2  # every channel, conversion, null
-    chains = {k: Chain.fit(train, k) for k in range(1, order + 1)}
+    folded = fold(train)  # once for every order's chain
+    chains = {k: Chain.of_folded(folded, k) for k in range(1, order + 1)}
     total, steps = 0.0, 0
     for channels, converted, weight in test:
         if not channels:
