@@ -90,8 +90,8 @@ fn encode_body(out: &mut Vec<u8>, j: &Journey, names: &Interner) {
         for &x in &s.shares {
             zz(out, x);
         }
-        for &x in &s.local_shares {
-            zz(out, x);
+        for i in 0..s.shares.len() {
+            zz(out, s.local_share(i));
         }
         match &s.refund_of {
             None => out.push(0),
@@ -220,11 +220,13 @@ fn decode_binary(body: &[u8], names: &mut Interner) -> Result<Journey, CodecErro
             _ => Some(c.str()?.into()),
         };
         let (refunded_minor, refunded_base) = (c.zz()?, c.zz()?);
-        splits.push(Split {
+        let mut split = Split {
             conversion_id, event, time, currency, value_minor, base_minor, model: m, used_model: used, revision,
-            touches: touches_of(&pool, &refs, None, names)?, shares, local_shares, refund_of, refunded_minor,
-            refunded_base,
-        });
+            touches: touches_of(&pool, &refs, None, names)?, shares: Vec::new(), local_shares: Vec::new(), refund_of,
+            refunded_minor, refunded_base,
+        };
+        split.set_shares(shares, local_shares);
+        splits.push(split);
     }
     if c.at != body.len() {
         return Err(c.err("trailing bytes"));
@@ -258,12 +260,14 @@ fn from_json(pool: Vec<JsonTouch>, refs: Vec<usize>, earned: Vec<i64>, splits: V
     let touches = touches_of(&pool, &refs, Some(&earned), names)?;
     let mut out = Vec::with_capacity(splits.len());
     for s in splits {
-        out.push(Split {
+        let mut split = Split {
             conversion_id: s.0.into(), event: names.intern(&s.1), time: s.2, currency: names.intern(&s.3),
             value_minor: s.4, base_minor: s.5, model: model(&s.6)?, used_model: model(&s.7)?, revision: s.8,
-            touches: touches_of(&pool, &s.9, None, names)?, shares: s.10, local_shares: s.11,
+            touches: touches_of(&pool, &s.9, None, names)?, shares: Vec::new(), local_shares: Vec::new(),
             refund_of: s.12.map(Into::into), refunded_minor: s.13, refunded_base: s.14,
-        });
+        };
+        split.set_shares(s.10, s.11);
+        out.push(split);
     }
     Ok(Some(Journey { touches, splits: out.into() }))
 }

@@ -260,35 +260,44 @@ pub struct Split {
     pub revision: i64,
     pub touches: Touches,
     pub shares: Vec<i64>,
-    pub local_shares: Vec<i64>,
+    pub(crate) local_shares: Vec<i64>, // empty when equal to `shares` (a conversion in the base currency): see `local_share`
     pub refund_of: Option<Box<str>>,
     pub refunded_minor: i64,
     pub refunded_base: i64,
 }
 
-/// A journey's retained conversions and refunds: one pointer while there are none (most open journeys), a
-/// vector behind it once there are. Reads go through the slice it derefs to.
+/// A journey's retained conversions and refunds: one pointer, its length and capacity in the block with the
+/// splits (a `Vec` behind a `Box` took two allocations, and a `Vec`'s first push makes room for four splits: 700
+/// bytes for the one conversion most journeys have). Nothing is allocated while there are none (most open
+/// journeys). Reads go through the slice it derefs to.
 #[derive(Clone, Debug, Default)]
-pub struct Splits(Option<Box<Vec<Split>>>);
+pub struct Splits(thin_vec::ThinVec<Split>);
 
 impl Splits {
     pub fn push(&mut self, split: Split) {
-        self.0.get_or_insert_with(Default::default).push(split);
+        if self.0.capacity() == 0 {
+            self.0.reserve_exact(1); // the first exactly; doubling from there
+        }
+        self.0.push(split);
     }
 
     pub fn retain(&mut self, keep: impl FnMut(&Split) -> bool) {
-        if let Some(v) = self.0.as_mut() {
-            v.retain(keep);
-            if v.is_empty() {
-                self.0 = None;
-            }
+        self.0.retain(keep);
+        if self.0.is_empty() {
+            self.0 = thin_vec::ThinVec::new(); // the block goes
         }
+    }
+
+    pub fn clear(&mut self) {
+        self.0 = thin_vec::ThinVec::new();
     }
 }
 
 impl From<Vec<Split>> for Splits {
     fn from(v: Vec<Split>) -> Splits {
-        Splits(if v.is_empty() { None } else { Some(Box::new(v)) })
+        let mut out = thin_vec::ThinVec::with_capacity(v.len());
+        out.extend(v);
+        Splits(out)
     }
 }
 
@@ -296,13 +305,13 @@ impl std::ops::Deref for Splits {
     type Target = [Split];
 
     fn deref(&self) -> &[Split] {
-        self.0.as_deref().map_or(&[], |v| v.as_slice())
+        &self.0
     }
 }
 
 impl std::ops::DerefMut for Splits {
     fn deref_mut(&mut self) -> &mut [Split] {
-        self.0.as_deref_mut().map_or(&mut [], |v| v.as_mut_slice())
+        &mut self.0
     }
 }
 
@@ -448,7 +457,7 @@ fn rewards_of(kind: Kind, s: &Split, user: &str, ctx: &Ctx<'_>, sink: &mut dyn S
             campaign_id: names.name(t.campaign), channel: names.name(t.channel), revision: s.revision,
             amount_minor: s.shares[i], base_currency: ctx.base(), original_reward: t.reward, touch_time_ms: t.time,
             conversion_id: Some(&s.conversion_id), model: Some(model), currency: Some(currency),
-            local_amount_minor: Some(s.local_shares[i]), conversion_value_minor: Some(s.value_minor),
+            local_amount_minor: Some(s.local_share(i)), conversion_value_minor: Some(s.value_minor),
             conversion_time_ms: Some(s.time), position: Some(i as i64), journey_length: Some(n), event: Some(event),
             reason: None,
         });
@@ -490,17 +499,31 @@ fn reason(touches: &Touches, conversion_ms: i64, config: &Config) -> &'static st
 }
 
 /// Split a conversion's value over `touches` with its model (linear when the model cannot judge).
-fn divide(split: &Split, touches: Touches, ctx: &Ctx<'_>) -> Split {
+fn divide(mut split: Split, touches: Touches, ctx: &Ctx<'_>) -> Split {
     let (weights, used) = match ctx.models.weights(split.model, &touches, ctx.names) {
         Some(w) => (w, split.model),
         None => (Weights::Equal(touches.len()), LINEAR),
     };
-    let shares = weights.split(split.base_minor);
-    let local_shares = weights.split(split.value_minor);
-    Split { touches, used_model: used, shares, local_shares, ..split.clone_head() }
+    split.shares = weights.split(split.base_minor);
+    let same = split.value_minor == split.base_minor; // then the local shares are these
+    split.local_shares = if same { Vec::new() } else { weights.split(split.value_minor) };
+    split.touches = touches;
+    split.used_model = used;
+    split
 }
 
 impl Split {
+    /// Touch `i`'s share in the conversion's own currency.
+    pub fn local_share(&self, i: usize) -> i64 {
+        if self.local_shares.is_empty() { self.shares[i] } else { self.local_shares[i] }
+    }
+
+    /// Shares in the conversion's currency beside those in the base currency; kept only when they differ.
+    pub fn set_shares(&mut self, shares: Vec<i64>, local_shares: Vec<i64>) {
+        self.local_shares = if local_shares == shares { Vec::new() } else { local_shares };
+        self.shares = shares;
+    }
+
     /// Everything but the touches and shares (which the caller replaces).
     fn clone_head(&self) -> Split {
         Split {
@@ -516,12 +539,10 @@ impl Split {
 /// A refund's negative shares in proportion to the original's current split.
 fn mirror(refund: &Split, original: &Split) -> Split {
     let w: Vec<u128> = original.shares.iter().map(|&s| s as u128).collect();
-    let lw: Vec<u128> = original.local_shares.iter().map(|&s| s as u128).collect();
-    Split {
-        touches: original.touches.clone(), used_model: original.used_model,
-        shares: split_exact(-refund.base_minor, &w), local_shares: split_exact(-refund.value_minor, &lw),
-        ..refund.clone_head()
-    }
+    let lw: Vec<u128> = (0..w.len()).map(|i| original.local_share(i) as u128).collect();
+    let mut out = Split { touches: original.touches.clone(), used_model: original.used_model, ..refund.clone_head() };
+    out.set_shares(split_exact(-refund.base_minor, &w), split_exact(-refund.value_minor, &lw));
+    out
 }
 
 /// Move each open touch's running total from the old split's share to the new one. A refund counts towards
@@ -594,7 +615,7 @@ pub fn apply_touchpoint(j: &mut Journey, tp: &TouchpointIn<'_>, ctx: &Ctx<'_>, s
         if !inserted {
             touches.push_new(tp.time, tp.reward, 0, tid, tp.episode_id, tp.campaign, tp.channel);
         }
-        let mut new = divide(split, touches, ctx);
+        let mut new = divide(split.clone_head(), touches, ctx);
         new.revision = split.revision + 1;
         let kind = if new.revision == 0 { Kind::Attribution } else { Kind::Correction };
         let old = std::mem::replace(&mut j.splits[idx], new);
@@ -660,7 +681,7 @@ pub fn apply_conversion(j: &mut Journey, cv: &ConversionIn<'_>, ctx: &Ctx<'_>, s
         refunded_minor: 0, refunded_base: 0,
     };
     if !eligible.is_empty() {
-        let mut split = divide(&split, eligible, ctx);
+        let mut split = divide(split, eligible, ctx);
         split.revision = 0;
         credit(&mut j.touches, None, &split, cfg.max_window_ms);
         rewards_of(Kind::Attribution, &split, cv.user_id, ctx, sink);
@@ -733,7 +754,9 @@ pub fn expire(j: &mut Journey, watermark: i64, user: &str, ctx: &Ctx<'_>, sink: 
         j.touches.drain_front(n);
     }
     let keep_after = watermark - cfg.refund_retention_ms;
-    if j.splits.iter().any(|s| s.time < keep_after) {
+    if j.splits.iter().all(|s| s.refund_of.is_none() && s.time < keep_after) {
+        j.splits.clear(); // every conversion past its retention, no refunds: the common case, without the list
+    } else if j.splits.iter().any(|s| s.time < keep_after) {
         let gone: Vec<Box<str>> = j.splits.iter()
             .filter(|s| s.refund_of.is_none() && s.time < keep_after)
             .map(|s| s.conversion_id.clone())
