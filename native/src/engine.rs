@@ -1,13 +1,11 @@
 //! The engine: journeys in a store, an event-time clock over one or more inputs, and an expiry schedule.
 //! A port of `pipeline/engine/engine.py` and `clock.py`.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use hashbrown::hash_map::EntryRef;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::config::{Config, MODEL_NAMES};
+use crate::due_queue::{Due, DueQueue};
 use crate::intern::Interner;
 use crate::journey::{self, ConversionIn, Ctx, Journey, Kind, Refusal, Reward, Sink, TouchpointIn};
 use crate::models::Models;
@@ -100,42 +98,12 @@ impl Clock {
 
 // ------------------------------------------------------------------------------------------------ expiry
 
-/// A heap entry: ordered by (deadline, user id) like the Python schedule's tuples, with the id's first eight
-/// bytes compared as one integer first, so ties rarely reach a full string comparison.
-#[derive(PartialEq, Eq)]
-pub struct Due {
-    pub deadline: i64,
-    prefix: u64,
-    pub user: UserKey,
-}
-
-impl Due {
-    fn new(deadline: i64, user: UserKey) -> Due {
-        let mut b = [0u8; 8];
-        let n = user.len().min(8);
-        b[..n].copy_from_slice(&user.as_bytes()[..n]);
-        Due { deadline, prefix: u64::from_be_bytes(b), user }
-    }
-}
-
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.deadline.cmp(&other.deadline).then(self.prefix.cmp(&other.prefix)).then_with(|| self.user.cmp(&other.user))
-    }
-}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// Which users have something to expire once the watermark reaches a deadline: a heap with lazy deletion,
+/// Which users have something to expire once the watermark reaches a deadline: a queue with lazy deletion,
 /// one live entry per user. The live deadline of each user is kept by the store when it can (the backfill's
 /// memory store keeps it beside the journey: no map of its own, one lookup less per change), else in `scheduled`.
 #[derive(Default)]
 pub struct Expiry {
-    pub heap: BinaryHeap<Reverse<Due>>,
+    pub queue: DueQueue,
     pub scheduled: HashMap<UserKey, i64>,
 }
 
@@ -143,7 +111,7 @@ pub struct Expiry {
 pub enum Kept {
     NotKept,      // it keeps none: the schedule's own map is used
     Unchanged,    // already that deadline (or no journey to keep it beside, or none wanted)
-    Moved(UserKey), // set; the store's copy of the user id, for the heap entry
+    Moved(UserKey), // set; the store's copy of the user id, for the queue entry
 }
 
 /// A user the watermark has passed, with the journey if the store handed it over with its deadline.
@@ -155,7 +123,7 @@ impl Expiry {
     pub fn settle(&mut self, kept: Kept, user: &str, deadline: Option<i64>, shared: impl FnOnce() -> Option<UserKey>) {
         match (kept, deadline) {
             (Kept::Unchanged, _) => {}
-            (Kept::Moved(key), Some(d)) => self.heap.push(Reverse(Due::new(d, key))),
+            (Kept::Moved(key), Some(d)) => self.queue.push(Due::new(d, key)),
             (Kept::Moved(_), None) => unreachable!("a store moves a deadline only to one"),
             (Kept::NotKept, Some(d)) => self.schedule_here(user, d, shared),
             (Kept::NotKept, None) => {
@@ -173,18 +141,18 @@ impl Expiry {
             None => shared().unwrap_or_else(|| user.into()),
         };
         self.scheduled.insert(key.clone(), deadline);
-        self.heap.push(Reverse(Due::new(deadline, key)));
+        self.queue.push(Due::new(deadline, key));
     }
 
     /// Users due at `watermark`, at most `limit`, into `due` (emptied first), in the schedule's order.
     pub fn pop_due(&mut self, store: &mut dyn Store, config: &Config, watermark: i64, limit: Option<usize>,
                    due: &mut Vec<DueUser>) {
         due.clear();
-        while let Some(Reverse(top)) = self.heap.peek() {
+        while let Some(top) = self.queue.peek() {
             if top.deadline > watermark || limit.is_some_and(|l| due.len() >= l) {
                 break;
             }
-            let Reverse(Due { deadline, user, .. }) = self.heap.pop().unwrap();
+            let Due { deadline, user, .. } = self.queue.pop().unwrap();
             match store.take_due(&user, deadline, config) {
                 Some(Some(journey)) => due.push((user, Some(journey))),
                 Some(None) => {} // a stale entry: the user's deadline has moved
@@ -231,12 +199,12 @@ pub trait Store {
 }
 
 /// hashbrown's map for its `entry_ref`: a journey goes back in one lookup, and a new user's id is allocated only
-/// when it is inserted. The store keeps no deadlines of its own: a heap entry is live exactly when it is the
+/// when it is inserted. The store keeps no deadlines of its own: a queue entry is live exactly when it is the
 /// journey's own next deadline (each expiry moves that deadline past the watermark, so an entry is never live
 /// twice), which saves the 8 bytes a deadline beside each journey took.
 #[derive(Default)]
 pub struct MemoryStore {
-    pub journeys: hashbrown::HashMap<UserKey, Journey, FxBuildHasher>, // keys shared with the expiry schedule's heap
+    pub journeys: hashbrown::HashMap<UserKey, Journey, FxBuildHasher>, // keys shared with the expiry schedule's queue
 }
 
 impl Store for MemoryStore {
@@ -267,7 +235,7 @@ impl Store for MemoryStore {
         self.journeys.get_key_value(user).map(|(k, _)| k.clone())
     }
 
-    /// Called when the deadline has changed (see `Engine::save`): a new heap entry is wanted.
+    /// Called when the deadline has changed (see `Engine::save`): a new queue entry is wanted.
     fn put_keeping(&mut self, user: &str, mut journey: Journey, deadline: Option<i64>) -> Kept {
         journey.touches.shrink();
         let moved = |key: &UserKey| if deadline.is_some() { Kept::Moved(key.clone()) } else { Kept::Unchanged };
@@ -282,7 +250,7 @@ impl Store for MemoryStore {
 
     fn remove_keeping(&mut self, user: &str) -> Kept {
         self.journeys.remove(user);
-        Kept::Unchanged // its entry in the heap is stale from here on
+        Kept::Unchanged // its entry in the queue is stale from here on
     }
 
     fn take_due(&mut self, user: &str, deadline: i64, config: &Config) -> Option<Option<Journey>> {
@@ -589,7 +557,7 @@ impl Engine {
         self.catch_up(idle);
         self.swept = 0;
         let Some(wm) = self.watermark else { return };
-        if self.expiry.heap.peek().is_none_or(|Reverse(top)| top.deadline > wm) {
+        if self.expiry.queue.peek().is_none_or(|top| top.deadline > wm) {
             return; // nothing due: the common case, checked without touching anything else
         }
         let mut due = std::mem::take(&mut self.due);

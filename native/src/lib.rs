@@ -15,6 +15,7 @@ mod avro;
 mod batch;
 mod codec;
 mod config;
+mod due_queue;
 mod engine;
 mod intern;
 mod journey;
