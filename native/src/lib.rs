@@ -22,6 +22,7 @@ mod journey;
 mod journeys;
 mod jsonl;
 mod models;
+mod parse_ahead;
 mod trees;
 mod user_key;
 mod money;
@@ -281,6 +282,9 @@ struct Backfill {
     buffer: Vec<u8>, // output of the last chunk, kept for its capacity (when returned, not written)
     writer: Option<writer::Writer>, // writes the reward lines to `out_fd` on a thread of its own
     parse_thread_from: usize, // chunks of this many bytes or more are parsed on a second thread
+    parse_config: std::sync::Arc<Config>, // the parser's copy of the engine's (fixed) configuration
+    ahead: Option<parse_ahead::Ahead>, // the next chunk, being parsed (see `feed`'s `ahead`)
+    spare_lines: parse_ahead::Lines, // always empty: its memory, for the next chunk parsed ahead
     journeys: Option<journeys::JourneySink>, // collect completed journeys instead of writing reward lines
     end: Option<i64>,                        // the watermark when the input ended (journeys mode)
 }
@@ -299,18 +303,29 @@ impl Backfill {
         let mut names = Interner::default();
         let cfg = read_config(config, &mut names)?;
         let minor_units = cfg.minor_units.clone();
+        let parse_config = std::sync::Arc::new(cfg.clone());
         Ok(Backfill { engine: Engine::new(cfg, names, 1, quorum), store: MemoryStore::default(), reference_ms,
                       fallback, words, rewards_out: 0, minor_units, buffer: Vec::new(),
-                      writer: None, parse_thread_from, journeys: journeys.then(journeys::JourneySink::default), end: None })
+                      writer: None, parse_thread_from, parse_config, ahead: None, spare_lines: Vec::new(),
+                      journeys: journeys.then(journeys::JourneySink::default), end: None })
     }
 
     /// Complete lines (each ending in a newline, the last one may not), numbered from `first_line`. The reward
     /// JSON lines are written to the file descriptor `out_fd` (a file the caller owns and writes nothing else
     /// to; written by a thread of this backfill's, all of it by the time `finish` returns), or returned when
     /// it is None. Returns (reward lines or b"", [(line number, refusal, raw line)], non-blank lines).
-    #[pyo3(signature = (chunk, first_line, out_fd=None))]
-    fn feed<'py>(&mut self, py: Python<'py>, chunk: &[u8], first_line: i64, out_fd: Option<i32>)
-                 -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyList>, i64)> {
+    /// `ahead`: the chunk the caller will feed next, if it knows it: a thread starts parsing it now (see
+    /// `parse_ahead`); feeding another chunk next only wastes that work.
+    #[pyo3(signature = (chunk, first_line, out_fd=None, ahead=None))]
+    fn feed<'py>(&mut self, py: Python<'py>, chunk: &[u8], first_line: i64, out_fd: Option<i32>,
+                 ahead: Option<Bound<'py, PyBytes>>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyList>, i64)> {
+        // this chunk's lines if they were parsed ahead; then the next chunk's parse starts, beside this one's steps
+        let mut parsed = self.ahead.take().filter(|a| a.is_for(chunk));
+        if let Some(next) = ahead.filter(|n| n.as_bytes().len() >= self.parse_thread_from) {
+            let lines = std::mem::take(&mut self.spare_lines);
+            self.ahead = Some(parse_ahead::Ahead::start(&next, self.parse_config.clone(), lines)
+                .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("starting a parsing thread: {e}")))?);
+        }
         let mut out = match out_fd {
             Some(fd) => {
                 let w = self.writer_for(py, fd)?;
@@ -324,9 +339,9 @@ impl Backfill {
         let mut events_in = 0i64;
         let fallback = self.fallback.bind(py);
         let words = self.words.bind(py);
-        let config = self.engine.config.clone(); // the parser's (the engine's is borrowed by `step`)
+        let config = self.parse_config.clone(); // the parser's (the engine's is borrowed by `step`)
         let parse_thread_from = self.parse_thread_from;
-        let Backfill { engine, store, reference_ms, rewards_out, minor_units, journeys, .. } = self;
+        let Backfill { engine, store, reference_ms, rewards_out, minor_units, journeys, spare_lines, .. } = self;
         // One event: the engine, then its reward lines (or the journeys); a refusal is collected with its line.
         let mut step = |number: i64, line: &[u8], parsed: Option<Parsed<'_>>| -> PyResult<()> {
             events_in += 1;
@@ -353,7 +368,13 @@ impl Backfill {
             }
             Ok(())
         };
-        if chunk.len() < parse_thread_from {
+        if let Some(ahead) = parsed.as_mut() {
+            let mut lines = ahead.take_lines();
+            let result = lines.drain(..).try_for_each(|(index, line, p)| step(first_line + index, line, p));
+            *spare_lines = lines; // emptied (by the drain, even when a step failed): nothing borrows the chunk
+            drop(parsed);
+            result?;
+        } else if chunk.len() < parse_thread_from {
             for (number, line) in lines(chunk, first_line) {
                 step(number, line, jsonl::parse_line(line, &config))?;
             }
@@ -362,7 +383,7 @@ impl Backfill {
             // configuration: a thread parses blocks of lines ahead while this one runs the engine on them.
             // The blocks are made here and go back and forth: memory the thread allocated would be freed on this
             // one, and a thread's pages outlive it (a new thread a chunk: 2-4 bytes an open touchpoint more).
-            let config = &config;
+            let config = &*config;
             std::thread::scope(|scope| -> PyResult<()> {
                 type Block<'c> = Vec<(i64, &'c [u8], Option<Parsed<'c>>)>;
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Block<'_>>(PARSE_AHEAD);

@@ -25,7 +25,7 @@ import orjson
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.backfill.engines import BackfillEngine, PythonBackfill
-from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks
+from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks, with_ahead
 from pipeline.engine import FILE_QUORUM, EngineConfig
 from pipeline.errors import LateEvent
 from pipeline.money.exact import from_minor
@@ -102,7 +102,7 @@ def run_backfill(
     with open(input_path, "rb") as src, open(output_path, "wb", buffering=0) as out, \
             open(rejected_path(output_path), "wb") as rej:
         fd = out.fileno()  # the engines write the reward lines straight to it
-        for piece in read_chunks(src, max_line_bytes):
+        for piece, ahead in with_ahead(read_chunks(src, max_line_bytes)):
             if isinstance(piece, Overlong):
                 events_in += 1
                 rejected += 1
@@ -111,7 +111,7 @@ def run_backfill(
                                            f"{max_line_bytes:,} bytes; only its first {len(piece.head)} are kept",
                                  "raw": piece.head.decode("utf-8", "replace")}) + b"\n")
                 continue
-            _, refused, n = runner.feed(piece.data, piece.first_line, fd)
+            _, refused, n = runner.feed(piece.data, piece.first_line, fd, ahead)
             events_in += n
             for number, exc, raw in refused:
                 rejected += 1

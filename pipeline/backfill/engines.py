@@ -26,8 +26,10 @@ class BackfillEngine(Protocol):
     @property
     def rewards_out(self) -> int: ...
 
-    def feed(self, chunk: bytes, first_line: int, out_fd: int | None = None) -> tuple[bytes, list[Refused], int]:
-        """Reward lines are written to ``out_fd`` when given (an unbuffered file), else returned."""
+    def feed(self, chunk: bytes, first_line: int, out_fd: int | None = None, ahead: bytes | None = None
+             ) -> tuple[bytes, list[Refused], int]:
+        """Reward lines are written to ``out_fd`` when given (an unbuffered file), else returned. ``ahead``: the
+        chunk the caller will feed next, if it knows it (the native engine starts parsing it meanwhile)."""
 
     def finish(self, out_fd: int | None = None) -> bytes: ...
 
@@ -68,7 +70,8 @@ class PythonBackfill:
         dumps = orjson.dumps
         return b"".join(dumps(reward_to_json(r)) + b"\n" for r in rewards)
 
-    def feed(self, chunk: bytes, first_line: int, out_fd: int | None = None) -> tuple[bytes, list[Refused], int]:
+    def feed(self, chunk: bytes, first_line: int, out_fd: int | None = None, ahead: bytes | None = None
+             ) -> tuple[bytes, list[Refused], int]:
         out: list[bytes] = []
         refused: list[Refused] = []
         events_in = 0

@@ -17,7 +17,7 @@ import orjson
 from pipeline.attribution.journeys import JourneyCollector, JourneyPaths, Journeys
 from pipeline.backfill import backfill_engine
 from pipeline.backfill.engines import BackfillEngine
-from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks
+from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks, with_ahead
 from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig
 from pipeline.errors import InvalidEvent
 from pipeline.events.jsonl import reward_to_json
@@ -47,12 +47,12 @@ def _run(path: Path, config: EngineConfig, engine: str) -> tuple[Any, JourneyCol
     loads = orjson.loads
     events_in = rejected = 0
     with open(path, "rb") as src:
-        for piece in read_chunks(src, MAX_LINE_BYTES):
+        for piece, ahead in with_ahead(read_chunks(src, MAX_LINE_BYTES)):
             if isinstance(piece, Overlong):
                 events_in += 1
                 rejected += 1
                 continue
-            out, refused, n = runner.feed(piece.data, piece.first_line)
+            out, refused, n = runner.feed(piece.data, piece.first_line, ahead=ahead)
             events_in += n
             rejected += len(refused)
             collector.add_all(loads(line) for line in out.splitlines())

@@ -72,6 +72,16 @@ def read_chunks(fh: IO[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator
         line_no += newlines(whole)
 
 
+def with_ahead(pieces: Iterator[Chunk | Overlong]) -> Iterator[tuple[Chunk | Overlong, bytes | None]]:
+    """Each piece with the bytes of the chunk that follows it (None if an overlong line or the end does): what a
+    backfill engine's ``feed`` can start parsing while it runs the piece (``ahead``). Reads one piece early."""
+    piece = next(pieces, None)
+    while piece is not None:
+        following = next(pieces, None)
+        yield piece, following.data if isinstance(following, Chunk) else None
+        piece = following
+
+
 def newlines(data: bytes) -> int:
     """``data.count(b"\\n")``, about 3.7 times as fast: 0.12 ms a MB here against 0.43 (bytes.count was 0.024 s of
     `rewardstream fit`'s 0.65 s on the 219k-event log). The comparison makes a temporary of the chunk's size."""

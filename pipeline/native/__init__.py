@@ -132,8 +132,9 @@ class NativeBackfill:
     def rewards_out(self) -> int:
         return int(self._backfill.stats()["rewards_out"])
 
-    def feed(self, chunk: bytes, first_line: int, out_fd: int | None = None) -> tuple[bytes, list[Refused], int]:
-        out, refused, events_in = self._backfill.feed(chunk, first_line, out_fd)
+    def feed(self, chunk: bytes, first_line: int, out_fd: int | None = None, ahead: bytes | None = None
+             ) -> tuple[bytes, list[Refused], int]:
+        out, refused, events_in = self._backfill.feed(chunk, first_line, out_fd, ahead)
         return out, [(n, err, raw.rstrip(b"\n")) for n, err, raw in refused], events_in
 
     def finish(self, out_fd: int | None = None) -> bytes:

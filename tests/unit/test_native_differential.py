@@ -189,10 +189,15 @@ def _chunks(lines: list[str], rng: random.Random) -> list[tuple[bytes, int]]:
     return parts
 
 
-def _run(engine: Any, parts: list[tuple[bytes, int]]) -> tuple[bytes, list[tuple[int, str, str, bool, bytes]], Any]:
+def _run(engine: Any, parts: list[tuple[bytes, int]], ahead: str = "none"
+         ) -> tuple[bytes, list[tuple[int, str, str, bool, bytes]], Any]:
+    """``ahead``: what each ``feed`` is told comes next: nothing, the next chunk, or a copy of a chunk that is not
+    the next (the parse made ahead is then unused)."""
     out, refused = b"", []
-    for chunk, first in parts:
-        written, r, _ = engine.feed(chunk, first)
+    for i, (chunk, first) in enumerate(parts):
+        following = parts[i + 1][0] if i + 1 < len(parts) else None
+        told = {"none": None, "next": following, "other": bytes(bytearray(chunk))}[ahead]
+        written, r, _ = engine.feed(chunk, first, None, told)
         out += written
         refused += [(n, e.field, e.reason, type(e).__name__ == "LateEvent", raw.rstrip(b"\n")) for n, e, raw in r]
     out += engine.finish()
@@ -209,7 +214,8 @@ def test_the_backfill_engines_agree_byte_for_byte(setup: tuple[EngineConfig, Lea
     py_out, py_refused, py_stats = _run(PythonBackfill(config, learned, NOW), parts)
     # half the examples parse every chunk on the second thread (by default only chunks of 64 KiB or more are)
     native = NativeBackfill(config, learned, NOW, FILE_QUORUM, parse_thread_from=rng.choice([0, 64 * 1024]))
-    nat_out, nat_refused, nat_stats = _run(native, parts)
+    # and chunks are told ahead (parsed on a thread of their own a call early), or wrongly told
+    nat_out, nat_refused, nat_stats = _run(native, parts, rng.choice(["none", "next", "next", "other"]))
     assert nat_refused == py_refused
     assert nat_out.decode().splitlines() == py_out.decode().splitlines()
     assert nat_out == py_out
