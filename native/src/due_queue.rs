@@ -79,7 +79,7 @@ impl DueQueue {
     }
 
     /// Into the lane whose last entry is the greatest not above it (the tightest fit keeps the lanes' ranges
-    /// apart), else an empty lane, else the heap.
+    /// apart) if it is within `LANE_GAP_MS` of that entry, else an empty lane, else the heap.
     pub fn push(&mut self, due: Due) {
         let mut fit: Option<usize> = None;
         let mut empty: Option<usize> = None;
@@ -96,8 +96,7 @@ impl DueQueue {
                 Some(_) => {}
             }
         }
-        // only close to its last entry: a far one (a retention past a window's lane) would shut the lane to
-        // the family it was following
+        // a far one (a retention after a lane of windows) would shut the lane to the family it was following
         let close = fit.filter(|&f| self.lanes[f].back().is_some_and(|b| due.deadline - b.deadline <= LANE_GAP_MS));
         match close.or(empty) {
             Some(i) => self.lanes[i].push_back(due),
