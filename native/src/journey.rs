@@ -23,6 +23,13 @@ pub struct TouchRec {
     pub channel: Sym,
 }
 
+impl TouchRec {
+    /// Bytes of its touchpoint and episode ids.
+    pub fn id_len(&self) -> usize {
+        self.tid_len as usize + self.ep_len as usize
+    }
+}
+
 // Every field is a plain number and there is no padding, so any 40 bytes are a valid TouchRec: the slots after
 // the touches can hold id bytes (see `Touches`).
 const SLOT: usize = std::mem::size_of::<TouchRec>();
@@ -126,7 +133,7 @@ impl Touches {
     fn ids(&self, i: usize) -> (&[u8], &[u8]) {
         let t = &self.slots[i];
         let end = self.slots.len() * SLOT - t.off as usize;
-        let start = end - t.tid_len as usize - t.ep_len as usize;
+        let start = end - t.id_len();
         self.block()[start..end].split_at(t.tid_len as usize)
     }
 
@@ -226,7 +233,7 @@ impl Touches {
         if self.bytes <= 64 {
             return;
         }
-        let live: usize = self.items().iter().map(|t| t.tid_len as usize + t.ep_len as usize).sum();
+        let live: usize = self.items().iter().map(TouchRec::id_len).sum();
         if self.bytes as usize > 2 * live {
             let mut fresh = Touches::with_capacity(self.len(), live);
             for i in 0..self.len() {
@@ -504,9 +511,8 @@ fn divide(mut split: Split, touches: Touches, ctx: &Ctx<'_>) -> Split {
         Some(w) => (w, split.model),
         None => (Weights::Equal(touches.len()), LINEAR),
     };
-    split.shares = weights.split(split.base_minor);
-    let same = split.value_minor == split.base_minor; // then the local shares are these
-    split.local_shares = if same { Vec::new() } else { weights.split(split.value_minor) };
+    let same = split.value_minor == split.base_minor; // then the local shares are these: not split twice
+    split.set_shares(weights.split(split.base_minor), if same { Vec::new() } else { weights.split(split.value_minor) });
     split.touches = touches;
     split.used_model = used;
     split
@@ -518,7 +524,8 @@ impl Split {
         if self.local_shares.is_empty() { self.shares[i] } else { self.local_shares[i] }
     }
 
-    /// Shares in the conversion's currency beside those in the base currency; kept only when they differ.
+    /// Shares in the base currency and in the conversion's (empty: the same); the latter kept only when they
+    /// differ.
     pub fn set_shares(&mut self, shares: Vec<i64>, local_shares: Vec<i64>) {
         self.local_shares = if local_shares == shares { Vec::new() } else { local_shares };
         self.shares = shares;
@@ -667,8 +674,9 @@ pub fn apply_conversion(j: &mut Journey, cv: &ConversionIn<'_>, ctx: &Ctx<'_>, s
     }
     let start = cv.time - cfg.window_for(names.name(cv.event));
     let inside = |t: &TouchRec| start <= t.time && t.time <= cv.time;
-    let n = j.touches.items().iter().filter(|t| inside(t)).count();
-    let mut eligible = Touches::with_capacity(n, if n > 0 { j.touches.arena_len() } else { 0 });
+    let (n, id_bytes) = j.touches.items().iter().filter(|t| inside(t))
+        .fold((0, 0), |(n, b), t| (n + 1, b + t.id_len()));
+    let mut eligible = Touches::with_capacity(n, id_bytes); // exact: the split keeps this copy
     for i in 0..j.touches.len() {
         if inside(&j.touches.items()[i]) {
             eligible.push_copy(&j.touches, i);

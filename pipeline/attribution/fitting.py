@@ -53,7 +53,7 @@ def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, o
         markov_order_scores=scores,
         markov_conversion_probability=probability,
         removal_effects=effects,
-        coalitions=coalition_stats_folded(folded),
+        coalitions=coalition_stats(folded),
         journey_counts=counts,
     )
 
@@ -68,13 +68,9 @@ def fit_delay(paths: JourneyPaths, window_ms: int, base_currency: str, prior: fl
                                  paths.end_ms, window_ms, prior, base_currency=base_currency)
 
 
-def coalition_stats(paths: Iterable[Path]) -> dict[Coalition, tuple[int, int]]:
-    """(journeys, conversions) per exact channel set: the Shapley model's input."""
-    return coalition_stats_folded(fold((c, conv, 1.0) for c, conv in paths))
-
-
-def coalition_stats_folded(folded: Folded) -> dict[Coalition, tuple[int, int]]:
-    """``coalition_stats`` of folded paths: each distinct path's channel set made once."""
+def coalition_stats(folded: Folded) -> dict[Coalition, tuple[int, int]]:
+    """(journeys, conversions) per exact channel set: the Shapley model's input. From folded paths: each distinct
+    path's channel set is made once."""
     stats: Counter[Coalition] = Counter()
     conversions: Counter[Coalition] = Counter()
     for (channels, converted), (_, n) in folded.items():

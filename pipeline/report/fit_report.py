@@ -25,7 +25,7 @@ from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.markov import CONVERSION, NULL, START, transition_counts
 from pipeline.attribution.shapley import coalition_rates, shapley_values
 from pipeline.backfill import backfill_engine
-from pipeline.backfill.lines import Chunk, read_chunks
+from pipeline.backfill.lines import Chunk, read_chunks, with_ahead
 from pipeline.engine import EngineConfig
 from pipeline.events.types import MODEL_NAMES
 from pipeline.money.currency import MINOR_UNITS
@@ -47,9 +47,9 @@ def credit_per_model(log: Path, config: EngineConfig, learned: LearnedWeights,
                     totals[r["channel"]] += r["amount_minor"]
 
         with open(log, "rb") as fh:
-            for piece in read_chunks(fh):
+            for piece, ahead in with_ahead(read_chunks(fh)):
                 if isinstance(piece, Chunk):
-                    fold(runner.feed(piece.data, piece.first_line)[0])
+                    fold(runner.feed(piece.data, piece.first_line, ahead=ahead)[0])
         fold(runner.finish())
         out[model] = dict(sorted(totals.items()))
     return out
