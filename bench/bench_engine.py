@@ -2,8 +2,9 @@
 
 Prints, for each engine: events/s through the engine alone (inputs decoded beforehand) and through the backfill
 command's path (JSON Lines in, JSON Lines out, one process) for journeys of 1, 5 and 20 touchpoints; through the
-engine alone over `rewardstream fit`'s synthetic log (journeys as the generator makes them); the time of
-one conversion over a 10,000-touchpoint journey; memory per open touchpoint with 1,000,000 open (RSS growth, each
+engine alone over `rewardstream fit`'s synthetic log (journeys as the generator makes them); the time to read a
+line of that log into an event (each engine's reader, and orjson alone as the peer's figure); the time of one
+conversion over a 10,000-touchpoint journey; memory per open touchpoint with 1,000,000 open (RSS growth, each
 engine in a fresh process), next to a plain dict-of-Python-objects; and a loop that only reads and writes the
 same bytes as the ceiling of the backfill path.
 """
@@ -112,6 +113,28 @@ def synthetic_log(lines: list[str], config: EngineConfig, engine: str) -> float:
             py.process(ev, NOW)
     py.flush()
     return len(lines) / (time.perf_counter() - t)
+
+
+def reading(lines: list[str], config: EngineConfig, engine: str) -> float:
+    """Nanoseconds a line to read an input event from JSON (no engine): the native reader's fast path, one
+    thread, best of five; or the Python engine's, orjson then `parse_event`. orjson alone (JSON to dicts, no
+    checks) is printed beside them as the peer library's figure."""
+    if engine == "native":
+        data = "\n".join(lines).encode() + b"\n"
+        reader = NativeBackfill(config, None, NOW, FILE_QUORUM)
+        best = min(reader._backfill.bench_parse(data)[2] for _ in range(5))
+        return float(best) * 1e9 / len(lines)
+    raw = [line.encode() for line in lines]
+    loads = orjson.loads
+    t = time.perf_counter()
+    if engine == "orjson":
+        for line in raw:
+            loads(line)
+    else:
+        for line in raw:
+            with contextlib.suppress(InvalidEvent):
+                parse_event(loads(line))
+    return (time.perf_counter() - t) * 1e9 / len(lines)
 
 
 def backfill(events: list[dict[str, object]], model: str, tmp: Path, engine: str) -> float:
@@ -247,13 +270,14 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=20000)
     ap.add_argument("--model", default="linear")
     ap.add_argument("--open-touches", type=int, default=1_000_000)
+    ap.add_argument("--engines", default="python,native", help="comma-separated (default: python,native)")
     ap.add_argument("--memory-of", choices=["python", "native", "baseline"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_of:  # one measurement in this fresh process (see fresh_memory)
         fn = baseline_memory if args.memory_of == "baseline" else partial(memory, engine=args.memory_of)
         print(fn(args.open_touches))
         return
-    engines = ["python", "native"] if available() else ["python"]
+    engines = [e for e in args.engines.split(",") if e != "native" or available()]
     print(f"attribution core benchmark (model {args.model}); figures are this machine's, one run")
     print(f"{'journey':>10} {'events':>9} " + "".join(f"{e + ' engine':>16} {e + ' backfill':>17}" for e in engines)
           + f" {'read+write only':>16}  (events/s; the backfill columns over a log {BACKFILL_SCALE}x as long)")
@@ -281,6 +305,9 @@ def main() -> None:
         figures = ", ".join(f"{e} {synthetic_log(lines, config, e):,.0f}" for e in engines)
         print(f"engine alone over rewardstream fit's synthetic log (217,881 events, journeys of 1-20 touchpoints): "
               f"{figures} events/s", flush=True)
+        figures = ", ".join(f"{e} {reading(lines, config, e):,.0f} ns" for e in [*engines, "orjson"])
+        print(f"reading a line of that log into an event (no engine): {figures} (orjson: JSON to a dict only)",
+              flush=True)
     if first_passes:
         print("native engine: the 1/5/20 column is the median of repeated passes; the process's first pass ran "
               + ", ".join(first_passes) + " events/s")

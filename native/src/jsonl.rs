@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use crate::config::{model_index, Config};
 use crate::intern::Interner;
 use crate::journey::{ConversionIn, Reward, TouchpointIn};
+use crate::scan::{self, Fields};
 use crate::validate;
 
 /// A string borrowed from the line unless it has escapes. serde's own `Cow<str>` borrows only as a bare field:
@@ -95,8 +96,7 @@ pub enum Parsed<'a> {
                  time: i64, refund_of: Option<Cow<'a, str>>, model: Option<u8> },
 }
 
-fn number_text(raw: &RawValue) -> Option<&str> {
-    let t = raw.get();
+fn number_text(t: &str) -> Option<&str> {
     match t.as_bytes().first()? {
         b'-' | b'0'..=b'9' => Some(t),
         _ => None,
@@ -107,14 +107,13 @@ fn is_integer_text(t: &str) -> bool {
     !t.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
 }
 
-fn timestamp(raw: Option<&RawValue>) -> Option<i64> {
-    let raw = raw?;
-    let t = raw.get();
+fn timestamp(raw: Option<&str>) -> Option<i64> {
+    let t = raw?;
     let ms = if t.starts_with('"') {
         let s: Cow<str> = serde_json::from_str(t).ok()?;
         validate::parse_iso(&s)?
     } else {
-        let t = number_text(raw)?;
+        let t = number_text(t)?;
         if is_integer_text(t) {
             t.parse::<i64>().ok()?
         } else {
@@ -137,22 +136,35 @@ fn optional_ok(v: &Option<Cow<'_, str>>) -> bool {
     v.as_ref().is_none_or(|s| validate::char_len_at_most(s, validate::MAX_ID_LENGTH))
 }
 
-fn json_value_ok(v: Option<&RawValue>) -> bool {
+/// A raw value is valid JSON already (serde checked it to find its end), so only its nesting is left to check.
+fn json_value_ok(v: Option<&str>) -> bool {
     match v {
         None => true,
-        Some(raw) if raw.get() == "null" => true,
-        Some(raw) => validate::json_text_ok(raw.get()) == Some(true),
+        Some(raw) => validate::json_valid_text_ok(raw) == Some(true),
     }
+}
+
+/// The line's fields as serde reads them (what `scan::fields` must agree with).
+pub(crate) fn serde_fields(line: &[u8]) -> Option<Fields<'_>> {
+    let raw: RawEvent<'_> = serde_json::from_slice(line).ok()?;
+    Some(Fields {
+        kind: Some(raw.kind), touchpoint_id: raw.touchpoint_id, episode_id: raw.episode_id, user_id: raw.user_id,
+        campaign_id: raw.campaign_id, channel: raw.channel, creative_type: raw.creative_type,
+        timestamp: raw.timestamp.map(RawValue::get), immediate_reward: raw.immediate_reward.map(RawValue::get),
+        state: raw.state.map(RawValue::get), action: raw.action.map(RawValue::get), conversion_id: raw.conversion_id,
+        event: raw.event, value: raw.value.map(RawValue::get), currency: raw.currency, refund_of: raw.refund_of,
+        model: raw.model,
+    })
 }
 
 /// A line on the fast path, or None: Python parses it (and words any refusal).
 pub fn parse_line<'a>(line: &'a [u8], cfg: &Config) -> Option<Parsed<'a>> {
-    let raw: RawEvent<'a> = serde_json::from_slice(line).ok()?;
-    match &*raw.kind {
+    let raw = scan::fields(line).or_else(|| serde_fields(line))?;
+    match raw.kind.as_deref()? {
         "touchpoint" => {
             let reward = match raw.immediate_reward {
                 None => 0.0,
-                Some(r) if r.get() == "null" => return None,
+                Some("null") => return None,
                 Some(r) => {
                     let x: f64 = number_text(r)?.parse().ok()?;
                     if !validate::reward_ok(x) {
@@ -184,14 +196,13 @@ pub fn parse_line<'a>(line: &'a [u8], cfg: &Config) -> Option<Parsed<'a>> {
                 Some(r) if validate::required_id(&r) => Some(r),
                 Some(_) => return None,
             };
-            let value = raw.value?;
-            let text = value.get();
+            let text = raw.value?;
             let minor = if text.starts_with('"') {
                 let s: Cow<str> = serde_json::from_str(text).ok()?;
                 let s = if refund_of.is_some() { s.strip_prefix('-').unwrap_or(&s) } else { &s };
                 validate::decimal_to_minor(s, exp)?
             } else {
-                let t = number_text(value)?;
+                let t = number_text(text)?;
                 let t = if refund_of.is_some() { t.strip_prefix('-').unwrap_or(t) } else { t };
                 if is_integer_text(t) {
                     validate::decimal_to_minor(t, exp)?
@@ -474,3 +485,4 @@ mod tests {
         assert!(serde_json::from_slice::<RawEvent<'_>>(br#"{"type":"touchpoint","user_id":7}"#).is_err());
     }
 }
+

@@ -213,12 +213,25 @@ pub fn json_ok(v: &serde_json::Value, depth: usize) -> bool {
 /// A `state`/`action` value given as JSON text (a raw JSON value, or the text an Avro string carries).
 /// Some(true): valid; Some(false) never (refusals are Python's); None: Python decides.
 pub fn json_text_ok(text: &str) -> Option<bool> {
-    let t = text.trim_start();
-    let nested = t.bytes().skip(1).any(|b| b == b'[' || b == b'{') || t.starts_with('{');
-    if !nested {
+    if !nested(text) {
         // a scalar or a flat array: valid JSON at depth ≤ 1 is accepted, if it is valid JSON
         return if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() { Some(true) } else { None };
     }
+    nested_ok(text)
+}
+
+/// `json_text_ok` on text known to be one valid JSON value (a `RawValue`'s): a scalar or flat array is accepted
+/// without being parsed again.
+pub fn json_valid_text_ok(text: &str) -> Option<bool> {
+    if !nested(text) { Some(true) } else { nested_ok(text) }
+}
+
+fn nested(text: &str) -> bool {
+    let t = text.trim_start();
+    t.bytes().skip(1).any(|b| b == b'[' || b == b'{') || t.starts_with('{')
+}
+
+fn nested_ok(text: &str) -> Option<bool> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     if json_ok(&v, 0) { Some(true) } else { None }
 }
