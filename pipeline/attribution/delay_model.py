@@ -176,15 +176,18 @@ def fit_delay_model_coded(codes: IntArray, names: Sequence[Sequence[str]], touch
     elapsed = np.full(len(touch), float(window_ms)) if now_ms is None else np.clip(now_ms - touch, 0.0, window_ms)
     time_ = np.where(credited, delay, elapsed)  # event time, or censoring time
     bins = np.clip(np.searchsorted(grid, time_, side="right") - 1, 0, GRID - 1)
-    root = _km(np.zeros(len(touch), dtype=np.int64), 1, bins, credited, total)
+    km = _KaplanMeier(bins, credited, total)
+    root = km(np.zeros(len(touch), dtype=np.int64), 1)
     root_amount = float(root[1][0]) if np.isfinite(root[1][0]) else 0.0
     curves: dict[Key, Curve] = {(): Curve(root[0][0], root_amount, root[2][0])}
     combined = np.zeros(len(touch), dtype=np.int64)
+    bound = 1  # combined < bound
     for level in range(codes.shape[1]):
         # a code for each distinct prefix of this length
         combined = combined * (len(names[level]) + 1) + codes[:, level]
-        uniq, level_codes = np.unique(combined, return_inverse=True)
-        survival, amount, n, k = _km(level_codes, len(uniq), bins, credited, total)
+        bound *= len(names[level]) + 1
+        uniq, level_codes = _distinct(combined, bound)
+        survival, amount, n, k = km(level_codes, len(uniq))
         first = np.zeros(len(uniq), dtype=np.int64)
         first[level_codes[::-1]] = np.arange(len(level_codes))[::-1]  # a row holding each prefix
         for i in range(len(uniq)):
@@ -199,22 +202,38 @@ def fit_delay_model_coded(codes: IntArray, names: Sequence[Sequence[str]], touch
     return model
 
 
-def _km(codes: IntArray, n_keys: int, bins: IntArray, credited: npt.NDArray[np.bool_], total: FloatArray
-        ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+def _distinct(values: IntArray, bound: int) -> tuple[IntArray, IntArray]:
+    """``np.unique(values, return_inverse=True)`` for values in [0, bound): by counting instead of sorting when
+    the bound is not much more than the values (a sort of every touchpoint's code was a third of the fit)."""
+    if bound > 4 * len(values):
+        uniq, inverse = np.unique(values, return_inverse=True)
+        return uniq, inverse
+    present = np.bincount(values, minlength=bound) > 0
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[values]
+
+
+class _KaplanMeier:
     """Kaplan–Meier survival at the bin edges per key (events and censorings binned: a censoring in a bin stays
     at risk for that bin's events), the mean credited total per key (NaN where none), the observation counts and
-    the credited counts."""
-    # counts per (key, bin) cell; bincount over the flat cell index, not np.add.at, which is many times slower
-    cells = n_keys * GRID
-    events = np.bincount(codes[credited] * GRID + bins[credited], minlength=cells).reshape(n_keys, GRID)
-    leaving = np.bincount(codes * GRID + bins, minlength=cells).reshape(n_keys, GRID)
-    n = np.bincount(codes, minlength=n_keys).astype(np.float64)
-    at_risk = n[:, None] - np.cumsum(leaving, axis=1) + leaving  # still at risk at the start of each bin
-    with np.errstate(divide="ignore", invalid="ignore"):
-        hazard = np.where(at_risk > 0, events / at_risk, 0.0)
-    survival = np.concatenate([np.ones((n_keys, 1)), np.cumprod(1.0 - hazard, axis=1)], axis=1)
-    paid = np.bincount(codes[credited], weights=total[credited], minlength=n_keys)
-    k = np.bincount(codes[credited], minlength=n_keys).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        amount = np.where(k > 0, paid / k, np.nan)
-    return survival, amount, n, k
+    the credited counts. Made once for the touchpoints' bins and outcomes, called once per key level."""
+
+    def __init__(self, bins: IntArray, credited: npt.NDArray[np.bool_], total: FloatArray) -> None:
+        self.bins, self.credited = bins, credited
+        self.credited_bins, self.credited_total = bins[credited], total[credited]
+
+    def __call__(self, codes: IntArray, n_keys: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        # counts per (key, bin) cell; bincount over the flat cell index, not np.add.at, which is many times slower
+        cells = n_keys * GRID
+        credited_codes = codes[self.credited]
+        events = np.bincount(credited_codes * GRID + self.credited_bins, minlength=cells).reshape(n_keys, GRID)
+        leaving = np.bincount(codes * GRID + self.bins, minlength=cells).reshape(n_keys, GRID)
+        n = np.bincount(codes, minlength=n_keys).astype(np.float64)
+        at_risk = n[:, None] - np.cumsum(leaving, axis=1) + leaving  # still at risk at the start of each bin
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hazard = np.where(at_risk > 0, events / at_risk, 0.0)
+        survival = np.concatenate([np.ones((n_keys, 1)), np.cumprod(1.0 - hazard, axis=1)], axis=1)
+        paid = np.bincount(credited_codes, weights=self.credited_total, minlength=n_keys)
+        k = np.bincount(credited_codes, minlength=n_keys).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            amount = np.where(k > 0, paid / k, np.nan)
+        return survival, amount, n, k

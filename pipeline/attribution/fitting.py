@@ -4,15 +4,15 @@ statistics. Censored journeys (still open when the log ended) are left out."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
+from operator import itemgetter
 
 import numpy as np
 
 from pipeline.attribution.delay_model import DelayModel, fit_delay_model_coded
 from pipeline.attribution.journeys import JourneyPaths, Journeys
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.attribution.markov import Chain, Folded, choose_order, fold, weighted
+from pipeline.attribution.markov import Chain, Folded, choose_order, fold, fold_counted, weighted
 from pipeline.attribution.shapley import Coalition
 
 Path = tuple[tuple[str, ...], bool]
@@ -23,18 +23,30 @@ def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, o
         weighting: str = "conversions") -> LearnedWeights:
     """``order``: 1–4, or "auto" (the best held-out log-likelihood). ``weighting``: "conversions" or "value"
     (needs the journeys' values: ``Journeys`` or ``JourneyPaths``)."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be conversions or value, got {weighting!r}")
     if isinstance(journeys, Journeys):
         journeys = journeys.as_paths()
+    lean: JourneyPaths | None = None
     if isinstance(journeys, JourneyPaths):
-        paths = [(c, True, float(v)) for c, v in journeys.converted]
-        paths += [(c, False, 0.0) for c in journeys.lapsed]
-        counts = journeys.counts()
+        lean = journeys
+        n_paths, n_converting = len(lean.converted) + len(lean.lapsed), len(lean.converted)
+        counts = lean.counts()
+
+        def all_paths() -> list[tuple[tuple[str, ...], bool, float]]:
+            return [(c, True, float(v)) for c, v in lean.converted] + [(c, False, 0.0) for c in lean.lapsed]
     else:
         if weighting != "conversions":
             raise ValueError("value weighting needs the journeys' values")
         paths = [(tuple(c), conv, 1.0) for c, conv in journeys]
-        counts = {"converted": sum(1 for p in paths if p[1]), "not_converted": sum(1 for p in paths if not p[1])}
-    weighted_paths = weighted(paths, weighting)
+        n_paths, n_converting = len(paths), sum(1 for p in paths if p[1])
+        counts = {"converted": n_converting, "not_converted": n_paths - n_converting}
+
+        def all_paths() -> list[tuple[tuple[str, ...], bool, float]]:
+            return paths
+    # every journey as a weighted path, unless neither the order's choice nor the fold needs them one by one
+    counted = lean if weighting == "conversions" else None
+    weighted_paths = weighted(all_paths(), weighting) if order == "auto" or counted is None else []
     scores: dict[int, float] = {}
     if order == "auto":
         chosen, scores = choose_order(weighted_paths)
@@ -42,11 +54,13 @@ def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, o
         chosen = int(order)
     else:
         raise ValueError(f"Markov order must be 1–4 or auto, got {order!r}")
-    folded = fold(weighted_paths)  # once, for the chain and the coalitions
+    # once, for the chain and the coalitions
+    folded = fold(weighted_paths) if counted is None else fold_counted([c for c, _ in counted.converted],
+                                                                       counted.lapsed)
     probability, effects = Chain.of_folded(folded, chosen).removal_effects()
     return LearnedWeights(
-        journeys=len(paths),
-        converting_journeys=sum(1 for p in paths if p[1]),
+        journeys=n_paths,
+        converting_journeys=n_converting,
         min_journeys=min_journeys,
         markov_order=chosen,
         markov_weighting=weighting,
@@ -71,13 +85,16 @@ def fit_delay(paths: JourneyPaths, window_ms: int, base_currency: str, prior: fl
 def coalition_stats(folded: Folded) -> dict[Coalition, tuple[int, int]]:
     """(journeys, conversions) per exact channel set: the Shapley model's input. From folded paths: each distinct
     path's channel set is made once."""
-    stats: Counter[Coalition] = Counter()
-    conversions: Counter[Coalition] = Counter()
-    for (channels, converted), (_, n) in folded.items():
-        coalition = frozenset(channels)
-        stats[coalition] += n
-        conversions[coalition] += n * int(converted)
-    return {c: (n, conversions[c]) for c, n in stats.items()}
+    stats: dict[Coalition, list[int]] = {}
+    for coalition, (_, converted), (_, n) in zip(map(frozenset, map(itemgetter(0), folded)), folded, folded.values(),
+                                                 strict=True):
+        counted = stats.get(coalition)
+        if counted is None:
+            counted = stats[coalition] = [0, 0]
+        counted[0] += n
+        if converted:
+            counted[1] += n
+    return {c: (n, converted) for c, (n, converted) in stats.items()}
 
 
 def aggregate_credit(effects: dict[str, float], total: float) -> dict[str, float]:

@@ -65,6 +65,18 @@ def fold(paths: Iterable[WeightedPath]) -> Folded:
     return folded
 
 
+def fold_counted(converted: Iterable[Sequence[str]], lapsed: Iterable[Sequence[str]]) -> Folded:
+    """``fold`` of paths that weigh 1 each (conversions weighting), the converted ones first: identical paths
+    are counted by ``Counter`` (in C), not one by one. The same folded paths in the same order, with the same
+    weights (sums of ones are exact)."""
+    folded: Folded = {}
+    for converted_, paths in ((True, converted), (False, lapsed)):
+        for channels, n in Counter(map(tuple, paths)).items():
+            if channels:
+                folded[(channels, converted_)] = (float(n), n)
+    return folded
+
+
 @dataclass
 class Chain:
     """Weighted transition counts between states of one order."""
@@ -80,6 +92,8 @@ class Chain:
     def of_folded(cls, folded: Folded, order: int) -> Chain:
         if not 1 <= order <= MAX_ORDER:
             raise ValueError(f"Markov order must be 1 to {MAX_ORDER}, got {order}")
+        if order == 1:
+            return cls(1, _first_order_counts(folded))
         counts: dict[State, dict[State | str, float]] = defaultdict(lambda: defaultdict(float))
         for (channels, converted), (weight, _) in folded.items():
             # (state, next state) along the path, then into conversion or null; written out, not a generator:
@@ -150,6 +164,22 @@ class Chain:
         if base <= 0:
             return base, dict.fromkeys(channels, 0.0)
         return base, {ch: min(1.0, max(0.0, 1.0 - self.conversion_probability(ch) / base)) for ch in channels}
+
+
+def _first_order_counts(folded: Folded) -> dict[State, dict[State | str, float]]:
+    """``Chain.of_folded``'s counts at order 1: counted with channel names as keys (a string keeps its hash, a
+    one-channel state's tuple hashes its member again at every step), then keyed by the states they stand for,
+    in the same order, with the same sums. None is start; 0 and 1 are conversion and null (never a channel)."""
+    rows: defaultdict[str | None, defaultdict[str | int, float]] = defaultdict(lambda: defaultdict(float))
+    for (channels, converted), (weight, _) in folded.items():
+        state: str | None = None
+        for ch in channels:
+            rows[state][ch] += weight
+            state = ch
+        rows[state][0 if converted else 1] += weight
+    ends = (CONVERSION, NULL)
+    return {(() if s is None else (s,)): {((k,) if isinstance(k, str) else ends[k]): w for k, w in row.items()}
+            for s, row in rows.items()}
 
 
 def weighted(paths: Iterable[tuple[Sequence[str], bool, float]], by: str) -> list[WeightedPath]:
