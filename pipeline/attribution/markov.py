@@ -206,41 +206,53 @@ def _held_out(i: int) -> bool:
     return i % 5 == 4
 
 
-def log_likelihood(train: Sequence[WeightedPath], test: Sequence[WeightedPath], order: int,
-                   alpha: float = 0.5) -> float:
-    """Mean log-likelihood per step of ``test`` under the order-``order`` chain fitted on ``train``, with
-    additive smoothing over the next-state alphabet and backoff to the next lower order for unseen states."""
-    alphabet = sorted({c for p in train for c in p[0]} | {c for p in test for c in p[0]})
-    outcomes = len(alphabet) + 2  # every channel, conversion, null
-    folded = fold(train)  # once for every order's chain
-    chains = {k: Chain.of_folded(folded, k) for k in range(1, order + 1)}
-    total, steps = 0.0, 0
-    for channels, converted, weight in test:
-        if not channels:
-            continue
-        history: tuple[str, ...] = ()
-        for nxt in [*channels, CONVERSION if converted else NULL]:
-            prob = 0.0
-            for k in range(order, 0, -1):
-                counts = chains[k].counts.get(history[-k:] if history else ())
-                if counts:
-                    label = (*history, nxt)[-k:] if nxt not in (CONVERSION, NULL) else nxt
-                    seen = sum(counts.values())
-                    prob = (counts.get(label, 0.0) + alpha) / (seen + alpha * outcomes)
-                    break
-            if prob == 0.0:
-                prob = 1.0 / outcomes
-            total += weight * math.log(prob)
-            steps += 1
-            if nxt not in (CONVERSION, NULL):
-                history = (*history, nxt)[-MAX_ORDER:]
-    return total / steps if steps else float("-inf")
+class _HeldOut:
+    """Chains of orders 1 to ``max_order`` fitted once on the training paths, to score held-out paths under any
+    of those orders (``choose_order`` scores four orders on one split)."""
+
+    def __init__(self, train: Sequence[WeightedPath], test: Sequence[WeightedPath], max_order: int,
+                 alpha: float) -> None:
+        alphabet = {c for p in train for c in p[0]} | {c for p in test for c in p[0]}
+        self.outcomes = len(alphabet) + 2  # every channel, conversion, null
+        self.test, self.alpha = test, alpha
+        folded = fold(train)  # once for every order's chain
+        self.chains = {k: Chain.of_folded(folded, k).counts for k in range(1, max_order + 1)}
+        # each state's total: the same sum at every step that passes through it
+        self.seen = {k: {s: sum(row.values()) for s, row in counts.items()} for k, counts in self.chains.items()}
+
+    def scores(self, orders: Sequence[int]) -> dict[int, float]:
+        """Mean log-likelihood per step of the held-out paths under each order, with additive smoothing over the
+        next-state alphabet and backoff to the next lower order for unseen states. One pass for all orders: at
+        each step, order k's probability is its own state's if the chain has that state, else order k - 1's."""
+        alpha, outcomes = self.alpha, self.outcomes
+        top = max(orders)
+        totals = dict.fromkeys(orders, 0.0)
+        steps = 0
+        for channels, converted, weight in self.test:
+            if not channels:
+                continue
+            history: tuple[str, ...] = ()
+            for nxt in [*channels, CONVERSION if converted else NULL]:
+                ends = nxt in (CONVERSION, NULL)
+                prob = 0.0  # order 0: no state seen
+                for k in range(1, top + 1):
+                    state = history[-k:] if history else ()
+                    counts = self.chains[k].get(state)
+                    if counts:
+                        label = nxt if ends else (*history, nxt)[-k:]
+                        prob = (counts.get(label, 0.0) + alpha) / (self.seen[k][state] + alpha * outcomes)
+                    if k in totals:
+                        totals[k] += weight * math.log(prob if prob != 0.0 else 1.0 / outcomes)
+                steps += 1
+                if not ends:
+                    history = (*history, nxt)[-MAX_ORDER:]
+        return {k: (totals[k] / steps if steps else float("-inf")) for k in orders}
 
 
 def choose_order(paths: Sequence[WeightedPath], orders: Sequence[int] = (1, 2, 3, 4)) -> tuple[int, dict[int, float]]:
     """The order with the best held-out log-likelihood (ties to the lower order), and each order's figure."""
     train = [p for i, p in enumerate(paths) if not _held_out(i)]
     test = [p for i, p in enumerate(paths) if _held_out(i)]
-    scores = {k: log_likelihood(train, test, k) for k in orders}
+    scores = _HeldOut(train, test, max(orders), alpha=0.5).scores(orders)
     best = max(orders, key=lambda k: (round(scores[k], 9), -k))
     return best, scores
