@@ -206,14 +206,15 @@ impl Sink for Counter {
 }
 
 /// Rewards as JSON lines, or (`records`) as records for the writer thread to format.
-struct JsonSink<'a> {
+struct JsonSink<'a, 'w, 'py> {
     out: &'a mut Vec<u8>,
     minor_units: &'a HashMap<String, u32>,
     records: bool,
     count: u64,
+    spill: Option<&'a mut Spill<'w, 'py>>,
 }
 
-impl Sink for JsonSink<'_> {
+impl Sink for JsonSink<'_, '_, '_> {
     fn emit(&mut self, r: &Reward<'_>) {
         if self.records {
             records::encode(self.out, r);
@@ -222,6 +223,44 @@ impl Sink for JsonSink<'_> {
             jsonl::write_reward(self.out, r, &|c: &str| mu.get(c).copied().unwrap_or(2));
         }
         self.count += 1;
+        if let Some(spill) = self.spill.as_mut() {
+            if self.out.len() >= spill.bytes {
+                spill.hand_over(self.out);
+            }
+        }
+    }
+}
+
+/// Records past this many bytes (by default) go to the writer thread within a step: an expiry of many touchpoints at once
+/// (the end of input closes every window still open) made one buffer of all their rewards, and the writer
+/// its text: on the 20-touchpoint benchmark a fifth of the backfill's CPU was the kernel zeroing the pages
+/// those two buffers grew into, and their size had no bound but the journeys'.
+const SPILL_BYTES: usize = 4 << 20;
+
+/// The writer a `JsonSink` hands its full buffer to, for a spare one; the first write error is kept for the
+/// caller (after it, records are dropped: the output has failed).
+struct Spill<'w, 'py> {
+    writer: &'w mut writer::Writer,
+    bytes: usize, // when a buffer is full
+    py: Python<'py>,
+    error: Option<std::io::Error>,
+}
+
+impl Spill<'_, '_> {
+    fn hand_over(&mut self, out: &mut Vec<u8>) {
+        if self.error.is_some() {
+            out.clear();
+            return;
+        }
+        let w = &mut *self.writer;
+        let full = std::mem::replace(out, self.py.detach(|| w.spare()));
+        if let Err(e) = self.py.detach(|| w.write(full)) {
+            self.error = Some(e);
+        }
+    }
+
+    fn result(self) -> PyResult<()> {
+        self.error.map_or(Ok(()), |e| Err(os_error(e)))
     }
 }
 
@@ -282,6 +321,7 @@ struct Backfill {
     minor_units: HashMap<String, u32>,
     buffer: Vec<u8>, // output of the last chunk, kept for its capacity (when returned, not written)
     writer: Option<writer::Writer>, // writes the reward lines to `out_fd` on a thread of its own
+    spill_bytes: usize, // a step's records go to the writer whenever they reach this many bytes
     parse_thread_from: usize, // chunks of this many bytes or more are parsed on a second thread
     parse_config: std::sync::Arc<Config>, // the parser's copy of the engine's (fixed) configuration
     ahead: Option<parse_ahead::Ahead>, // the next chunk, being parsed (see `feed`'s `ahead`)
@@ -296,11 +336,13 @@ impl Backfill {
     /// InvalidEvent. `words(name, args)` makes the engine's refusals (`pipeline.engine.refusals`).
     /// With `journeys`, rewards are not written: they are folded into completed journeys (`take_journeys`).
     #[new]
-    /// `parse_thread_from`: chunks of at least this many bytes are parsed by a second thread.
+    /// `parse_thread_from`: chunks of at least this many bytes are parsed by a second thread. `spill_bytes`:
+    /// written output goes to the writer thread in buffers of about this many bytes of records.
     #[pyo3(signature = (config, quorum, reference_ms, fallback, words, journeys=false,
-                        parse_thread_from=PARALLEL_PARSE_BYTES))]
+                        parse_thread_from=PARALLEL_PARSE_BYTES, spill_bytes=SPILL_BYTES))]
+    #[allow(clippy::too_many_arguments)]
     fn new(config: &Bound<'_, PyDict>, quorum: usize, reference_ms: Option<i64>, fallback: Py<PyAny>,
-           words: Py<PyAny>, journeys: bool, parse_thread_from: usize) -> PyResult<Self> {
+           words: Py<PyAny>, journeys: bool, parse_thread_from: usize, spill_bytes: usize) -> PyResult<Self> {
         let mut names = Interner::default();
         let cfg = read_config(config, &mut names)?;
         let minor_units = cfg.minor_units.clone();
@@ -308,7 +350,7 @@ impl Backfill {
         Ok(Backfill { engine: Engine::new(cfg, names, 1, quorum), store: MemoryStore::default(), reference_ms,
                       fallback, words, rewards_out: 0, minor_units, buffer: Vec::new(),
                       writer: None, parse_thread_from, parse_config, ahead: None, spare_lines: Vec::new(),
-                      journeys: journeys.then(journeys::JourneySink::default), end: None })
+                      journeys: journeys.then(journeys::JourneySink::default), end: None, spill_bytes })
     }
 
     /// Complete lines (each ending in a newline, the last one may not), numbered from `first_line`. The reward
@@ -342,7 +384,12 @@ impl Backfill {
         let words = self.words.bind(py);
         let config = self.parse_config.clone(); // the parser's (the engine's is borrowed by `step`)
         let parse_thread_from = self.parse_thread_from;
-        let Backfill { engine, store, reference_ms, rewards_out, minor_units, journeys, spare_lines, .. } = self;
+        let Backfill { engine, store, reference_ms, rewards_out, minor_units, journeys, spare_lines, writer,
+                       spill_bytes, .. } = self;
+        let mut spill = match (out_fd, writer.as_mut()) {
+            (Some(_), Some(writer)) => Some(Spill { writer, bytes: *spill_bytes, py, error: None }),
+            _ => None,
+        };
         // One event: the engine, then its reward lines (or the journeys); a refusal is collected with its line.
         let mut step = |number: i64, line: &[u8], parsed: Option<Parsed<'_>>| -> PyResult<()> {
             events_in += 1;
@@ -358,7 +405,8 @@ impl Backfill {
                 },
             };
             let event = any.event(&mut engine.names)?;
-            let mut json = JsonSink { out: &mut out, minor_units, records: out_fd.is_some(), count: 0 };
+            let mut json = JsonSink { out: &mut out, minor_units, records: out_fd.is_some(), count: 0,
+                                      spill: spill.as_mut() };
             let sink: &mut dyn Sink = match journeys.as_mut() {
                 Some(j) => j,
                 None => &mut json,
@@ -415,6 +463,9 @@ impl Backfill {
                 Ok(())
             })?;
         }
+        if let Some(spill) = spill {
+            spill.result()?;
+        }
         if out_fd.is_some() {
             self.hand_over(py, out)?;
             return Ok((PyBytes::new(py, b""), refused, events_in));
@@ -429,17 +480,28 @@ impl Backfill {
     #[pyo3(signature = (out_fd=None))]
     fn finish<'py>(&mut self, py: Python<'py>, out_fd: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
         let mut out = Vec::new();
-        if let Some(j) = self.journeys.as_mut() {
-            self.end = self.engine.watermark;
-            self.engine.flush(&mut self.store, j);
-        } else {
-            let mut sink = JsonSink { out: &mut out, minor_units: &self.minor_units, records: out_fd.is_some(),
-                                      count: 0 };
-            self.engine.flush(&mut self.store, &mut sink);
-            self.rewards_out += sink.count;
+        if let Some(fd) = out_fd {
+            let w = self.writer_for(py, fd)?;
+            out = py.detach(|| w.spare());
         }
-        let Some(fd) = out_fd else { return Ok(PyBytes::new(py, &out)) };
-        self.writer_for(py, fd)?;
+        let Backfill { engine, store, rewards_out, minor_units, journeys, writer, end, spill_bytes, .. } = self;
+        if let Some(j) = journeys.as_mut() {
+            *end = engine.watermark;
+            engine.flush(store, j);
+        } else {
+            let mut spill = match (out_fd, writer.as_mut()) {
+                (Some(_), Some(writer)) => Some(Spill { writer, bytes: *spill_bytes, py, error: None }),
+                _ => None,
+            };
+            let mut sink = JsonSink { out: &mut out, minor_units, records: out_fd.is_some(), count: 0,
+                                      spill: spill.as_mut() };
+            engine.flush(store, &mut sink);
+            *rewards_out += sink.count;
+            if let Some(spill) = spill {
+                spill.result()?;
+            }
+        }
+        let Some(_) = out_fd else { return Ok(PyBytes::new(py, &out)) };
         self.hand_over(py, out)?;
         if let Some(mut w) = self.writer.take() {
             py.detach(|| w.finish()).map_err(os_error)?;

@@ -28,6 +28,7 @@ pub struct Writer {
     full: Option<SyncSender<Vec<u8>>>,
     empty: Receiver<Vec<u8>>,
     made: usize, // buffers made so far (at most BUFFERS)
+    kept: Option<Vec<u8>>, // a buffer handed back empty: never sent, so the thread will not return it
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -58,13 +59,16 @@ impl Writer {
             }
             Ok(())
         })?;
-        Ok(Writer { fd, full: Some(full), empty, made: 0, thread: Some(thread) })
+        Ok(Writer { fd, full: Some(full), empty, made: 0, kept: None, thread: Some(thread) })
     }
 
     /// An empty buffer to fill: one the thread has written if one is back, a new one while there are fewer
     /// than three, else the next the thread gives back (if the thread has stopped, a new one: its error is
     /// reported by the next `write`).
     pub fn spare(&mut self) -> Vec<u8> {
+        if let Some(buf) = self.kept.take() {
+            return buf;
+        }
         let buf = match self.empty.try_recv() {
             Ok(buf) => Some(buf),
             Err(_) if self.made < BUFFERS => None,
@@ -82,6 +86,9 @@ impl Writer {
     /// earlier write is returned here (the thread has stopped).
     pub fn write(&mut self, buf: Vec<u8>) -> io::Result<()> {
         if buf.is_empty() {
+            // kept for the next `spare`: dropped, it would be one of the three lost, and once all three were
+            // (three chunks with no rewards: touchpoints whose windows are all open) `spare` waited forever
+            self.kept = Some(buf);
             return Ok(());
         }
         let sent = self.full.as_ref().map(|tx| tx.send(buf).is_ok()).unwrap_or(false);
@@ -130,6 +137,31 @@ mod tests {
         File::open(&path).unwrap().read_to_end(&mut got).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn buffers_handed_back_empty_are_reused_not_lost() {
+        // three empty hand-backs lost all three buffers, and the next `spare` waited forever: run it on a thread
+        // so that a regression fails here instead of hanging the suite
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let path = std::env::temp_dir().join(format!("rs-writer-empty-{}", std::process::id()));
+            let file = File::create(&path).unwrap();
+            let mut w = Writer::new(file.as_raw_fd(), None).unwrap();
+            for i in 0..10 {
+                let mut buf = w.spare();
+                if i % 3 == 2 {
+                    buf.extend_from_slice(b"x\n");
+                }
+                w.write(buf).unwrap();
+            }
+            w.finish().unwrap();
+            let written = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            let _ = done.send(written);
+        });
+        let written = finished.recv_timeout(std::time::Duration::from_secs(20)).expect("spare waited forever");
+        assert_eq!(written, b"x\nx\nx\n");
     }
 
     #[test]

@@ -120,11 +120,14 @@ class NativeBackfill:
     """The backfill's engine in Rust; see ``pipeline.backfill.engines.BackfillEngine``."""
 
     def __init__(self, config: EngineConfig, learned: LearnedWeights | None, reference_ms: int,
-                 quorum: int, journeys: bool = False, parse_thread_from: int | None = None) -> None:
+                 quorum: int, journeys: bool = False, parse_thread_from: int | None = None,
+                 spill_bytes: int | None = None) -> None:
         """With ``journeys`` the rewards are folded into completed journeys instead (``journeys()``).
-        Chunks of ``parse_thread_from`` bytes or more are parsed on a second thread (default: 64 KiB)."""
+        Chunks of ``parse_thread_from`` bytes or more are parsed on a second thread (default: 64 KiB). Written
+        output (``out_fd``) goes to the writer thread in buffers of about ``spill_bytes`` (default: 4 MiB)."""
         self.config = config
-        extra = {} if parse_thread_from is None else {"parse_thread_from": parse_thread_from}
+        extra = {k: v for k, v in (("parse_thread_from", parse_thread_from), ("spill_bytes", spill_bytes))
+                 if v is not None}
         self._backfill = _require().Backfill(native_config(config, learned), quorum, reference_ms,
                                              lambda line: event_tuple(parse_line(line)), _words, journeys, **extra)
 

@@ -150,3 +150,25 @@ def test_native_and_python_backfill_files_are_identical(tmp_path: Path) -> None:
         outputs[engine] = (out.read_bytes(), rejected, summary.rewards_out, summary.rejected)
     assert outputs["native"][2] > 10_000 and outputs["native"][3] >= len(BAD_LINES)
     assert outputs["native"] == outputs["python"]
+
+
+@pytest.mark.timeout(60, method="thread")  # the hang was in native code: no signal would get through
+def test_a_log_whose_chunks_pay_nothing_until_its_end_is_written_whole(tmp_path: Path) -> None:
+    """Touchpoints only, every window open until the input ends: chunk after chunk yields no reward line. The
+    native writer lost the buffer of each such chunk, and after three waited forever for one to come back."""
+    from pipeline.backfill import run_backfill
+    from pipeline.engine import EngineConfig
+
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(b"".join(orjson.dumps({
+        "type": "touchpoint", "touchpoint_id": f"t{i}", "episode_id": "e", "user_id": f"u{i % 700}",
+        "campaign_id": "c", "channel": "search", "timestamp": 1_767_225_600_000 + i * 1000, "state": [0.5] * 8,
+        "action": 1}) + b"\n" for i in range(3000)))
+    outputs = {}
+    for engine in ("python", "native"):
+        out = tmp_path / f"{engine}.jsonl"
+        # chunks of 4 KiB: hundreds of them, none with a reward in it
+        summary = run_backfill(log, out, EngineConfig(), progress=False, engine=engine, max_line_bytes=4096)
+        outputs[engine] = out.read_bytes()
+        assert summary.events_in == 3000 and summary.rewards_out == 3000  # each touchpoint's final, at the end
+    assert outputs["native"] == outputs["python"]

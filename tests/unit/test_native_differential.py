@@ -4,12 +4,14 @@ backfill's JSON Lines and the worker's partition records). This is the test that
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -189,33 +191,44 @@ def _chunks(lines: list[str], rng: random.Random) -> list[tuple[bytes, int]]:
     return parts
 
 
-def _run(engine: Any, parts: list[tuple[bytes, int]], ahead: str = "none"
+def _run(engine: Any, parts: list[tuple[bytes, int]], ahead: str = "none", file: Path | None = None
          ) -> tuple[bytes, list[tuple[int, str, str, bool, bytes]], Any]:
     """``ahead``: what each ``feed`` is told comes next: nothing, the next chunk, or a copy of a chunk that is not
-    the next (the parse made ahead is then unused)."""
+    the next (the parse made ahead is then unused). With ``file``, the output is written to it (as the backfill
+    command does) and read back."""
     out, refused = b"", []
-    for i, (chunk, first) in enumerate(parts):
-        following = parts[i + 1][0] if i + 1 < len(parts) else None
-        told = {"none": None, "next": following, "other": bytes(bytearray(chunk))}[ahead]
-        written, r, _ = engine.feed(chunk, first, None, told)
-        out += written
-        refused += [(n, e.field, e.reason, type(e).__name__ == "LateEvent", raw.rstrip(b"\n")) for n, e, raw in r]
-    out += engine.finish()
+    with contextlib.ExitStack() as stack:
+        fd = None if file is None else stack.enter_context(open(file, "wb", buffering=0)).fileno()
+        for i, (chunk, first) in enumerate(parts):
+            following = parts[i + 1][0] if i + 1 < len(parts) else None
+            told = {"none": None, "next": following, "other": bytes(bytearray(chunk))}[ahead]
+            written, r, _ = engine.feed(chunk, first, fd, told)
+            out += written
+            refused += [(n, e.field, e.reason, type(e).__name__ == "LateEvent", raw.rstrip(b"\n"))
+                        for n, e, raw in r]
+        out += engine.finish(fd)
+    if file is not None:
+        out = file.read_bytes()
     return out, refused, dataclasses.asdict(engine.stats())
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs(), logs(), st.integers(0, 2**32 - 1))
-def test_the_backfill_engines_agree_byte_for_byte(setup: tuple[EngineConfig, LearnedWeights | None],
+def test_the_backfill_engines_agree_byte_for_byte(tmp_path_factory: pytest.TempPathFactory,
+                                                   setup: tuple[EngineConfig, LearnedWeights | None],
                                                    lines: list[str], seed: int) -> None:
     config, learned = setup
     rng = random.Random(seed)
     parts = _chunks(lines, rng)
     py_out, py_refused, py_stats = _run(PythonBackfill(config, learned, NOW), parts)
-    # half the examples parse every chunk on the second thread (by default only chunks of 64 KiB or more are)
-    native = NativeBackfill(config, learned, NOW, FILE_QUORUM, parse_thread_from=rng.choice([0, 64 * 1024]))
+    # half the examples parse every chunk on the second thread (by default only chunks of 64 KiB or more are);
+    # half write to a file through the writer thread, handing it buffers of a few records or of one (a step's
+    # output goes over in pieces, as the end of input's does on large logs)
+    native = NativeBackfill(config, learned, NOW, FILE_QUORUM, parse_thread_from=rng.choice([0, 64 * 1024]),
+                            spill_bytes=rng.choice([1, 600, 4 << 20]))
+    file = tmp_path_factory.mktemp("out") / "rewards.jsonl" if rng.random() < 0.5 else None
     # and chunks are told ahead (parsed on a thread of their own a call early), or wrongly told
-    nat_out, nat_refused, nat_stats = _run(native, parts, rng.choice(["none", "next", "next", "other"]))
+    nat_out, nat_refused, nat_stats = _run(native, parts, rng.choice(["none", "next", "next", "other"]), file)
     assert nat_refused == py_refused
     assert nat_out.decode().splitlines() == py_out.decode().splitlines()
     assert nat_out == py_out
