@@ -485,4 +485,3 @@ mod tests {
         assert!(serde_json::from_slice::<RawEvent<'_>>(br#"{"type":"touchpoint","user_id":7}"#).is_err());
     }
 }
-

@@ -205,7 +205,8 @@ impl Sink for Counter {
     }
 }
 
-/// Rewards as JSON lines, or (`records`) as records for the writer thread to format.
+/// Rewards as JSON lines, or (`records`) as records for the writer thread to format, handed to it whenever
+/// they fill a buffer (`spill`).
 struct JsonSink<'a, 'w, 'py> {
     out: &'a mut Vec<u8>,
     minor_units: &'a HashMap<String, u32>,
@@ -231,10 +232,10 @@ impl Sink for JsonSink<'_, '_, '_> {
     }
 }
 
-/// Records past this many bytes (by default) go to the writer thread within a step: an expiry of many touchpoints at once
-/// (the end of input closes every window still open) made one buffer of all their rewards, and the writer
-/// its text: on the 20-touchpoint benchmark a fifth of the backfill's CPU was the kernel zeroing the pages
-/// those two buffers grew into, and their size had no bound but the journeys'.
+/// Records past this many bytes (by default) go to the writer thread within a step. An expiry of many
+/// touchpoints at once (the end of input closes every window still open) made one buffer of all their rewards,
+/// and the writer one text of it: on the 20-touchpoint benchmark a fifth of the backfill's CPU was the kernel
+/// zeroing the pages those two buffers grew into, and their size had no bound but the journeys'.
 const SPILL_BYTES: usize = 4 << 20;
 
 /// The writer a `JsonSink` hands its full buffer to, for a spare one; the first write error is kept for the
@@ -246,7 +247,16 @@ struct Spill<'w, 'py> {
     error: Option<std::io::Error>,
 }
 
-impl Spill<'_, '_> {
+impl<'w, 'py> Spill<'w, 'py> {
+    /// The spill for a step that writes to `out_fd` (None when its output is returned instead).
+    fn of(out_fd: Option<i32>, writer: &'w mut Option<writer::Writer>, bytes: usize, py: Python<'py>)
+          -> Option<Self> {
+        match (out_fd, writer.as_mut()) {
+            (Some(_), Some(writer)) => Some(Spill { writer, bytes, py, error: None }),
+            _ => None,
+        }
+    }
+
     fn hand_over(&mut self, out: &mut Vec<u8>) {
         if self.error.is_some() {
             out.clear();
@@ -386,10 +396,7 @@ impl Backfill {
         let parse_thread_from = self.parse_thread_from;
         let Backfill { engine, store, reference_ms, rewards_out, minor_units, journeys, spare_lines, writer,
                        spill_bytes, .. } = self;
-        let mut spill = match (out_fd, writer.as_mut()) {
-            (Some(_), Some(writer)) => Some(Spill { writer, bytes: *spill_bytes, py, error: None }),
-            _ => None,
-        };
+        let mut spill = Spill::of(out_fd, writer, *spill_bytes, py);
         // One event: the engine, then its reward lines (or the journeys); a refusal is collected with its line.
         let mut step = |number: i64, line: &[u8], parsed: Option<Parsed<'_>>| -> PyResult<()> {
             events_in += 1;
@@ -489,10 +496,7 @@ impl Backfill {
             *end = engine.watermark;
             engine.flush(store, j);
         } else {
-            let mut spill = match (out_fd, writer.as_mut()) {
-                (Some(_), Some(writer)) => Some(Spill { writer, bytes: *spill_bytes, py, error: None }),
-                _ => None,
-            };
+            let mut spill = Spill::of(out_fd, writer, *spill_bytes, py);
             let mut sink = JsonSink { out: &mut out, minor_units, records: out_fd.is_some(), count: 0,
                                       spill: spill.as_mut() };
             engine.flush(store, &mut sink);
@@ -501,7 +505,9 @@ impl Backfill {
                 spill.result()?;
             }
         }
-        let Some(_) = out_fd else { return Ok(PyBytes::new(py, &out)) };
+        if out_fd.is_none() {
+            return Ok(PyBytes::new(py, &out));
+        }
         self.hand_over(py, out)?;
         if let Some(mut w) = self.writer.take() {
             py.detach(|| w.finish()).map_err(os_error)?;
