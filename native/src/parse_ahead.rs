@@ -35,11 +35,8 @@ impl Ahead {
         lines.clear();
         lines.reserve(data.1 / 128); // about a line per 180 bytes: grown here, not on the thread, in most chunks
         let thread = std::thread::Builder::new().name("backfill-parse".into()).spawn(move || {
-            let blank = |line: &[u8]| line.iter().all(|b| b.is_ascii_whitespace() || *b == 0x0b);
-            for (index, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
-                if !blank(line) {
-                    lines.push((index as i64, line, jsonl::parse_line(line, &config)));
-                }
+            for (index, line) in crate::lines(text, 0) {
+                lines.push((index, line, jsonl::parse_line(line, &config)));
             }
             lines
         })?;

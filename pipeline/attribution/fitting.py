@@ -30,23 +30,21 @@ def fit(journeys: Journeys | JourneyPaths | Iterable[Path], min_journeys: int, o
     lean: JourneyPaths | None = None
     if isinstance(journeys, JourneyPaths):
         lean = journeys
+        paths: list[tuple[tuple[str, ...], bool, float]] = []  # one by one only if needed (below)
         n_paths, n_converting = len(lean.converted) + len(lean.lapsed), len(lean.converted)
         counts = lean.counts()
-
-        def all_paths() -> list[tuple[tuple[str, ...], bool, float]]:
-            return [(c, True, float(v)) for c, v in lean.converted] + [(c, False, 0.0) for c in lean.lapsed]
     else:
         if weighting != "conversions":
             raise ValueError("value weighting needs the journeys' values")
         paths = [(tuple(c), conv, 1.0) for c, conv in journeys]
         n_paths, n_converting = len(paths), sum(1 for p in paths if p[1])
         counts = {"converted": n_converting, "not_converted": n_paths - n_converting}
-
-        def all_paths() -> list[tuple[tuple[str, ...], bool, float]]:
-            return paths
-    # every journey as a weighted path, unless neither the order's choice nor the fold needs them one by one
+    # conversion-weighted journeys are folded by counting; the order's choice and value weighting take them one
+    # by one
     counted = lean if weighting == "conversions" else None
-    weighted_paths = weighted(all_paths(), weighting) if order == "auto" or counted is None else []
+    if lean is not None and (order == "auto" or counted is None):
+        paths = [(c, True, float(v)) for c, v in lean.converted] + [(c, False, 0.0) for c in lean.lapsed]
+    weighted_paths = weighted(paths, weighting)
     scores: dict[int, float] = {}
     if order == "auto":
         chosen, scores = choose_order(weighted_paths)
