@@ -24,11 +24,11 @@ from typing import Any
 import orjson
 
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.backfill.engines import BackfillEngine, PythonBackfill
 from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks, with_ahead
-from pipeline.engine import FILE_QUORUM, EngineConfig
+from pipeline.engine import EngineConfig
 from pipeline.errors import LateEvent
 from pipeline.money.exact import from_minor
+from pipeline.native.choice import backfill_engine
 
 
 @dataclass
@@ -62,18 +62,6 @@ class BackfillSummary:
 def rejected_path(output: Path) -> Path:
     name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
     return output.with_name(name + ".rejected.jsonl")
-
-
-def backfill_engine(engine: str, config: EngineConfig, learned: LearnedWeights | None,
-                    reference_ms: int) -> BackfillEngine:
-    """The backfill's engine: ``native`` (Rust, the default) or ``python`` (the reference)."""
-    if engine == "python":
-        return PythonBackfill(config, learned, reference_ms)
-    if engine == "native":
-        from pipeline.native import NativeBackfill
-
-        return NativeBackfill(config, learned, reference_ms, FILE_QUORUM)
-    raise ValueError(f"engine must be native or python, got {engine!r}")
 
 
 def run_backfill(

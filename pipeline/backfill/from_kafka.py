@@ -1,6 +1,6 @@
 """Re-attribute the history on the input topics: ``rewardstream backfill --from-kafka``.
 
-The worker's own partition step (``pipeline.stream.processor.partition_engine``, native or python) runs over
+The worker's own partition step (``pipeline.native.choice.partition_engine``, native or python) runs over
 each partition's records as Kafka holds them, with the journeys in memory (their compact stored form) instead
 of RocksDB. So a re-run with another model or window decides exactly as a worker with that configuration would
 (the same decoding, dead-letter reasons, per-partition clock over both inputs, ingest-time future check),
@@ -28,20 +28,20 @@ import orjson
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import EngineConfig, EngineStats
-from pipeline.events.avro import AvroCodec, reward_from_record
-from pipeline.events.jsonl import reward_to_json
-from pipeline.kafka.clients import consumer_config, drain, producer_config
-from pipeline.settings import Settings
-from pipeline.stream import journey_codec
-from pipeline.stream.processor import (
+from pipeline.engine.partition import (
     CONVERSIONS,
     RESERVED_PREFIX,
     TOUCHPOINTS,
     BatchOutput,
     InputRecord,
     PartitionEngine,
-    partition_engine,
+    journey_codec,
 )
+from pipeline.events.avro import AvroCodec, reward_from_record
+from pipeline.events.jsonl import reward_to_json
+from pipeline.kafka.clients import consumer_config, drain, producer_config
+from pipeline.native.choice import partition_engine
+from pipeline.settings import Settings
 
 BATCH = 5000  # records per partition step
 LOOKAHEAD = 50_000  # records one input may run ahead of the other in the merge before it is paused

@@ -15,13 +15,13 @@ from typing import Any
 import orjson
 
 from pipeline.attribution.journeys import JourneyCollector, JourneyPaths, Journeys
-from pipeline.backfill import backfill_engine
-from pipeline.backfill.engines import BackfillEngine
 from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks, with_ahead
 from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig
+from pipeline.engine.chunks import BackfillEngine
 from pipeline.errors import InvalidEvent
 from pipeline.events.jsonl import reward_to_json
 from pipeline.events.types import Event
+from pipeline.native.choice import backfill_engine
 
 
 @dataclass(frozen=True)

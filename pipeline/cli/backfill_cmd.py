@@ -10,8 +10,8 @@ from typing import Any
 from pipeline.backfill import rejected_path, run_backfill
 from pipeline.cli.common import add_kafka_arguments, kafka_settings, load_engine_config, load_weights
 from pipeline.events.types import MODEL_NAMES
+from pipeline.native.choice import ENGINES
 from pipeline.settings import Settings
-from pipeline.stream.processor import ENGINES
 
 
 def register(sub: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.attribution.fitting import WEIGHTINGS, fit, fit_delay
 from pipeline.backfill.journeys import paths_of_log
 from pipeline.cli.common import load_engine_config
-from pipeline.stream.processor import ENGINES
+from pipeline.native.choice import ENGINES
 
 
 def register(sub: Any) -> None:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from pipeline.errors import InvalidEvent
 from pipeline.events.types import MODEL_NAMES, Conversion, Event, Touchpoint
 from pipeline.money.currency import MINOR_UNITS
@@ -201,3 +203,12 @@ def parse_event(obj: Any) -> Event:
     if kind == "conversion":
         return parse_conversion(obj)
     raise InvalidEvent("type", f"must be 'touchpoint' or 'conversion', got {kind!r}")
+
+
+def parse_line(line: bytes) -> Event:
+    """A line to an event, or InvalidEvent (malformed JSON included) naming the field."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("<json>", f"malformed JSON: {exc}") from None
+    return parse_event(obj)

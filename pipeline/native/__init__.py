@@ -1,10 +1,10 @@
 """The native engine (Rust, ``pipeline._native``) behind the engine's two batch entry points.
 
 ``NativeBackfill`` is the backfill's engine (JSON Lines chunks in, reward lines out) and
-``NativePartitionProcessor`` the worker's (a partition's raw records in, table writes out), each with exactly
-the contract of its Python counterpart (``pipeline.backfill.engines.PythonBackfill``,
-``pipeline.stream.processor.PartitionProcessor``). The native side decides what it can prove Python decides the
-same way; everything else (a line in an odd form, a record of an older schema, the wording of a refusal) is
+``NativePartitionProcessor`` the runtimes' (a partition's raw records in, table writes out), each with exactly
+the contract of its Python counterpart (``pipeline.engine.chunks.PythonBackfill``,
+``pipeline.engine.partition.processor.PartitionProcessor``). The native side decides what it can prove Python
+decides the same way; everything else (a line in an odd form, a record of an older schema, the wording of a refusal) is
 handed back to the Python code given here, so the two engines refuse the same events in the same words.
 """
 
@@ -27,10 +27,21 @@ from pipeline.attribution.journeys import (
     TouchOutcome,
 )
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.backfill.engines import Refused, parse_line
 from pipeline.engine import EngineConfig, EngineStats, refusals
+from pipeline.engine.chunks import Refused
+from pipeline.engine.partition import (
+    CONVERSIONS,
+    TOUCHPOINTS,
+    BatchOutput,
+    InputRecord,
+    Loader,
+    Refusal,
+    decode_record,
+    meta_key,
+)
 from pipeline.errors import InvalidEvent
 from pipeline.events.avro import default_registry
+from pipeline.events.parse import parse_line
 from pipeline.events.types import Event, Touchpoint
 from pipeline.money.currency import MINOR_UNITS
 from pipeline.money.exact import to_minor
@@ -117,7 +128,7 @@ def engine_stats(data: dict[str, Any]) -> EngineStats:
 
 
 class NativeBackfill:
-    """The backfill's engine in Rust; see ``pipeline.backfill.engines.BackfillEngine``."""
+    """The backfill's engine in Rust; see ``pipeline.engine.chunks.BackfillEngine``."""
 
     def __init__(self, config: EngineConfig, learned: LearnedWeights | None, reference_ms: int,
                  quorum: int, journeys: bool = False, parse_thread_from: int | None = None,
@@ -181,18 +192,16 @@ class NativeBackfill:
 
 
 class NativePartitionProcessor:
-    """One input partition's processing in Rust; see ``pipeline.stream.processor.PartitionProcessor``."""
+    """One input partition's processing in Rust; see ``pipeline.engine.partition.processor.PartitionProcessor``."""
 
     def __init__(self, partition: int, config: EngineConfig, learned: LearnedWeights | None = None, *,
                  slice_limit: int = 1000) -> None:
-        from pipeline.stream.processor import RESERVED_PREFIX, decode_record
-
         registry = default_registry()
         fingerprints = tuple(registry.current[name].fingerprint
                              for name in ("touchpoint", "conversion", "attributed_reward"))
         self.partition = partition
-        self.meta_key = RESERVED_PREFIX + f"meta:{partition}".encode()
-        self._records: Sequence[Any] = ()
+        self.meta_key = meta_key(partition)
+        self._records: Sequence[InputRecord] = ()
         self._decode = decode_record
 
         def decode(i: int) -> tuple[Any, ...]:
@@ -208,10 +217,8 @@ class NativePartitionProcessor:
     def restore(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         return int(self._partition.restore(items))
 
-    def process(self, records: Sequence[Any], load: Any, idle: Collection[str] = (), floor_ms: int | None = None
-                ) -> Any:
-        from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, BatchOutput, Refusal
-
+    def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
+                floor_ms: int | None = None) -> BatchOutput:
         self._records = records
         try:
             rows = [(0 if r.source == TOUCHPOINTS else 1, r.offset, r.key, r.value, r.ingest_ms) for r in records]
@@ -221,9 +228,7 @@ class NativePartitionProcessor:
             self._records = ()
         return BatchOutput(writes, [Refusal(records[i], err) for i, err in refused], rewards)
 
-    def advance(self, load: Any, idle: Collection[str] = (), floor_ms: int | None = None) -> Any:
-        from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, BatchOutput
-
+    def advance(self, load: Loader, idle: Collection[str] = (), floor_ms: int | None = None) -> BatchOutput:
         writes, _, rewards = self._partition.advance(load, (TOUCHPOINTS in idle, CONVERSIONS in idle), floor_ms)
         return BatchOutput(writes, [], rewards)
 

@@ -24,11 +24,11 @@ from pipeline.attribution.journeys import JourneyPaths
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.markov import CONVERSION, NULL, START, transition_counts
 from pipeline.attribution.shapley import coalition_rates, shapley_values
-from pipeline.backfill import backfill_engine
 from pipeline.backfill.lines import Chunk, read_chunks, with_ahead
 from pipeline.engine import EngineConfig
 from pipeline.events.types import MODEL_NAMES
 from pipeline.money.currency import MINOR_UNITS
+from pipeline.native.choice import backfill_engine
 
 
 def credit_per_model(log: Path, config: EngineConfig, learned: LearnedWeights,

@@ -27,16 +27,16 @@ from faust.types import TP
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import EngineConfig, Journey
+from pipeline.engine.partition import CONVERSIONS, TOUCHPOINTS, InputRecord, journey_codec
 from pipeline.kafka import partition_for
 from pipeline.kafka.offset_range import OffsetRangeReader
 from pipeline.settings import Settings
-from pipeline.stream import journey_codec, web
+from pipeline.stream import web
 from pipeline.stream.faust_runtime import app_kwargs
 from pipeline.stream.idleness import Idleness
 from pipeline.stream.local_state import JourneyTable
 from pipeline.stream.offset_holes import Hole
 from pipeline.stream.output import OutputProducer
-from pipeline.stream.processor import CONVERSIONS, TOUCHPOINTS, InputRecord
 from pipeline.stream.redelivery import Redelivery
 from pipeline.stream.worker import StreamWorker
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from rocksdict import WriteBatch, WriteOptions
 
-from pipeline.stream.processor import Loader, Write
+from pipeline.engine.partition import Loader, Write
 
 FAUST_OFFSET_KEY = b"__faust\x00offset__"  # where Faust's RocksDB store keeps a partition's changelog offset
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline.stream.processor import InputRecord
+from pipeline.engine.partition import InputRecord
 
 TopicPartition = tuple[str, int]
 

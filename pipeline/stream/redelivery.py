@@ -17,12 +17,8 @@ the stored offset) were delivered; only the tail after the last mark is ever sen
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from pipeline.stream import journey_codec
-from pipeline.stream.processor import RESERVED_PREFIX
-
-Reward = tuple[bytes, bytes]  # (user key, attributed-reward record)
+from pipeline.engine.partition import RESERVED_PREFIX, journey_codec
+from pipeline.engine.partition.journey_codec import Reward
 
 
 def mark_key(partition: int) -> bytes:
@@ -32,16 +28,6 @@ def mark_key(partition: int) -> bytes:
 
 def mark_value(offset: int) -> bytes:
     return str(offset).encode()
-
-
-def rewards_of(writes: Iterable[tuple[bytes, bytes | None]]) -> list[Reward]:
-    """The rewards a step's journey writes carry, in write order, keyed by user."""
-    out: list[Reward] = []
-    for key, value in writes:
-        if value is None or key.startswith(RESERVED_PREFIX):
-            continue
-        out.extend((key, record) for record in journey_codec.outbox(value))
-    return out
 
 
 class Redelivery:

@@ -34,14 +34,7 @@ from typing import Any
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import EngineConfig, EngineStats
-from pipeline.money.exact import from_minor
-from pipeline.settings import Settings
-from pipeline.stream.dead_letters import dead_letter
-from pipeline.stream.idleness import Idleness
-from pipeline.stream.local_state import JourneyTable
-from pipeline.stream.offset_holes import HoleReader, OffsetHoles
-from pipeline.stream.output import OutputProducer, Pending
-from pipeline.stream.processor import (
+from pipeline.engine.partition import (
     CONVERSIONS,
     SOURCES,
     TOUCHPOINTS,
@@ -50,9 +43,17 @@ from pipeline.stream.processor import (
     Loader,
     PartitionEngine,
     Write,
-    partition_engine,
 )
-from pipeline.stream.redelivery import Redelivery, Reward, mark_key, mark_value, rewards_of
+from pipeline.engine.partition.journey_codec import Reward, rewards_of
+from pipeline.money.exact import from_minor
+from pipeline.native.choice import partition_engine
+from pipeline.settings import Settings
+from pipeline.stream.dead_letters import dead_letter
+from pipeline.stream.idleness import Idleness
+from pipeline.stream.local_state import JourneyTable
+from pipeline.stream.offset_holes import HoleReader, OffsetHoles
+from pipeline.stream.output import OutputProducer, Pending
+from pipeline.stream.redelivery import Redelivery, mark_key, mark_value
 
 log = logging.getLogger("rewardstream.worker")
 

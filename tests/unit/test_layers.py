@@ -20,7 +20,13 @@ RULES: dict[str, tuple[str, ...]] = {
     "pipeline.events.avro": ("pipeline.attribution", "pipeline.engine", *SHELLS),
     "pipeline.events.jsonl": ("pipeline.events.avro", "pipeline.attribution", "pipeline.engine", *SHELLS),
     "pipeline.attribution": ("pipeline.engine", "pipeline.stream", "pipeline.replay", *SHELLS),
-    "pipeline.engine": ("pipeline.stream", "pipeline.replay", "pipeline.backfill", *SHELLS),
+    "pipeline.engine": ("pipeline.stream", "pipeline.replay", "pipeline.backfill", "pipeline.native",
+                        "pipeline.runtime", *SHELLS),
+    "pipeline.engine.partition": ("pipeline.stream", "pipeline.backfill", "pipeline.native", "pipeline.runtime",
+                                  *SHELLS),
+    "pipeline.native": ("pipeline.stream", "pipeline.backfill", "pipeline.runtime", "pipeline.cli", *SHELLS),
+    "pipeline.native.choice": ("pipeline.stream", "pipeline.backfill", "pipeline.runtime", "pipeline.cli", *SHELLS),
+    "pipeline.backfill": ("pipeline.stream", "pipeline.runtime", "pipeline.cli", "faust"),
     "pipeline.replay.experiences": ("pipeline.stream", "pipeline.engine", *SHELLS),
 }
 

@@ -20,22 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.backfill.engines import PythonBackfill
 from pipeline.engine import FILE_QUORUM, EngineConfig
+from pipeline.engine.chunks import PythonBackfill
+from pipeline.engine.partition import CONVERSIONS, RESERVED_PREFIX, TOUCHPOINTS, BatchOutput, InputRecord, journey_codec
+from pipeline.engine.partition.processor import PartitionProcessor
 from pipeline.events.avro import AvroCodec, conversion_to_record, reward_from_record, touchpoint_to_record
 from pipeline.events.parse import parse_event
 from pipeline.events.types import MODEL_NAMES, Touchpoint
 from pipeline.money.exact import RatesTable
 from pipeline.native import NativeBackfill, NativePartitionProcessor, available
-from pipeline.stream import journey_codec
-from pipeline.stream.processor import (
-    CONVERSIONS,
-    RESERVED_PREFIX,
-    TOUCHPOINTS,
-    BatchOutput,
-    InputRecord,
-    PartitionProcessor,
-)
 from pipeline.units import DAY_MS, HOUR_MS
 
 pytestmark = pytest.mark.skipif(not available(), reason="the native engine is not built")

@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.engine import EngineConfig, Journey
+from pipeline.engine.partition import CONVERSIONS, RESERVED_PREFIX, TOUCHPOINTS, BatchOutput, InputRecord, journey_codec
+from pipeline.engine.partition.processor import PartitionProcessor
 from pipeline.events.avro import (
     AvroCodec,
     conversion_to_record,
@@ -18,15 +20,6 @@ from pipeline.events.avro import (
 )
 from pipeline.events.parse import parse_event
 from pipeline.events.types import AttributedReward, Event, RewardKind, Touchpoint
-from pipeline.stream import journey_codec
-from pipeline.stream.processor import (
-    CONVERSIONS,
-    RESERVED_PREFIX,
-    TOUCHPOINTS,
-    BatchOutput,
-    InputRecord,
-    PartitionProcessor,
-)
 from pipeline.synthetic import LogSpec, engine_config_table, generate
 from pipeline.units import DAY_MS
 from tests.unit.helpers import T0, conv, tp

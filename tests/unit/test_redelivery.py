@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.stream import journey_codec
-from pipeline.stream.processor import RESERVED_PREFIX
-from pipeline.stream.redelivery import Redelivery, mark_key, mark_value, rewards_of
+from pipeline.engine.partition import RESERVED_PREFIX, journey_codec
+from pipeline.engine.partition.journey_codec import rewards_of
+from pipeline.stream.redelivery import Redelivery, mark_key, mark_value
 
 
 def value(*rewards: bytes) -> bytes:

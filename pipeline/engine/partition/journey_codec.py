@@ -22,12 +22,13 @@ is refused with a clear error. Not pickle: a changelog topic is input, and unpic
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
 from pipeline.engine.journey import Journey, Split, Touch
+from pipeline.engine.partition.records import RESERVED_PREFIX, Write
 from pipeline.events.avro import AvroCodec, reward_to_record
 from pipeline.events.types import AttributedReward, RewardKind
 
@@ -197,3 +198,16 @@ def outbox(data: bytes) -> list[bytes]:
         records.append(data[at:at + size])
         at += size
     return records
+
+
+Reward = tuple[bytes, bytes]  # (user key, attributed-reward record)
+
+
+def rewards_of(writes: Iterable[Write]) -> list[Reward]:
+    """The rewards a step's journey writes carry, in write order, keyed by user."""
+    out: list[Reward] = []
+    for key, value in writes:
+        if value is None or key.startswith(RESERVED_PREFIX):
+            continue
+        out.extend((key, record) for record in outbox(value))
+    return out

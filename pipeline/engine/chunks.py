@@ -1,4 +1,4 @@
-"""The backfill's batch entry point, by two engines: chunks of JSON Lines in, reward JSON lines out.
+"""The engine over a log: chunks of JSON Lines in, reward JSON lines out (the backfill's and fit's entry point).
 
 ``PythonBackfill`` is the reference (the pure engine, one line at a time); ``pipeline.native.NativeBackfill``
 runs the same semantics in Rust. Both take a chunk of whole lines and return the reward lines it produced, the
@@ -16,8 +16,8 @@ from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import FILE_QUORUM, AttributionEngine, EngineConfig, EngineStats
 from pipeline.errors import InvalidEvent
 from pipeline.events.jsonl import reward_to_json
-from pipeline.events.parse import parse_event
-from pipeline.events.types import AttributedReward, Event
+from pipeline.events.parse import parse_line
+from pipeline.events.types import AttributedReward
 
 Refused = tuple[int, InvalidEvent, bytes]  # (line number, why, the line)
 
@@ -37,15 +37,6 @@ class BackfillEngine(Protocol):
 
     def watermark(self) -> int | None:
         """The event time the input has certainly reached, minus the lateness (what ``finish`` goes past)."""
-
-
-def parse_line(line: bytes) -> Event:
-    """A line to an event, or InvalidEvent (malformed JSON included) naming the field."""
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidEvent("<json>", f"malformed JSON: {exc}") from None
-    return parse_event(obj)
 
 
 def _emit(data: bytes, out_fd: int | None) -> bytes:

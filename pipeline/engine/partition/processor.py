@@ -1,6 +1,6 @@
 """One input partition's processing, as a pure step: a batch of raw records in, table writes out.
 
-No Faust and no Kafka client here. The worker hands :meth:`PartitionProcessor.process` the partition's records
+No Faust and no Kafka client here. A runtime hands :meth:`PartitionProcessor.process` the partition's records
 of one batch (from both input topics, in arrival order), a way to load stored journeys, and what it knows from
 outside: which inputs are idle and how far the wall clock lets event time advance. It gets back the writes
 for the journeys table, each changed journey once, carrying the rewards its change produced (its outbox), and
@@ -9,110 +9,28 @@ the records it refused. Tests drive it with a dict.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Collection, Iterable, Iterator, MutableMapping, Sequence
 
 import orjson
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import AttributionEngine, EngineConfig, EngineStats, HeapExpiryIndex, Journey
 from pipeline.engine.journey import next_deadline
+from pipeline.engine.partition import journey_codec
+from pipeline.engine.partition.records import (
+    RESERVED_PREFIX,
+    SOURCES,
+    BatchOutput,
+    InputRecord,
+    Loader,
+    Refusal,
+    Write,
+    decode_record,
+    meta_key,
+)
 from pipeline.errors import InvalidEvent
-from pipeline.events.avro import AvroCodec, conversion_from_record, reward_to_record, touchpoint_from_record
+from pipeline.events.avro import AvroCodec, reward_to_record
 from pipeline.events.types import AttributedReward, Event
-from pipeline.stream import journey_codec
-
-TOUCHPOINTS = "touchpoints"
-CONVERSIONS = "conversions"
-SOURCES = (TOUCHPOINTS, CONVERSIONS)
-RESERVED_PREFIX = b"\x00"  # keys that are not user ids (per-partition metadata)
-
-Write = tuple[bytes, bytes | None]  # (key, value); None deletes
-Loader = Callable[[list[bytes]], list[bytes | None]]  # stored values for keys (None where absent)
-
-
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """A record of an input topic as Kafka delivered it."""
-
-    source: str  # TOUCHPOINTS or CONVERSIONS
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    ingest_ms: int | None  # the record's Kafka timestamp
-
-    @classmethod
-    def of_message(cls, source: str, msg: Any) -> InputRecord:
-        """From a confluent-kafka message (read outside Faust: the backfill from Kafka, a hole's repair); a
-        timestamp Kafka does not have, or 0, is none, as on Faust's path."""
-        _, ts = msg.timestamp()
-        return cls(source, msg.offset(), msg.key(), msg.value(), ts if ts > 0 else None)
-
-
-class Refusal(NamedTuple):
-    record: InputRecord
-    error: InvalidEvent
-
-
-@dataclass
-class BatchOutput:
-    """The table writes of one step (the partition's frontier first, when it is written) and the refusals."""
-
-    writes: list[Write] = field(default_factory=list)
-    refused: list[Refusal] = field(default_factory=list)
-    rewards: int = 0
-
-
-_CODECS: dict[str, AvroCodec] = {}
-
-
-def decode_record(record: InputRecord) -> Event:
-    """Bytes to a validated event; InvalidEvent (naming the field) for anything else."""
-    if record.value is None:
-        raise InvalidEvent("<bytes>", "empty record value (tombstone) on an input topic")
-    codec = _CODECS.get(record.source)
-    if codec is None:
-        codec = _CODECS[record.source] = AvroCodec("touchpoint" if record.source == TOUCHPOINTS else "conversion")
-    data = codec.decode(record.value)
-    event = touchpoint_from_record(data) if record.source == TOUCHPOINTS else conversion_from_record(data)
-    if record.key != event.user_id.encode():
-        raise InvalidEvent("key", f"record key {record.key!r} is not the user_id {event.user_id!r}: producers "
-                                  "must key by user_id or journeys split across workers")
-    return event
-
-
-class PartitionEngine(Protocol):
-    """What the worker asks of a partition's processing, whichever engine does it (Python or native)."""
-
-    @property
-    def stats(self) -> EngineStats: ...
-
-    def restore(self, items: Iterable[tuple[bytes, bytes]]) -> int: ...
-
-    def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
-                floor_ms: int | None = None) -> BatchOutput: ...
-
-    def advance(self, load: Loader, idle: Collection[str] = (), floor_ms: int | None = None) -> BatchOutput: ...
-
-    def newest_ms(self) -> int | None: ...
-
-    def lag_ms(self) -> int | None: ...
-
-
-ENGINES = ("native", "python")
-
-
-def partition_engine(engine: str, partition: int, config: EngineConfig, learned: LearnedWeights | None,
-                     slice_limit: int) -> PartitionEngine:
-    """The partition's processing by the chosen engine (``native``, the default, or ``python``)."""
-    if engine == "python":
-        return PartitionProcessor(partition, config, learned, slice_limit=slice_limit)
-    if engine == "native":
-        from pipeline.native import NativePartitionProcessor
-
-        return NativePartitionProcessor(partition, config, learned, slice_limit=slice_limit)
-    raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
 
 
 class _BatchStore(MutableMapping[str, Journey]):
@@ -167,7 +85,7 @@ class PartitionProcessor:
         self.partition = partition
         self.slice_limit = slice_limit
         self.engine = AttributionEngine(config, learned, store={}, expiry=HeapExpiryIndex(), sources=SOURCES)
-        self.meta_key = RESERVED_PREFIX + f"meta:{partition}".encode()
+        self.meta_key = meta_key(partition)
         self._meta_saved: bytes | None = None  # the clock as last written
         self._rewards = AvroCodec("attributed_reward")
 
