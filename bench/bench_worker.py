@@ -46,7 +46,7 @@ from pipeline.local_kafka.broker import default_cache_dir
 from pipeline.ports import free_port
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
-from pipeline.stream.worker_process import WorkerProcess
+from pipeline.shell.worker_process import WorkerProcess
 from pipeline.synthetic import LogSpec, generate, write_engine_config
 
 QUIX_VERSION = "3.28.1"

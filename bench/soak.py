@@ -30,7 +30,7 @@ from pipeline.kafka.reward_reader import RewardReader
 from pipeline.local_kafka import LocalKafka
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
-from pipeline.stream.worker_process import WorkerProcess
+from pipeline.shell.worker_process import WorkerProcess
 from pipeline.synthetic import LogSpec, generate, write_engine_config
 
 

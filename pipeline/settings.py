@@ -43,7 +43,7 @@ class Settings:
     sasl_username: str = _doc("SASL user name.", "")
     sasl_password: str = _doc("SASL password.", "")
     ssl_cafile: str = _doc("CA bundle to verify the brokers' TLS certificates.", "")
-    app_id: str = _doc("Faust application id: consumer group, changelog topic prefix.", "rewardstream")
+    app_id: str = _doc("Application id: consumer group, changelog topic prefix (both runtimes).", "rewardstream")
     datadir: str = _doc("Worker state directory (RocksDB); one per worker process.", "rewardstream-data")
     web_host: str = _doc("Host name other workers use to reach this worker's HTTP port.", "127.0.0.1")
     web_port: int = _doc("HTTP port of the worker (/stats, /metrics, /journeys/{user_id}).", 6066)
@@ -67,6 +67,17 @@ class Settings:
     batch_linger_ms: int = _doc("How often a batch is handed over when it has not filled: the longest an event "
                                 "waits before it is processed (larger batches against latency).", 40)
     standby_replicas: int = _doc("Warm copies of each table partition on other workers.", 1)
+    runtime: str = _doc("Worker runtime: faust (Faust agents, the default, at-least-once with stable reward ids) or "
+                        "kafka (confluent-kafka with Kafka transactions: exactly once for read_committed readers).",
+                        "faust")
+    commit_interval_ms: int = _doc("Kafka runtime: longest time a transaction stays open, so rewards become "
+                                   "readable (read_committed) at most this long after their batch. A worker that "
+                                   "has caught up commits at once.", 100)
+    max_task_idle_ms: int = _doc("Kafka runtime: how long a conversion may wait, past its broker timestamp, for "
+                                 "the touchpoints that precede it to be read (inputs merged in time order, as Kafka "
+                                 "Streams' max.task.idle.ms).", 50)
+    transactional_id: str = _doc("Kafka runtime: this worker's transactional id; a second worker started with the "
+                                 "same id fences the first. Default: app_id, host name and state directory.", "")
     ingest_port: int = _doc("HTTP port of the conversion-ingest endpoint (POST /conversions).", 8080)
     ingest_token: str = _doc("Bearer token the ingest endpoint requires; it refuses to start without one.", "")
     ingest_max_batch: int = _doc("Most conversions one POST to the ingest endpoint may carry.", 10000)

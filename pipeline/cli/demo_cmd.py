@@ -18,7 +18,7 @@ from pipeline.kafka import admin_client
 from pipeline.market import MarketSpec
 from pipeline.model_comparison import compare_models
 from pipeline.money.currency import MINOR_UNITS
-from pipeline.stream.worker_process import WorkerProcess
+from pipeline.shell.worker_process import WorkerProcess
 from pipeline.synthetic import write_engine_config
 
 CALIBRATION_MIN_EXPERIENCES = 200  # a channel the agent rarely plays has too few finals to judge a mean by

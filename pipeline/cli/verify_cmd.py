@@ -29,7 +29,7 @@ from pipeline.model_comparison import compare_models
 from pipeline.money.exact import from_minor
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
-from pipeline.stream.worker_process import WorkerProcess
+from pipeline.shell.worker_process import WorkerProcess
 from pipeline.synthetic import BAD_LINES, LogSpec, generate, write_engine_config
 
 

@@ -1,4 +1,4 @@
-"""``rewardstream worker``: one Faust worker process (agents, RocksDB tables, HTTP)."""
+"""``rewardstream worker``: one worker process, on the Faust runtime (the default) or the Kafka-native one."""
 
 from __future__ import annotations
 
@@ -13,13 +13,18 @@ from pipeline.kafka import partition_counts
 from pipeline.kafka.topics import project_topics
 from pipeline.settings import Settings
 
+RUNTIMES = ("faust", "kafka")
+
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("worker", help="run a streaming worker (Faust) against Kafka")
+    p = sub.add_parser("worker", help="run a streaming worker against Kafka (Faust or Kafka-native runtime)")
     add_kafka_arguments(p, config_help="TOML file ([kafka] and [attribution] tables); environment overrides it")
     p.add_argument("--web-port", type=int, help="this worker's HTTP port (each worker needs its own)")
     p.add_argument("--datadir", help="this worker's RocksDB directory (each worker needs its own)")
     p.add_argument("--weights", help="fitted weights for data_driven/shapley")
+    p.add_argument("--runtime", choices=RUNTIMES,
+                   help="faust (the default: Faust agents, at-least-once with stable reward ids) or kafka "
+                        "(confluent-kafka with Kafka transactions: exactly once for read_committed readers)")
     p.add_argument("--loglevel", default="warning")
     p.set_defaults(handler=run)
 
@@ -37,6 +42,12 @@ def check_web(settings: Settings) -> str | None:
     return None
 
 
+def check_runtime(settings: Settings) -> str | None:
+    if settings.runtime not in RUNTIMES:
+        return f"runtime must be one of {RUNTIMES}, got {settings.runtime!r}"
+    return None
+
+
 def check_topics(settings: Settings) -> str | None:
     """The refusal message when input topics are missing or not co-partitioned, else None."""
     counts = partition_counts(settings, project_topics(settings))
@@ -50,14 +61,17 @@ def check_topics(settings: Settings) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = kafka_settings(args.config, args.bootstrap, web_port=args.web_port, datadir=args.datadir)
+    settings = kafka_settings(args.config, args.bootstrap, web_port=args.web_port, datadir=args.datadir,
+                              runtime=args.runtime)
     config = load_engine_config(args.config)
     learned = load_weights(args.weights or config.weights_file)
-    problem = check_web(settings) or check_topics(settings)
+    problem = check_runtime(settings) or check_web(settings) or check_topics(settings)
     if problem:
         print(f"worker refuses to start: {problem}", file=sys.stderr)
         return 2
     logging.getLogger("rewardstream").setLevel(logging.INFO)
+    if settings.runtime == "kafka":
+        return run_kafka(settings, config, learned, args.loglevel)
     from pipeline.stream.app import create_app
     from pipeline.stream.faust_runtime import QuietWorker
 
@@ -69,3 +83,15 @@ def run(args: argparse.Namespace) -> int:
         if exit_.code not in (0, None):
             return int(exit_.code) if isinstance(exit_.code, int) else 1
     return 0
+
+
+def run_kafka(settings: Settings, config: Any, learned: Any, loglevel: str) -> int:
+    from pipeline.runtime.worker import KafkaWorker
+
+    logging.basicConfig(level=getattr(logging, loglevel.upper(), logging.WARNING),
+                        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+    logging.getLogger("rewardstream").setLevel(logging.INFO)
+    worker = KafkaWorker(settings, config, learned)
+    print(f"worker {settings.app_id} (kafka runtime, transactional id {worker.transactional_id}) on "
+          f":{settings.web_port}, state in {settings.datadir}", flush=True)
+    return worker.run()

@@ -33,7 +33,7 @@ from pipeline.money.currency import MINOR_UNITS
 from pipeline.producers import ConversionProducer, TouchpointProducer
 from pipeline.replay import ReplayBuffer
 from pipeline.settings import Settings
-from pipeline.stream.worker_process import WorkerProcess
+from pipeline.shell.worker_process import WorkerProcess
 from pipeline.units import DAY_MS
 
 START_MS = 1_780_272_000_000  # 2026-06-01T00:00:00Z: the simulated clock's first impression

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -31,9 +29,11 @@ from pipeline.engine.partition import CONVERSIONS, TOUCHPOINTS, InputRecord, jou
 from pipeline.kafka import partition_for
 from pipeline.kafka.offset_range import OffsetRangeReader
 from pipeline.settings import Settings
+from pipeline.shell.changelog import CHANGELOG_RETENTION_MS, JOURNEYS_TABLE, changelog_topic
+from pipeline.shell.failure import fatal
+from pipeline.shell.idleness import TICK_SECONDS, Idleness
 from pipeline.stream import web
 from pipeline.stream.faust_runtime import app_kwargs
-from pipeline.stream.idleness import Idleness
 from pipeline.stream.local_state import JourneyTable
 from pipeline.stream.offset_holes import Hole
 from pipeline.stream.output import OutputProducer
@@ -41,24 +41,6 @@ from pipeline.stream.redelivery import Redelivery
 from pipeline.stream.worker import StreamWorker
 
 log = logging.getLogger("rewardstream.worker")
-
-JOURNEYS_TABLE = "journeys"
-CHANGELOG_RETENTION_MS = 7 * 24 * 3600 * 1000  # outboxes past the delivered mark must outlive a long outage
-TICK_SECONDS = 1.0
-
-
-def changelog_topic(settings: Settings) -> str:
-    return f"{settings.app_id}-{JOURNEYS_TABLE}-changelog"
-
-
-def fatal(message: str) -> None:
-    """The worker cannot go on without risking lost or repeated output: say so and exit non-zero at once.
-    Everything it has not acknowledged is processed again by whoever restarts it (state comes from the
-    changelog, which is at or ahead of everything acknowledged)."""
-    log.critical("%s", message)
-    print(f"worker stops: {message}", file=sys.stderr, flush=True)
-    os._exit(3)
-
 
 def _acknowledge(events: Sequence[Any]) -> None:
     for event in events:

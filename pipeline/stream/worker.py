@@ -25,15 +25,14 @@ wall clock (see ``idleness``), so due finals go out without new events.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.engine import EngineConfig, EngineStats
+from pipeline.engine import EngineConfig
 from pipeline.engine.partition import (
     CONVERSIONS,
     SOURCES,
@@ -45,30 +44,17 @@ from pipeline.engine.partition import (
     Write,
 )
 from pipeline.engine.partition.journey_codec import Reward, rewards_of
-from pipeline.money.exact import from_minor
 from pipeline.native.choice import partition_engine
 from pipeline.settings import Settings
-from pipeline.stream.dead_letters import dead_letter
-from pipeline.stream.idleness import Idleness
+from pipeline.shell.dead_letters import dead_letter
+from pipeline.shell.idleness import Idleness
+from pipeline.shell.stats import WorkerCounters, retire, stats_json
 from pipeline.stream.local_state import JourneyTable
 from pipeline.stream.offset_holes import HoleReader, OffsetHoles
 from pipeline.stream.output import OutputProducer, Pending
 from pipeline.stream.redelivery import Redelivery, mark_key, mark_value
 
 log = logging.getLogger("rewardstream.worker")
-
-
-@dataclass
-class WorkerCounters:
-    events_in: int = 0
-    dead_letters: int = 0  # every refused record, whatever refused it, goes to the dead-letter topic
-    hole_records: int = 0  # records Faust skipped that the worker read from Kafka itself
-    repeats_skipped: int = 0  # records delivered again after this worker (or the committed offset) was past them
-    batches: int = 0
-    rewards_out: int = 0  # reward records acknowledged by the rewards topic (repeats after a crash included)
-    first_event_at: float | None = None  # wall-clock seconds, for throughput measurements
-    last_event_at: float | None = None
-    retired: EngineStats = field(default_factory=EngineStats)  # partitions this worker no longer owns
 
 
 @dataclass
@@ -147,7 +133,7 @@ class StreamWorker:
                 self._marked.pop(p, None)
                 proc = self.processors.pop(p, None)
                 if proc is not None:
-                    _add(self.counters.retired, dataclasses.replace(proc.stats, pending_touchpoints=0))
+                    retire(self.counters, proc.stats)
                 self._unapplied.pop(p, None)
                 for topic in self.topic_of.values():
                     self.idleness.forget((topic, p))
@@ -303,52 +289,5 @@ class StreamWorker:
 
     # ------------------------------------------------------------------ what /stats/ shows
 
-    def totals(self) -> EngineStats:
-        total = dataclasses.replace(self.counters.retired, per_model=self.counters.retired.per_model.copy())
-        for proc in self.processors.values():
-            _add(total, proc.stats)
-        return total
-
     def stats_json(self) -> dict[str, Any]:
-        s = self.totals()
-        lags = [lag for lag in (p.lag_ms() for p in self.processors.values()) if lag is not None]
-        c = self.counters
-        return {
-            "events_in": c.events_in,
-            "batches": c.batches,
-            "rewards_out": c.rewards_out,
-            "rewards_sent_again": self.redelivery.sent,
-            "pending_touchpoints": s.pending_touchpoints,
-            "touchpoints": s.touchpoints,
-            "conversions": s.conversions,
-            "refunds": s.refunds,
-            "conversions_attributed": s.conversions_attributed,
-            "conversions_unattributed": s.conversions_unattributed,
-            "corrections": s.corrections,
-            "finals": s.finals,
-            "duplicates": s.duplicate_touchpoints + s.duplicate_conversions,
-            "dropped_touchpoints": s.dropped_touchpoints,
-            "rejected": c.dead_letters,
-            "hole_records": c.hole_records,
-            "repeats_skipped": c.repeats_skipped,
-            "dead_letters": c.dead_letters,
-            "total_attributed": float(from_minor(s.total_attributed_minor, self.config.rates.base)),
-            "base_currency": self.config.rates.base,
-            "per_model": dict(s.per_model),
-            "watermark_lag_seconds": max(lags) / 1000 if lags else None,
-            # per partition: its lag and the inputs no longer holding its watermark back (why a lag stays)
-            "partition_clocks": {str(p): {"lag_seconds": None if (lag := proc.lag_ms()) is None else lag / 1000,
-                                          "idle_inputs": self._idle(p)}
-                                 for p, proc in sorted(self.processors.items())},
-            "partitions": sorted(self.processors),
-            "first_event_at": c.first_event_at,
-            "last_event_at": c.last_event_at,
-        }
-
-
-def _add(into: EngineStats, other: EngineStats) -> None:
-    for f in dataclasses.fields(EngineStats):
-        if f.name == "per_model":
-            into.per_model.update(other.per_model)
-        else:
-            setattr(into, f.name, getattr(into, f.name) + getattr(other, f.name))
+        return stats_json(self.counters, self.processors, self._idle, self.config, sent_again=self.redelivery.sent)

@@ -14,7 +14,7 @@ from pipeline.kafka import ensure_topics
 from pipeline.kafka.reward_reader import RewardReader as TopicReader
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
-from pipeline.stream.worker_process import WorkerProcess
+from pipeline.shell.worker_process import WorkerProcess
 from pipeline.synthetic import write_engine_config
 
 

@@ -15,7 +15,7 @@ from pipeline.events.avro import AvroCodec, reward_to_record
 from pipeline.events.types import AttributedReward, RewardKind
 from pipeline.kafka import consumer_config, ensure_topics, partition_for, producer_config
 from pipeline.settings import Settings
-from pipeline.stream.app import changelog_topic
+from pipeline.shell.changelog import changelog_topic
 from pipeline.stream.redelivery import mark_key, mark_value
 from tests.integration.stream_harness import RewardReader, Worker, make_settings, wait_for, write_config
 

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.backfill import run_backfill
 from pipeline.cli.common import load_engine_config
+from pipeline.cli.worker_cmd import RUNTIMES
 from pipeline.compare import Facts, differences, facts
 from pipeline.events.avro import AvroCodec, conversion_to_record, touchpoint_to_record
 from pipeline.events.parse import parse_event
@@ -93,9 +94,10 @@ def _assert_equal(got: Facts, expected: Facts) -> None:
     assert differences(got, expected) == []
 
 
-@pytest.fixture
-def stream_env(kafka_settings: Settings, tmp_path: Path) -> tuple[Settings, Path]:
-    settings = make_settings(kafka_settings, f"rs-test-{uuid.uuid4().hex[:8]}")
+@pytest.fixture(params=RUNTIMES)
+def stream_env(kafka_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Settings, Path]:
+    """Every stream test runs on both runtimes."""
+    settings = make_settings(kafka_settings.with_overrides(runtime=request.param), f"rs-test-{uuid.uuid4().hex[:8]}")
     return settings, write_config(tmp_path / "rewardstream.toml")
 
 

@@ -3,7 +3,7 @@ silent while the broker answered (an outage is not silence)."""
 
 from __future__ import annotations
 
-from pipeline.stream.idleness import Idleness
+from pipeline.shell.idleness import Idleness
 
 TP = ("touchpoints", 0)
 

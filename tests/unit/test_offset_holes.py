@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline.engine import EngineConfig
 from pipeline.engine.partition import CONVERSIONS, TOUCHPOINTS, InputRecord
 from pipeline.settings import Settings
-from pipeline.stream.idleness import Idleness
+from pipeline.shell.idleness import Idleness
 from pipeline.stream.offset_holes import Hole, OffsetHoles
 from pipeline.stream.redelivery import Redelivery
 from pipeline.stream.worker import StreamWorker

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 TopicPartition = tuple[str, int]
 
+TICK_SECONDS = 1.0  # how often a worker asks for end offsets and lets idle partitions' clocks move
+
 
 @dataclass
 class InputState:

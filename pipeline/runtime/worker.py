@@ -1,0 +1,480 @@
+"""The Kafka-native worker: confluent-kafka clients driving the partition contract, exactly once by Kafka
+transactions.
+
+One thread runs the loop: read a batch, hand each partition's records to its ``PartitionEngine`` (the same
+contract, engines and journey format as the Faust runtime), produce what the step wrote — journey changelog
+records, rewards, dead letters — into the open transaction, and commit the transaction with the inputs' offsets
+(``send_offsets_to_transaction`` with the group's metadata, EOS v2) at most ``commit_interval_ms`` after it
+began, or at once when the worker has caught up. Only then are the writes applied to the local store. So the
+rewards, the state they came from and the offsets of the inputs that caused them become visible together or not
+at all: a ``read_committed`` reader sees every reward exactly once, whatever crashes in between.
+
+Co-partitioning: the consumer group (cooperative-sticky) subscribes to the touchpoints topic only; the
+conversions partition with the same number follows its touchpoints partition on a second, assign-only consumer
+of the same group, and both partitions' offsets are committed in the same transaction. The sticky assignor
+balances the topics of a subscription independently, so subscribing to both would often give a user's
+touchpoints and conversions to different workers.
+
+After a failed transaction (aborted), the state it wrote is undone by rebuilding each partition's engine from
+its committed store and reading its inputs again from the committed offsets. A zombie (a worker whose
+partitions moved while it was paused, or a second worker started with its transactional id) is fenced by the
+broker; it learns so at its next commit and stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.attribution.learned import LearnedWeights
+from pipeline.engine import EngineConfig, EngineStats, Journey
+from pipeline.engine.partition import (
+    CONVERSIONS,
+    SOURCES,
+    TOUCHPOINTS,
+    BatchOutput,
+    InputRecord,
+    PartitionEngine,
+    journey_codec,
+)
+from pipeline.kafka import partition_for
+from pipeline.kafka.clients import admin_client, consumer_config, drain, producer_config
+from pipeline.kafka.topics import ensure_topics
+from pipeline.native.choice import partition_engine
+from pipeline.runtime.end_offsets import EndOffsets
+from pipeline.runtime.http import WorkerViews
+from pipeline.runtime.merge import PartitionMerge
+from pipeline.runtime.restore import restore
+from pipeline.runtime.routing import PartitionOwners, client_id
+from pipeline.runtime.store import PartitionStore, stored_value
+from pipeline.settings import Settings
+from pipeline.shell.changelog import changelog_config, changelog_topic
+from pipeline.shell.dead_letters import dead_letter
+from pipeline.shell.failure import fatal
+from pipeline.shell.idleness import TICK_SECONDS, Idleness
+from pipeline.shell.stats import WorkerCounters, retire, stats_json
+
+log = logging.getLogger("rewardstream.worker")
+
+POLL_SECONDS = 0.005  # the longest the loop waits for input when there is none (conversions' added latency)
+TRANSACTION_TIMEOUT_MS = 10_000  # a killed worker's open transaction is aborted by the broker after this long
+CLIENT_TIMEOUT_S = 60.0  # blocking client calls: commit, committed offsets, restore's end offset
+RESTORE_TIMEOUT_S = 600.0
+
+
+def transactional_id(settings: Settings) -> str:
+    """The worker's transactional id: configured, or stable for this host and state directory, so a restarted
+    worker fences its own previous incarnation and two workers never share one."""
+    if settings.transactional_id:
+        return settings.transactional_id
+    where = f"{socket.gethostname()}:{Path(settings.datadir).resolve()}"
+    return f"{settings.app_id}-{zlib.crc32(where.encode()):08x}"
+
+
+@dataclass
+class OwnedPartition:
+    """A partition this worker processes: its store, engine and merge, and where its inputs stand."""
+
+    partition: int
+    store: PartitionStore
+    engine: PartitionEngine
+    merge: PartitionMerge
+    committed: dict[str, int]  # source → input offset committed with the last transaction (a rewind goes there)
+    consumed: dict[str, int] = field(default_factory=dict)  # source → the offset after the last record read
+    overlay: dict[bytes, bytes | None] = field(default_factory=dict)  # writes of the open transaction
+    committed_stats: EngineStats = field(default_factory=EngineStats)  # the engine's counters at the last commit
+
+    def commit_offset(self, source: str) -> int:
+        """Where the input is done: a held conversion is not (it is read again after a crash)."""
+        if source == CONVERSIONS and self.merge.held:
+            return self.merge.held[0][0].offset
+        return self.consumed.get(source, self.committed[source])
+
+
+class KafkaWorker:
+    def __init__(self, settings: Settings, config: EngineConfig, learned: LearnedWeights | None) -> None:
+        from confluent_kafka import Consumer, Producer
+
+        self.settings = settings
+        self.config = config
+        self.learned = learned
+        self.topic_of = {TOUCHPOINTS: settings.topic_touchpoints, CONVERSIONS: settings.topic_conversions}
+        self.source_of = {topic: source for source, topic in self.topic_of.items()}
+        self.changelog = changelog_topic(settings)
+        self.root = Path(settings.datadir) / "journeys"
+        self.transactional_id = transactional_id(settings)
+        group = settings.app_id
+        self.consumer = Consumer(consumer_config(settings, group, **{
+            "client.id": client_id(settings.web_host, settings.web_port),  # how other workers find our views
+            "partition.assignment.strategy": "cooperative-sticky",
+            "enable.auto.offset.store": False,
+            "session.timeout.ms": 12_000,  # a killed worker's partitions move after this long
+            "heartbeat.interval.ms": 2_000,
+        }))
+        self.follower = Consumer(consumer_config(settings, group, **{"enable.auto.offset.store": False}))
+        self.restorer = Consumer(consumer_config(settings, f"{group}-restore"))
+        self.producer = Producer(producer_config(settings, **{
+            "transactional.id": self.transactional_id,
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+        }))
+        self.admin = admin_client(settings)
+        self.end_offsets = EndOffsets(self.admin)
+        self.idleness = Idleness(settings.idle_timeout_seconds, settings.max_event_delay_seconds * 1000)
+        self.parts: dict[int, OwnedPartition] = {}
+        self.counters = WorkerCounters()
+        owners = PartitionOwners(self.admin, group, self.topic_of[TOUCHPOINTS])
+        self.views = WorkerViews(settings.web_bind, settings.web_port, settings.web_token, config, self.journey,
+                                 owners.address)
+        self._stopping = False
+        self._in_txn = False
+        self._txn_started = 0.0
+        self._txn_rewards = 0
+        self._txn_dead = 0
+        self._txn_events = 0
+        self._changelog_offsets: dict[int, int] = {}  # partition → highest changelog offset of the open txn
+        self._delivery_error: str | None = None
+        self.transactions = 0
+        self.aborted = 0
+        self.restored_records = 0
+        self._started = time.monotonic()
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        ensure_topics(self.settings, [self.changelog], config=changelog_config())
+        self.producer.init_transactions(CLIENT_TIMEOUT_S)
+        self.consumer.subscribe([self.topic_of[TOUCHPOINTS]], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self.views.start()
+        self._publish()
+        max_events = self.settings.batch_max_events
+        commit_after = self.settings.commit_interval_ms / 1000
+        next_tick = time.monotonic()
+        try:
+            while not self._stopping:
+                messages = drain(self.consumer, max_events, POLL_SECONDS)
+                if self.parts:
+                    messages += self.follower.consume(max_events, 0)
+                if messages:
+                    self._take(messages)
+                self._release_held()
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick()
+                    next_tick = now + TICK_SECONDS
+                if self._in_txn and (not messages or now - self._txn_started >= commit_after):
+                    self._commit()
+                self.producer.poll(0)
+            if self._in_txn:
+                self._commit()
+        except Exception as exc:  # a bug or a client failure: never commit what was not done
+            fatal(f"{type(exc).__name__}: {exc}")
+        self.consumer.close()  # hands the partitions over (their state stays on disk for a restart)
+        for client in (self.follower, self.restorer):
+            client.close()
+        self.producer.flush(CLIENT_TIMEOUT_S)
+        self.views.close()
+        return 0
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        log.info("signal %d: finishing the open transaction and stopping", signum)
+        self._stopping = True
+
+    # ------------------------------------------------------------------ records in
+
+    def _take(self, messages: Sequence[Any]) -> None:
+        now_ms = int(time.monotonic() * 1000)
+        by_partition: dict[int, list[InputRecord]] = {}
+        source_of = self.source_of
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                log.warning("input: %s", err)
+                continue
+            _, ts = msg.timestamp()
+            by_partition.setdefault(msg.partition(), []).append(
+                InputRecord(source_of[msg.topic()], msg.offset(), msg.key(), msg.value(), ts if ts > 0 else None))
+        for partition, records in by_partition.items():
+            part = self.parts.get(partition)
+            if part is None:
+                continue  # read just before the partition was handed over
+            for record in records:
+                part.consumed[record.source] = record.offset + 1
+            for source in SOURCES:
+                if source in part.consumed:
+                    self.idleness.arrived((self.topic_of[source], partition), part.consumed[source] - 1)
+            ready = part.merge.add(records, now_ms)
+            if ready:
+                self._step(part, ready)
+        self.counters.events_in += len(messages)
+        now = time.time()
+        self.counters.first_event_at = self.counters.first_event_at or now
+        self.counters.last_event_at = now
+
+    def _release_held(self) -> None:
+        """Held conversions whose wait is over (see ``merge``)."""
+        wall_ms, now_ms = time.time_ns() // 1_000_000, int(time.monotonic() * 1000)
+        for part in self.parts.values():
+            if part.merge.held:
+                ready = part.merge.due(self._caught_up(part, TOUCHPOINTS), wall_ms, now_ms)
+                if ready:
+                    self._step(part, ready)
+
+    def _caught_up(self, part: OwnedPartition, source: str) -> bool:
+        """Whether the input has nothing more to fetch, by the high watermark of its last fetch."""
+        from confluent_kafka import TopicPartition
+
+        consumer = self.consumer if source == TOUCHPOINTS else self.follower
+        _, high = consumer.get_watermark_offsets(TopicPartition(self.topic_of[source], part.partition),
+                                                 cached=True)
+        return high >= 0 and part.consumed.get(source, part.committed[source]) >= high
+
+    def _idle(self, partition: int) -> list[str]:
+        return [s for s in SOURCES if self.idleness.idle((self.topic_of[s], partition))]
+
+    # ------------------------------------------------------------------ steps and what they write
+
+    def _step(self, part: OwnedPartition, records: list[InputRecord]) -> None:
+        out = part.engine.process(records, part.store.loader(part.overlay), self._idle(part.partition))
+        self._txn_events += len(records)
+        self._emit(part, out)
+
+    def _tick(self) -> None:
+        """Once a second: the broker's end offsets for idleness, and the wall clock's step for idle partitions."""
+        self.idleness.broker_says(self.end_offsets.collect(), {})
+        self.end_offsets.request([(self.topic_of[s], p) for p in self.parts for s in SOURCES])
+        for partition, part in self.parts.items():
+            idle = self._idle(partition)
+            floor = None
+            if len(idle) == len(SOURCES) and part.engine.newest_ms() is not None:
+                floor = self.idleness.floor_ms()
+            self._emit(part, part.engine.advance(part.store.loader(part.overlay), idle, floor))
+        self._publish()
+
+    def _begin(self) -> None:
+        if not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+            self._txn_started = time.monotonic()
+
+    def _emit(self, part: OwnedPartition, out: BatchOutput) -> None:
+        if not out.writes and not out.refused:
+            return
+        self._begin()
+        partition = part.partition
+        produce = self._produce
+        if out.writes:
+            rewards = journey_codec.rewards_of(out.writes)
+            writes = [(key, stored_value(key, value)) for key, value in out.writes]
+            part.overlay.update(writes)
+            produce(self.changelog, writes, partition, self._changelog_delivered)
+            produce(self.settings.topic_rewards, rewards)
+            self._txn_rewards += len(rewards)
+        if out.refused:
+            frontier = part.engine.newest_ms()
+            letters = [(r.key or b"", dead_letter(self.topic_of[r.source], partition, r.offset, r.key, r.value,
+                                                  error, frontier)) for r, error in out.refused]
+            produce(self.settings.topic_dead_letters, letters)
+            self._txn_dead += len(letters)
+
+    def _produce(self, topic: str, records: Sequence[tuple[bytes, bytes | None]], partition: int = -1,
+                 last_delivered: Any = None) -> None:
+        """Records into the open transaction (``partition`` -1: by key). Only the last record of a call asks for
+        its delivery report: records to one partition are written in order, so it carries the highest offset."""
+        produce = self.producer.produce
+        last = len(records) - 1
+        for i, (key, value) in enumerate(records):
+            while True:
+                try:
+                    if i == last and last_delivered is not None:
+                        produce(topic, value, key, partition, last_delivered)
+                    else:
+                        produce(topic, value, key, partition)
+                    break
+                except BufferError:  # librdkafka's local queue is full: let deliveries drain it
+                    self.producer.poll(0.005)
+
+    def _changelog_delivered(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._delivery_error = f"{msg.topic()}[{msg.partition()}]: {err}"
+            return
+        partition, offset = msg.partition(), msg.offset()
+        if offset > self._changelog_offsets.get(partition, -1):
+            self._changelog_offsets[partition] = offset
+
+    # ------------------------------------------------------------------ transactions
+
+    def _commit(self) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        offsets = [TopicPartition(self.topic_of[s], p, part.commit_offset(s))
+                   for p, part in self.parts.items() for s in SOURCES]
+        try:
+            self.producer.flush(CLIENT_TIMEOUT_S)  # every delivery report in: the changelog offsets reached
+            if self._delivery_error is not None:
+                raise RuntimeError(f"a changelog record was not delivered: {self._delivery_error}")
+            if offsets:
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(),
+                                                          CLIENT_TIMEOUT_S)
+            self.producer.commit_transaction(CLIENT_TIMEOUT_S)
+        except KafkaException as exc:
+            self._failed(exc.args[0])
+            return
+        self._in_txn = False
+        for p, part in self.parts.items():
+            if part.overlay:
+                part.store.apply(part.overlay, self._changelog_offsets[p])
+                part.overlay = {}
+            part.committed = {s: part.commit_offset(s) for s in SOURCES}
+            part.committed_stats = part.engine.stats + EngineStats()  # a copy
+        self._changelog_offsets.clear()
+        c = self.counters
+        c.rewards_out += self._txn_rewards
+        c.dead_letters += self._txn_dead
+        c.batches += 1
+        self.transactions += 1
+        self._txn_rewards = self._txn_dead = self._txn_events = 0
+
+    def _failed(self, err: Any) -> None:
+        """A transaction that could not commit: stop if this worker was fenced or the producer is broken, else
+        abort it and undo what it wrote."""
+        if err.fatal() or not err.txn_requires_abort():
+            fatal(f"transaction failed ({err.str()}): another worker with transactional id "
+                  f"{self.transactional_id!r} or a newer generation of the group has taken over, or the producer "
+                  "cannot go on")
+        log.warning("transaction aborted (%s): undoing its %d events and reading them again", err.str(),
+                    self._txn_events)
+        self._abort()
+
+    def _abort(self) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            self.producer.abort_transaction(CLIENT_TIMEOUT_S)
+        except KafkaException as exc:
+            fatal(f"transaction could not be aborted: {exc.args[0].str()}")
+        self._in_txn = False
+        self._changelog_offsets.clear()
+        self._delivery_error = None
+        self._txn_rewards = self._txn_dead = self._txn_events = 0
+        self.aborted += 1
+        for p, part in self.parts.items():
+            part.overlay = {}
+            part.merge.drop()
+            retire(self.counters, part.committed_stats)
+            part.engine = self._engine(p, part.store)
+            part.committed_stats = EngineStats()
+            part.consumed = dict(part.committed)
+            self.consumer.seek(TopicPartition(self.topic_of[TOUCHPOINTS], p, part.committed[TOUCHPOINTS]))
+            self.follower.seek(TopicPartition(self.topic_of[CONVERSIONS], p, part.committed[CONVERSIONS]))
+
+    # ------------------------------------------------------------------ partitions come and go
+
+    def _engine(self, partition: int, store: PartitionStore) -> PartitionEngine:
+        engine = partition_engine(self.settings.engine, partition, self.config, self.learned,
+                                  self.settings.expiry_slice)
+        engine.restore(store.items())
+        return engine
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        from confluent_kafka import TopicPartition
+
+        numbers = sorted(tp.partition for tp in partitions)
+        if not numbers:
+            return
+        try:
+            wanted = [TopicPartition(self.topic_of[s], p) for p in numbers for s in SOURCES]
+            starts: dict[tuple[str, int], int] = {}
+            for tp in self.follower.committed(wanted, timeout=CLIENT_TIMEOUT_S):
+                offset = tp.offset
+                if offset < 0:  # nothing committed yet: from the start of what the topic holds
+                    offset = self.follower.get_watermark_offsets(tp, timeout=CLIENT_TIMEOUT_S)[0]
+                starts[(tp.topic, tp.partition)] = offset
+            for p in numbers:
+                store = PartitionStore(self.root, p, self.settings.rocksdb_cache_mb)
+                restored = restore(store, self.restorer, self.admin, self.changelog, RESTORE_TIMEOUT_S)
+                self.restored_records += restored
+                committed = {s: starts[(self.topic_of[s], p)] for s in SOURCES}
+                merge = PartitionMerge(self.settings.max_task_idle_ms, self.settings.idle_timeout_seconds * 1000)
+                self.parts[p] = OwnedPartition(p, store, self._engine(p, store), merge, committed)
+                log.info("partition %d taken up: %d changelog records restored, inputs from %s", p, restored,
+                         committed)
+            consumer.incremental_assign([TopicPartition(self.topic_of[TOUCHPOINTS], p, starts[
+                (self.topic_of[TOUCHPOINTS], p)]) for p in numbers])
+            self.follower.incremental_assign([TopicPartition(self.topic_of[CONVERSIONS], p, starts[
+                (self.topic_of[CONVERSIONS], p)]) for p in numbers])
+        except Exception as exc:
+            fatal(f"partitions {numbers} could not be taken up: {type(exc).__name__}: {exc}")
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions moving to another worker: the open transaction goes out first (with their offsets), so
+        the next owner restores exactly what was committed."""
+        try:
+            if self._in_txn:
+                self._commit()
+            self._hand_over(sorted(tp.partition for tp in partitions))
+        except Exception as exc:
+            fatal(f"partitions could not be handed over: {type(exc).__name__}: {exc}")
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """Partitions taken away without a handover (this worker missed the group's session): what it has not
+        committed can no longer be, and must not be."""
+        try:
+            if self._in_txn:
+                self._abort()
+            self._hand_over(sorted(tp.partition for tp in partitions))
+        except Exception as exc:
+            fatal(f"lost partitions could not be dropped: {type(exc).__name__}: {exc}")
+
+    def _hand_over(self, numbers: list[int]) -> None:
+        from confluent_kafka import TopicPartition
+
+        gone = [p for p in numbers if p in self.parts]
+        self.follower.incremental_unassign([TopicPartition(self.topic_of[CONVERSIONS], p) for p in gone])
+        for p in gone:
+            part = self.parts.pop(p)
+            retire(self.counters, part.engine.stats)
+            if self._stopping:
+                part.store.close()  # a clean stop keeps the state for the restart
+            else:
+                part.store.destroy()  # the next owner restores it; a stale copy here must never be reused
+            for s in SOURCES:
+                self.idleness.forget((self.topic_of[s], p))
+        if gone:
+            log.info("partitions %s handed over", gone)
+        self._publish()
+
+    # ------------------------------------------------------------------ what the HTTP views show
+
+    def journey(self, user_id: str) -> tuple[bool, Journey | None, int]:
+        key = user_id.encode()
+        partition = partition_for(key, self.settings.partitions)
+        part = self.parts.get(partition)
+        if part is None:
+            return False, None, partition
+        try:
+            raw = part.store.get(key)
+        except Exception:  # the store closed under the request (a rebalance)
+            return False, None, partition
+        return True, (journey_codec.decode_journey(raw) if raw is not None else None), partition
+
+    def _publish(self) -> None:
+        extra = {
+            "runtime": "kafka",
+            "transactions": self.transactions,
+            "transactions_aborted": self.aborted,
+            "conversions_held": sum(len(p.merge.held) for p in self.parts.values()),
+            "restored_records": self.restored_records,
+            "uptime_seconds": round(time.monotonic() - self._started, 1),
+        }
+        engines = {p: part.engine for p, part in self.parts.items()}
+        self.views.publish(stats_json(self.counters, engines, self._idle, self.config, extra=extra))

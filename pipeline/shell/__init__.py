@@ -1,0 +1,4 @@
+"""What both worker runtimes (Faust, ``pipeline.stream``; Kafka-native, ``pipeline.runtime``) share around the
+partition contract: dead letters, input idleness and the wall clock's floor, the worker's counters and stats,
+the HTTP views' content, and running a worker as a child process. It may import the engine layer, events, money,
+settings and ``pipeline.kafka``; never a runtime, Faust or a Kafka client at module level."""
