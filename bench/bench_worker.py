@@ -219,7 +219,8 @@ def disk_mib(path: Path) -> float:
     return int(du[0]) / 1024 if du else 0.0
 
 
-def phase_throughput(bootstrap: str, args: argparse.Namespace, tmp: Path) -> float:
+def phase_throughput(bootstrap: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    """Returns each runtime's rate (with the first engine)."""
     settings = fresh_settings(bootstrap, "tput")
     events = [parse_event(orjson.loads(line)) for line in generate(LogSpec(users=args.users, seed=21))]
     with EventProducer(settings) as producer:
@@ -235,27 +236,35 @@ def phase_throughput(bootstrap: str, args: argparse.Namespace, tmp: Path) -> flo
     if not args.no_quix:
         rates["Quix Streams stateful counter"] = quix_stateful(settings, total, tmp)
     results: dict[str, tuple[float, dict[str, Any], float, float]] = {}
-    for engine in args.engines.split(","):  # the same input, a fresh consumer group and state per engine
-        worker = WorkerProcess(settings.with_overrides(engine=engine, app_id=f"{settings.app_id}-{engine}"),
-                               worker_config(tmp), tmp, f"tput-{engine}").start()
+    for runtime, engine in worker_kinds(args):  # the same input, a fresh consumer group and state for each
+        name = f"{runtime}-{engine}"
+        worker = WorkerProcess(settings.with_overrides(runtime=runtime, engine=engine,
+                                                       app_id=f"{settings.app_id}-{name}"),
+                               worker_config(tmp), tmp, f"tput-{name}").start()
         try:
             rate, stats = wait_processed(worker, total, 1800)
             assert worker.proc is not None
-            results[engine] = (rate, stats, rss_mib(worker.proc.pid), disk_mib(worker.datadir))
+            results[name] = (rate, stats, rss_mib(worker.proc.pid), disk_mib(worker.datadir))
         finally:
             worker.stop()
     for name, r in rates.items():
         row(name, f"{r:>10,.0f} events/s   worker ratio "
-                  + ", ".join(f"{e} {res[0] / r:.3f}" for e, res in results.items()))
+                  + ", ".join(f"{w} {res[0] / r:.3f}" for w, res in results.items()))
     faust_best = max(rates["Faust bare loop (per event)"], rates["Faust bare loop (take_events)"])
-    for engine, (rate, stats, rss, disk) in results.items():
-        row(f"worker, {engine} engine", f"{rate:>10,.0f} events/s   / best Faust bare loop {rate / faust_best:.3f}")
+    for name, (rate, stats, rss, disk) in results.items():
+        row(f"worker, {name}", f"{rate:>10,.0f} events/s   / best Faust bare loop {rate / faust_best:.3f}")
         row("  RSS / on-disk state", f"{rss:>10,.0f} MiB / {disk:,.1f} MiB "
             f"({stats.get('pending_touchpoints', 0):,} open touchpoints); rejected {stats.get('rejected')}, "
             f"duplicates {stats.get('duplicates')}; {stats.get('events_in', 0) / max(1, stats.get('batches', 0)):,.0f} "
-            f"events per batch")
-    rate = results[args.engines.split(",")[0]][0]
-    return rate
+            f"events per batch (or transaction)")
+    return {name.split("-")[0]: res[0] for name, res in reversed(results.items())}
+
+
+def worker_kinds(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(runtime, engine) of each worker the throughput phase runs: every runtime with the first engine, then the
+    other engines on the first runtime."""
+    runtimes, engines = args.runtimes.split(","), args.engines.split(",")
+    return [(r, engines[0]) for r in runtimes] + [(runtimes[0], e) for e in engines[1:]]
 
 
 # ------------------------------------------------------------------------------------------------ latency
@@ -345,16 +354,17 @@ def offered_load(settings: Settings, producer: Any, rate: float, seconds: float,
     return [watch.conversions[c] - t for c, t in sent.items() if c in watch.conversions]
 
 
-def phase_latency(bootstrap: str, rate: float, args: argparse.Namespace, tmp: Path) -> None:
-    settings = fresh_settings(bootstrap, "lat")
-    worker = WorkerProcess(settings, worker_config(tmp), tmp, "lat").start()
+def phase_latency(bootstrap: str, rate: float, runtime: str, args: argparse.Namespace, tmp: Path) -> None:
+    settings = fresh_settings(bootstrap, "lat").with_overrides(runtime=runtime)
+    worker = WorkerProcess(settings, worker_config(tmp), tmp, f"lat-{runtime}").start()
     watch = RewardWatch(settings)
     watch.start()
     from confluent_kafka import Producer
 
     producer = Producer(producer_config(settings, **{"linger.ms": 1}))
     try:
-        say("latency: conversion produced → its attribution readable (probes every 50 ms, live event times)")
+        say(f"latency, {runtime} runtime: conversion produced → its attribution readable (read_committed; probes "
+            "every 50 ms, live event times)")
         offered_load(settings, producer, 0, 8, 0.25, watch)  # warm-up: group join, first fetches, producer id
         for share in (0.5, 0.01):
             latencies = offered_load(settings, producer, rate * share, args.latency_seconds, 0.05, watch)
@@ -371,10 +381,10 @@ def phase_latency(bootstrap: str, rate: float, args: argparse.Namespace, tmp: Pa
 
 # ------------------------------------------------------------------------------------------------ memory
 
-def phase_memory(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
+def phase_memory(bootstrap: str, runtime: str, args: argparse.Namespace, tmp: Path) -> None:
     from confluent_kafka import Producer
 
-    settings = fresh_settings(bootstrap, "mem")
+    settings = fresh_settings(bootstrap, "mem").with_overrides(runtime=runtime)
     n = args.open_touchpoints
     per_user = 4
     now = int(time.time() * 1000) - 3_600_000
@@ -391,8 +401,8 @@ def phase_memory(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
             except BufferError:
                 producer.poll(0.01)
     producer.flush(120)
-    say(f"memory: {n:,} open touchpoints ({n // per_user:,} users, none final) preloaded")
-    worker = WorkerProcess(settings, worker_config(tmp), tmp, "mem").start()
+    say(f"memory, {runtime} runtime: {n:,} open touchpoints ({n // per_user:,} users, none final) preloaded")
+    worker = WorkerProcess(settings, worker_config(tmp), tmp, f"mem-{runtime}").start()
     try:
         rate, stats = wait_processed(worker, n, 7200)
         time.sleep(5)
@@ -498,12 +508,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {','.join(PHASES)}")
     ap.add_argument("--users", type=int, default=11500, help="users in the throughput log (11,500 ≈ 101,600 events)")
-    ap.add_argument("--rate", type=float, help="the worker's max rate for the latency phase (default: measured)")
+    ap.add_argument("--rate", type=float, help="the workers' max rate for the latency phase (default: measured)")
     ap.add_argument("--latency-seconds", type=float, default=30.0)
     ap.add_argument("--open-touchpoints", type=int, default=1_000_000)
     ap.add_argument("--trigger-calls", type=int, default=10)
     ap.add_argument("--trigger-timeout", type=float, default=30.0)
     ap.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
+    ap.add_argument("--runtimes", default="faust,kafka",
+                    help="worker runtimes to measure (throughput, latency and memory phases), each with the first "
+                         "engine")
     ap.add_argument("--engines", default="native,python",
                     help="attribution engines the worker runs with in the throughput phase (the first one's rate "
                          "drives the latency phase)")
@@ -514,17 +527,19 @@ def main() -> None:
         ap.error(f"unknown phases {sorted(unknown)}")
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP") or LocalKafka().start()[0].bootstrap
     assert bootstrap
-    rate = args.rate
+    rates = dict.fromkeys(args.runtimes.split(","), args.rate or 0.0)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         for phase in phases:
             t = time.monotonic()
             if phase == "throughput":
-                rate = phase_throughput(bootstrap, args, tmp)
+                rates.update(phase_throughput(bootstrap, args, tmp))
             elif phase == "latency":
-                phase_latency(bootstrap, rate or 1000.0, args, tmp)
+                for runtime, rate in rates.items():
+                    phase_latency(bootstrap, rate or 1000.0, runtime, args, tmp)
             elif phase == "memory":
-                phase_memory(bootstrap, args, tmp)
+                for runtime in rates:
+                    phase_memory(bootstrap, runtime, args, tmp)
             elif phase == "finals":
                 phase_finals(bootstrap, args, tmp)
             elif phase == "trigger":

@@ -36,7 +36,7 @@ use crate::user_key::UserKey;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::config::{model_index, Config, Learned};
 use crate::engine::{BatchStore, Engine, Event, MemoryStore, Stats};
@@ -655,12 +655,20 @@ struct OutboxSink<'a> {
     order: &'a mut Vec<String>,
     record: Vec<u8>,
     count: u64,
+    /// Where rewards go instead of the journeys' outboxes, in the order emitted (a runtime that publishes
+    /// rewards in the same transaction as the journeys keeps no outbox).
+    apart: Option<Vec<(String, Vec<u8>)>>,
 }
 
 impl Sink for OutboxSink<'_> {
     fn emit(&mut self, r: &Reward<'_>) {
         self.record.clear();
         avro::write_reward(&mut self.record, r, self.fingerprint);
+        self.count += 1;
+        if let Some(apart) = self.apart.as_mut() {
+            apart.push((r.user_id.to_owned(), self.record.clone()));
+            return;
+        }
         let entry = match self.outboxes.get_mut(r.user_id) {
             Some(e) => e,
             None => {
@@ -670,14 +678,15 @@ impl Sink for OutboxSink<'_> {
         };
         codec::push_outbox(&mut entry.0, &self.record);
         entry.1 += 1;
-        self.count += 1;
     }
 }
 
-/// One input partition of the worker (see `pipeline.stream.processor.PartitionProcessor`, the same contract).
+/// One input partition of a worker (see `pipeline.engine.partition.processor.PartitionProcessor`, the same
+/// contract).
 #[pyclass(unsendable, module = "pipeline._native")]
 struct Partition {
     engine: Engine,
+    outbox: bool, // journey writes carry their rewards (else the rewards come apart, see OutboxSink)
     slice_limit: usize,
     meta_key: Vec<u8>,
     meta_saved: Option<String>, // the clock as last written
@@ -711,10 +720,12 @@ fn loader<'a>(py: Python<'a>, load: &'a Bound<'a, PyAny>, failed: &'a mut Option
 impl Partition {
     /// `fingerprints`: the current writer schemas of touchpoint, conversion and attributed reward. `decode(index)`
     /// decodes a record the fast path left to Python (an event tuple, or it raises InvalidEvent);
-    /// `words(name, args)` makes the engine's refusals.
+    /// `words(name, args)` makes the engine's refusals. Without `outbox`, journey writes carry no rewards and each
+    /// step returns them apart.
     #[new]
+    #[pyo3(signature = (partition, config, slice_limit, fingerprints, decode, words, outbox=true))]
     fn new(partition: i64, config: &Bound<'_, PyDict>, slice_limit: usize, fingerprints: (Vec<u8>, Vec<u8>, Vec<u8>),
-           decode: Py<PyAny>, words: Py<PyAny>) -> PyResult<Self> {
+           decode: Py<PyAny>, words: Py<PyAny>, outbox: bool) -> PyResult<Self> {
         let mut names = Interner::default();
         let cfg = read_config(config, &mut names)?;
         let fp = |v: Vec<u8>| -> PyResult<[u8; 8]> {
@@ -723,7 +734,7 @@ impl Partition {
         let mut meta_key = vec![0u8];
         meta_key.extend_from_slice(format!("meta:{partition}").as_bytes());
         Ok(Partition {
-            engine: Engine::new(cfg, names, 2, 1), slice_limit, meta_key, meta_saved: None,
+            engine: Engine::new(cfg, names, 2, 1), outbox, slice_limit, meta_key, meta_saved: None,
             fingerprints: [fp(fingerprints.0)?, fp(fingerprints.1)?, fp(fingerprints.2)?], decode, words,
         })
     }
@@ -752,17 +763,19 @@ impl Partition {
         Ok(n)
     }
 
-    /// A step over a batch of this partition's records: [(source 0|1, offset, key, value, ingest ms)].
+    /// A step over a batch of this partition's records, each an `InputRecord` (a named tuple: source,
+    /// offset, key, value, ingest ms; source "touchpoints" or "conversions").
     #[pyo3(signature = (records, load, idle, floor_ms=None))]
-    fn process<'py>(&mut self, py: Python<'py>, records: &Bound<'py, PyList>, load: &Bound<'py, PyAny>,
+    fn process<'py>(&mut self, py: Python<'py>, records: &Bound<'py, PyAny>, load: &Bound<'py, PyAny>,
                     idle: (bool, bool), floor_ms: Option<i64>) -> PyResult<Bound<'py, PyTuple>> {
-        let n = records.len();
-        let mut values: Vec<(usize, Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>)> = Vec::with_capacity(n);
-        for rec in records.iter() {
+        let mut values: Vec<(usize, Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>)> = Vec::new();
+        for rec in records.try_iter()? {
+            let rec = rec?;
             let t = rec.cast::<PyTuple>()?;
-            values.push((t.get_item(0)?.extract()?, t.get_item(2)?.extract()?, t.get_item(3)?.extract()?,
-                         t.get_item(4)?.extract()?));
+            let source = usize::from(t.get_item(0)?.cast::<PyString>()?.to_str()? != SOURCES[0]);
+            values.push((source, t.get_item(2)?.extract()?, t.get_item(3)?.extract()?, t.get_item(4)?.extract()?));
         }
+        let n = values.len();
         let refused = PyList::empty(py);
         let mut events: Vec<(usize, usize, AnyEvent<'_>, Option<i64>)> = Vec::with_capacity(n);
         let decode = self.decode.bind(py);
@@ -786,6 +799,28 @@ impl Partition {
             events.push((i, *source, any, *ingest));
         }
         self.step(py, events, load, [idle.0, idle.1], floor_ms, refused)
+    }
+
+    /// Each record's event time where the fast path reads it, None elsewhere (records of an older schema, or
+    /// refused: the runtime's merge never holds them).
+    fn event_times(&self, records: &Bound<'_, PyAny>) -> PyResult<Vec<Option<i64>>> {
+        let mut out = Vec::new();
+        for rec in records.try_iter()? {
+            let rec = rec?;
+            let t = rec.cast::<PyTuple>()?;
+            let touchpoint = t.get_item(0)?.cast::<PyString>()?.to_str()? == SOURCES[0];
+            let (key, value) = (t.get_item(2)?, t.get_item(3)?);
+            let key = key.cast::<PyBytes>().ok().map(|k| k.as_bytes());
+            let parsed = match value.cast::<PyBytes>() {
+                Ok(v) if touchpoint => avro::read_touchpoint(v.as_bytes(), key, &self.fingerprints[0]),
+                Ok(v) => avro::read_conversion(v.as_bytes(), key, &self.fingerprints[1], &self.engine.config),
+                Err(_) => None,
+            };
+            out.push(parsed.map(|p| match p {
+                Parsed::Touchpoint { time, .. } | Parsed::Conversion { time, .. } => time,
+            }));
+        }
+        Ok(out)
     }
 
     /// A step without input (the worker's timer).
@@ -867,7 +902,8 @@ impl Partition {
         let mut order: Vec<String> = Vec::new();
         let fingerprint = self.fingerprints[2];
         let mut sink = OutboxSink { fingerprint: &fingerprint, outboxes: &mut outboxes, order: &mut order,
-                                    record: Vec::with_capacity(256), count: 0 };
+                                    record: Vec::with_capacity(256), count: 0,
+                                    apart: (!self.outbox).then(Vec::new) };
         for (i, source, any, ingest) in &events {
             let event = any.event(&mut self.engine.names)?;
             match self.engine.apply(&mut store, &event, *ingest, &mut sink) {
@@ -877,6 +913,10 @@ impl Partition {
         }
         self.engine.advance(&mut store, &idle, Some(self.slice_limit), &mut sink);
         let rewards = sink.count;
+        let apart = PyList::empty(py);
+        for (user, record) in sink.apart.take().unwrap_or_default() {
+            apart.append((PyBytes::new(py, user.as_bytes()), PyBytes::new(py, &record)))?;
+        }
         if let Some(e) = store.error.take() {
             return Err(PyValueError::new_err(e));
         }
@@ -914,7 +954,8 @@ impl Partition {
         if let Some(e) = failed {
             return Err(e);
         }
-        PyTuple::new(py, [writes.into_any(), refused.into_any(), rewards.into_pyobject(py)?.into_any()])
+        PyTuple::new(py, [writes.into_any(), refused.into_any(), rewards.into_pyobject(py)?.into_any(),
+                          apart.into_any()])
     }
 }
 

@@ -195,7 +195,7 @@ class NativePartitionProcessor:
     """One input partition's processing in Rust; see ``pipeline.engine.partition.processor.PartitionProcessor``."""
 
     def __init__(self, partition: int, config: EngineConfig, learned: LearnedWeights | None = None, *,
-                 slice_limit: int = 1000) -> None:
+                 slice_limit: int = 1000, outbox: bool = True) -> None:
         registry = default_registry()
         fingerprints = tuple(registry.current[name].fingerprint
                              for name in ("touchpoint", "conversion", "attributed_reward"))
@@ -208,7 +208,7 @@ class NativePartitionProcessor:
             return event_tuple(self._decode(self._records[i]))
 
         self._partition = _require().Partition(partition, native_config(config, learned), slice_limit, fingerprints,
-                                               decode, _words)
+                                               decode, _words, outbox)
 
     @property
     def stats(self) -> EngineStats:
@@ -217,20 +217,31 @@ class NativePartitionProcessor:
     def restore(self, items: Iterable[tuple[bytes, bytes]]) -> int:
         return int(self._partition.restore(items))
 
+    def event_times(self, records: Sequence[InputRecord]) -> list[int | None]:
+        """Read natively where the fast path can, by the Python decoder elsewhere (as ``process`` does)."""
+        times: list[int | None] = self._partition.event_times(records)
+        for i, t in enumerate(times):
+            if t is None:
+                try:
+                    times[i] = decode_record(records[i]).timestamp_ms
+                except InvalidEvent:
+                    pass
+        return times
+
     def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
                 floor_ms: int | None = None) -> BatchOutput:
         self._records = records
         try:
-            rows = [(0 if r.source == TOUCHPOINTS else 1, r.offset, r.key, r.value, r.ingest_ms) for r in records]
-            writes, refused, rewards = self._partition.process(rows, load, (TOUCHPOINTS in idle, CONVERSIONS in idle),
-                                                               floor_ms)
+            writes, refused, rewards, apart = self._partition.process(
+                records, load, (TOUCHPOINTS in idle, CONVERSIONS in idle), floor_ms)
         finally:
             self._records = ()
-        return BatchOutput(writes, [Refusal(records[i], err) for i, err in refused], rewards)
+        return BatchOutput(writes, [Refusal(records[i], err) for i, err in refused], rewards, apart)
 
     def advance(self, load: Loader, idle: Collection[str] = (), floor_ms: int | None = None) -> BatchOutput:
-        writes, _, rewards = self._partition.advance(load, (TOUCHPOINTS in idle, CONVERSIONS in idle), floor_ms)
-        return BatchOutput(writes, [], rewards)
+        writes, _, rewards, apart = self._partition.advance(load, (TOUCHPOINTS in idle, CONVERSIONS in idle),
+                                                            floor_ms)
+        return BatchOutput(writes, [], rewards, apart)
 
     def newest_ms(self) -> int | None:
         newest: int | None = self._partition.newest_ms()

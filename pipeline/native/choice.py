@@ -22,13 +22,14 @@ def _checked(engine: str) -> str:
 
 
 def partition_engine(engine: str, partition: int, config: EngineConfig, learned: LearnedWeights | None,
-                     slice_limit: int) -> PartitionEngine:
-    """A partition's processing by the chosen engine (``native``, the default, or ``python``)."""
+                     slice_limit: int, outbox: bool = True) -> PartitionEngine:
+    """A partition's processing by the chosen engine (``native``, the default, or ``python``); without
+    ``outbox`` its steps return the rewards apart from the journey writes."""
     if _checked(engine) == "python":
-        return PartitionProcessor(partition, config, learned, slice_limit=slice_limit)
+        return PartitionProcessor(partition, config, learned, slice_limit=slice_limit, outbox=outbox)
     from pipeline.native import NativePartitionProcessor
 
-    return NativePartitionProcessor(partition, config, learned, slice_limit=slice_limit)
+    return NativePartitionProcessor(partition, config, learned, slice_limit=slice_limit, outbox=outbox)
 
 
 def backfill_engine(engine: str, config: EngineConfig, learned: LearnedWeights | None,

@@ -1,82 +1,99 @@
-"""The two inputs of one partition merged in time order: a conversion waits until the touchpoints before it are read.
+"""The two inputs of one partition merged in event-time order: a conversion waits for the touchpoints before it.
 
 The touchpoints and conversions topics are fetched independently, so a conversion is often read before the
 touchpoints that precede it; processed at once it would be published as ``unattributed`` and attributed later
 (a correction every consumer must absorb). Kafka Streams avoids this by timestamp synchronisation across a task's
-co-partitioned inputs (``max.task.idle.ms``). Here the same idea, asymmetric because only one order matters:
+co-partitioned inputs (``max.task.idle.ms``). Here the same idea, on the events' own times, and asymmetric
+because only one order matters:
 
 - touchpoints are never held: one that comes later than a held conversion is not eligible for it (the engine
   credits only touchpoints at or before the conversion's event time), so letting it go first changes nothing;
-- a conversion is released once the touchpoints input of its partition has *passed* its timestamp (a touchpoint
-  at or after it was read: everything appended before it was read too, a partition being read in order), or the
-  touchpoints input is caught up and ``max_idle_ms`` has gone by since the conversion's timestamp (a touchpoint
-  produced just before it may still be on its way to the broker), or it has been held ``max_hold_ms`` (an input
-  out of reach must not stop conversions for ever).
+- a conversion is released once the touchpoints input of its partition has *passed* its event time (a
+  touchpoint at or after it was read: a producer that publishes in time order has then published, and this
+  partition has delivered, every touchpoint before it; one of the same millisecond goes first, as it may be
+  eligible), or the touchpoints input is caught up and ``max_idle_ms`` has gone by since the conversion reached
+  the broker (a touchpoint published just before it may still be on its way), or it has been held
+  ``max_hold_ms`` (an input out of reach must not stop conversions for ever).
 
-Timestamps are the records' broker timestamps (the input topics use ``LogAppendTime``: one clock for both
-topics, independent of producers' clocks). A record without one is never held. Pure: time and "caught up" are
-given by the caller.
+Event times are read from the records by the partition's engine (``event_times``); the broker timestamps of the
+input topics (``LogAppendTime``) say when a record arrived. Broker timestamps alone do not order the two topics:
+a producer sends each partition's batch on its own, so a conversion is often appended before a touchpoint
+published a millisecond earlier. A record whose event time the engine could not read is never held. Pure: time
+and "caught up" are given by the caller.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pipeline.engine.partition import TOUCHPOINTS, InputRecord
 
 
+class Held(NamedTuple):
+    record: InputRecord
+    event_ms: int
+    since_ms: int  # monotonic, when it was read
+
+
 @dataclass
 class PartitionMerge:
-    """One partition's held conversions and how far its touchpoints input has been read."""
+    """One partition's held conversions and how far its touchpoints input has been read, in event time."""
 
     max_idle_ms: int
     max_hold_ms: int
-    touchpoints_through_ms: int = -1  # the newest broker timestamp read from the touchpoints input
-    held: deque[tuple[InputRecord, int]] = field(default_factory=deque)  # (conversion, monotonic ms held since)
+    touchpoints_through_ms: int = -(2**62)  # the newest event time read from the touchpoints input
+    held: deque[Held] = field(default_factory=deque)
 
-    def add(self, records: Iterable[InputRecord], now_ms: int) -> list[InputRecord]:
-        """Records read from either input, in the order read; returns those ready now, in merge order: each
-        touchpoint at once, after the held conversions its timestamp releases."""
+    def add(self, records: Sequence[InputRecord], event_ms: Sequence[int | None], now_ms: int) -> list[InputRecord]:
+        """Records read from either input, in the order read, with their event times; returns those ready now,
+        in merge order: each touchpoint at once, after the held conversions its time releases."""
         out: list[InputRecord] = []
-        for record in records:
+        for record, ts in zip(records, event_ms, strict=True):
             if record.source == TOUCHPOINTS:
-                if record.ingest_ms is not None and record.ingest_ms > self.touchpoints_through_ms:
-                    self.touchpoints_through_ms = record.ingest_ms
-                    self._release_passed(out)
-                out.append(record)
-            elif not self.held and (record.ingest_ms is None or record.ingest_ms <= self.touchpoints_through_ms):
+                if ts is not None and ts > self.touchpoints_through_ms:
+                    self._release(out, before=ts)  # conversions of the same millisecond come after it
+                    out.append(record)
+                    self.touchpoints_through_ms = ts
+                    self._release(out, before=ts + 1)
+                else:
+                    out.append(record)
+            elif not self.held and (ts is None or ts <= self.touchpoints_through_ms):
                 out.append(record)
             else:
-                self.held.append((record, now_ms))
+                self.held.append(Held(record, self.touchpoints_through_ms + 1 if ts is None else ts, now_ms))
         return out
 
-    def _release_passed(self, out: list[InputRecord]) -> None:
+    def _release(self, out: list[InputRecord], before: int) -> None:
         held = self.held
-        while held and _ts(held[0][0]) <= self.touchpoints_through_ms:
-            out.append(held.popleft()[0])
+        while held and held[0].event_ms < before:
+            out.append(held.popleft().record)
 
     def due(self, touchpoints_caught_up: bool, wall_ms: int, now_ms: int) -> list[InputRecord]:
         """Held conversions released by time: the touchpoints input caught up and the idle wait past their
-        timestamp, or held too long. In order: a conversion never overtakes one held before it."""
+        arrival at the broker, or held too long. In order: a conversion never overtakes one held before it."""
         out: list[InputRecord] = []
         held = self.held
         while held:
-            record, since = held[0]
-            if (touchpoints_caught_up and _ts(record) + self.max_idle_ms <= wall_ms) \
-                    or now_ms - since >= self.max_hold_ms:
-                out.append(held.popleft()[0])
+            record, _, since = held[0]
+            arrived = record.ingest_ms if record.ingest_ms is not None else wall_ms
+            if (touchpoints_caught_up and arrived + self.max_idle_ms <= wall_ms) or now_ms - since >= self.max_hold_ms:
+                out.append(held.popleft().record)
             else:
                 break
         return out
 
+    def commit_offset(self, source: str, default: int) -> int:
+        """Where ``source`` is done: a held conversion is not (a crash must read it again); else ``default``, the
+        offset after the last record read."""
+        if source != TOUCHPOINTS and self.held:
+            return self.held[0].record.offset
+        return default
+
     def drop(self) -> list[InputRecord]:
         """Everything held (the partition is handed over, or its uncommitted work is undone)."""
-        records = [r for r, _ in self.held]
+        records = [h.record for h in self.held]
         self.held.clear()
         return records
-
-
-def _ts(record: InputRecord) -> int:
-    return -1 if record.ingest_ms is None else record.ingest_ms

@@ -53,7 +53,7 @@ from pipeline.runtime.http import WorkerViews
 from pipeline.runtime.merge import PartitionMerge
 from pipeline.runtime.restore import restore
 from pipeline.runtime.routing import PartitionOwners, client_id
-from pipeline.runtime.store import PartitionStore, stored_value
+from pipeline.runtime.store import PartitionStore
 from pipeline.settings import Settings
 from pipeline.shell.changelog import changelog_config, changelog_topic
 from pipeline.shell.dead_letters import dead_letter
@@ -92,10 +92,7 @@ class OwnedPartition:
     committed_stats: EngineStats = field(default_factory=EngineStats)  # the engine's counters at the last commit
 
     def commit_offset(self, source: str) -> int:
-        """Where the input is done: a held conversion is not (it is read again after a crash)."""
-        if source == CONVERSIONS and self.merge.held:
-            return self.merge.held[0][0].offset
-        return self.consumed.get(source, self.committed[source])
+        return self.merge.commit_offset(source, self.consumed.get(source, self.committed[source]))
 
 
 class KafkaWorker:
@@ -212,7 +209,7 @@ class KafkaWorker:
             for source in SOURCES:
                 if source in part.consumed:
                     self.idleness.arrived((self.topic_of[source], partition), part.consumed[source] - 1)
-            ready = part.merge.add(records, now_ms)
+            ready = part.merge.add(records, part.engine.event_times(records), now_ms)
             if ready:
                 self._step(part, ready)
         self.counters.events_in += len(messages)
@@ -267,18 +264,17 @@ class KafkaWorker:
             self._txn_started = time.monotonic()
 
     def _emit(self, part: OwnedPartition, out: BatchOutput) -> None:
-        if not out.writes and not out.refused:
+        if not out.writes and not out.refused and not out.reward_records:
             return
         self._begin()
         partition = part.partition
         produce = self._produce
         if out.writes:
-            rewards = journey_codec.rewards_of(out.writes)
-            writes = [(key, stored_value(key, value)) for key, value in out.writes]
-            part.overlay.update(writes)
-            produce(self.changelog, writes, partition, self._changelog_delivered)
-            produce(self.settings.topic_rewards, rewards)
-            self._txn_rewards += len(rewards)
+            part.overlay.update(out.writes)
+            produce(self.changelog, out.writes, partition, self._changelog_delivered)
+        if out.reward_records:
+            produce(self.settings.topic_rewards, out.reward_records)
+            self._txn_rewards += len(out.reward_records)
         if out.refused:
             frontier = part.engine.newest_ms()
             letters = [(r.key or b"", dead_letter(self.topic_of[r.source], partition, r.offset, r.key, r.value,
@@ -381,7 +377,7 @@ class KafkaWorker:
 
     def _engine(self, partition: int, store: PartitionStore) -> PartitionEngine:
         engine = partition_engine(self.settings.engine, partition, self.config, self.learned,
-                                  self.settings.expiry_slice)
+                                  self.settings.expiry_slice, outbox=False)
         engine.restore(store.items())
         return engine
 

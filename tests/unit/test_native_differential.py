@@ -321,3 +321,55 @@ def test_the_partition_engines_agree_and_read_each_others_state(
     assert _stream(native, records, cuts, idles) == reference
     assert _stream(python, records, cuts, idles, switch=native) == reference[:-1]
     assert _stream(native, records, cuts, idles, switch=python) == reference[:-1]
+
+
+def _apart_view(out: BatchOutput, table: Table) -> dict[str, Any]:
+    """What a batch means, whether its rewards came in the journeys' outboxes or apart: each key's journey after
+    the batch, each key's rewards in order, the frontier, the refusals."""
+    journeys: dict[bytes, Any] = {}
+    rewards: dict[bytes, list[Any]] = {}
+    for key, value in out.writes:
+        if value is None:
+            journeys[key] = None
+            table.pop(key, None)
+            continue
+        table[key] = value
+        if key.startswith(RESERVED_PREFIX):
+            journeys[key] = orjson.loads(value)
+            continue
+        journeys[key] = journey_codec.decode_journey(value)
+        rewards.setdefault(key, []).extend(reward_from_record(REWARDS.decode(r)) for r in journey_codec.outbox(value))
+    for key, record in out.reward_records:
+        rewards.setdefault(key, []).append(reward_from_record(REWARDS.decode(record)))
+    return {"journeys": journeys, "rewards": rewards, "count": out.rewards,
+            "refused": [(r.record.offset, r.error.field, r.error.reason) for r in out.refused]}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs(), logs(), st.integers(0, 2**32 - 1))
+def test_rewards_apart_are_the_outboxes_and_journeys_carry_none(
+        setup: tuple[EngineConfig, LearnedWeights | None], lines: list[str], seed: int) -> None:
+    """The Kafka runtime's engines (``outbox=False``) give the same journeys and rewards as the Faust runtime's,
+    the rewards apart and every stored journey without an outbox, in both engines."""
+    config, learned = setup
+    rng = random.Random(seed)
+    records = _records(lines, rng)
+    cuts = sorted({rng.randrange(0, len(records) + 1) for _ in range(rng.randrange(1, 6))} | {len(records)})
+
+    def run(proc: Any, apart: bool = True) -> list[dict[str, Any]]:
+        table, views, at = Table(), [], 0
+        for cut in cuts:
+            views.append(_apart_view(proc.process(records[at:cut], table.load), table))
+            at = cut
+        for _ in range(3):
+            views.append(_apart_view(proc.advance(table.load, (TOUCHPOINTS, CONVERSIONS), NOW), table))
+        if apart:
+            assert all(not journey_codec.outbox(v) for k, v in table.items() if not k.startswith(RESERVED_PREFIX))
+        return views
+
+    assert NativePartitionProcessor(3, config, learned).event_times(records) == \
+        PartitionProcessor(3, config, learned).event_times(records)
+    reference = run(PartitionProcessor(3, config, learned), apart=False)
+    for engine in (PartitionProcessor(3, config, learned, outbox=False),
+                  NativePartitionProcessor(3, config, learned, outbox=False)):
+        assert run(engine) == reference

@@ -15,6 +15,9 @@ class PartitionEngine(Protocol):
 
     def restore(self, items: Iterable[tuple[bytes, bytes]]) -> int: ...
 
+    def event_times(self, records: Sequence[InputRecord]) -> list[int | None]:
+        """Each record's event time, None where it cannot be read (a record the step will refuse)."""
+
     def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
                 floor_ms: int | None = None) -> BatchOutput: ...
 

@@ -81,9 +81,12 @@ class PartitionProcessor:
     :meth:`restore`). Journeys live in the table, so the worker's memory does not grow with open journeys."""
 
     def __init__(self, partition: int, config: EngineConfig, learned: LearnedWeights | None = None, *,
-                 slice_limit: int = 1000) -> None:
+                 slice_limit: int = 1000, outbox: bool = True) -> None:
+        """Without ``outbox``, journey writes carry no rewards: each step returns them apart
+        (``BatchOutput.reward_records``), for a runtime that publishes them atomically with the writes."""
         self.partition = partition
         self.slice_limit = slice_limit
+        self.outbox = outbox
         self.engine = AttributionEngine(config, learned, store={}, expiry=HeapExpiryIndex(), sources=SOURCES)
         self.meta_key = meta_key(partition)
         self._meta_saved: bytes | None = None  # the clock as last written
@@ -122,6 +125,15 @@ class PartitionProcessor:
         """The newest event time either input has shown (what dead letters and the wall clock go by)."""
         return self.engine.clock.newest()
 
+    def event_times(self, records: Sequence[InputRecord]) -> list[int | None]:
+        out: list[int | None] = []
+        for record in records:
+            try:
+                out.append(decode_record(record).timestamp_ms)
+            except InvalidEvent:
+                out.append(None)
+        return out
+
     def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
                 floor_ms: int | None = None) -> BatchOutput:
         """One step over a batch of this partition's records, in arrival order."""
@@ -151,7 +163,12 @@ class PartitionProcessor:
         step = engine.step(inputs, idle, self.slice_limit)
         out.refused += [Refusal(records[r.position], r.error) for r in step.refused]
         out.rewards = len(step.rewards)
-        out.writes = self._writes(store, step.rewards)
+        if self.outbox:
+            out.writes = self._writes(store, step.rewards)
+        else:
+            out.writes = self._writes(store, [])
+            encode = self._rewards.encode
+            out.reward_records = [(r.user_id.encode(), encode(reward_to_record(r))) for r in step.rewards]
         meta = self._meta()
         if meta != self._meta_saved:
             # The clock is written whenever it moved, so a restart resumes it exactly as it stood after the last

@@ -30,9 +30,9 @@ Write = tuple[bytes, bytes | None]  # (key, value); None deletes
 Loader = Callable[[list[bytes]], list[bytes | None]]  # stored values for keys (None where absent)
 
 
-@dataclass(frozen=True, slots=True)
-class InputRecord:
-    """A record of an input topic as Kafka delivered it."""
+class InputRecord(NamedTuple):
+    """A record of an input topic as Kafka delivered it. A tuple, so that a batch crosses into the native engine
+    as it is (its fields read by position)."""
 
     source: str  # TOUCHPOINTS or CONVERSIONS
     offset: int
@@ -60,6 +60,8 @@ class BatchOutput:
     writes: list[Write] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     rewards: int = 0
+    # the rewards as (user key, attributed-reward record), when the engine keeps no outbox in the journey writes
+    reward_records: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 _CODECS: dict[str, AvroCodec] = {}
