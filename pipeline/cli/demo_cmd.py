@@ -79,7 +79,8 @@ def _summarize(result: DemoResult, plan: DemoPlan, spec: MarketSpec, config_path
     value = {a: final.policy_value[a] for a in AGENTS}
     t = time.monotonic()
     evaluation = evaluate_models(out / "events.jsonl", result.truth, spec, load_engine_config(config_path))
-    per_model = {evaluation.label(s.model): s.per_channel for s in evaluation.scores}
+    per_model = {"true incremental": evaluation.truth_per_channel,
+                 **{evaluation.label(s.model): s.per_channel for s in evaluation.scores}}
     days = [d.day for d in result.days]
     from pipeline.report.charts import demo_report  # matplotlib: only when drawing
 

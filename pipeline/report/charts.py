@@ -137,8 +137,9 @@ def evaluation_panel(ax: Any, evaluation: Evaluation) -> None:
                label="agent fitted on the true credit / oracle")
     ax.set_xticks(x, [evaluation.label(s.model) for s in scores], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("%")
+    ax.set_ylim(0, 125)
     ax.set_title(f"Models against the causal truth ({evaluation.market} market, seed {evaluation.seed})")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
 
 
 def evaluation_report(path: Path, evaluation: Evaluation) -> Path:
