@@ -125,15 +125,14 @@ class Evaluation:
         best, second = ranked[0], ranked[min(1, len(ranked) - 1)]
         last = self.score("last_click")
         agent = max(self.scores, key=lambda s: s.policy_fraction)
-        tie = "tied on error, ahead on the split" if round(second.error, 4) == round(best.error, 4) else \
-            f"{(second.error - best.error) * 100:.1f} points of error below"
-        against = "" if best.model == "last_click" else \
+        gap = f"tied on error with {self.label(second.model)}" if round(second.error, 4) == round(best.error, 4) \
+            else f"{(second.error - best.error) * 100:.1f} points of error below {self.label(second.model)}"
+        against = "" if "last_click" in (best.model, second.model) else \
             f"; last_click: error {last.error:.1%}, share error {last.share_error:.1%}"
         return (f"best model on the {self.market} market: {self.label(best.model)} (error {best.error:.1%}, "
-                f"share error {best.share_error:.1%}; {tie} {self.label(second.model)} (share error "
-                f"{second.share_error:.1%}){against}); its agent reaches {best.policy_fraction:.1%} of the oracle; "
-                f"best agent: {self.label(agent.model)} {agent.policy_fraction:.1%} (fitted on the true credit: "
-                f"{self.truth_policy_fraction:.1%})")
+                f"share error {best.share_error:.1%}; {gap}, share error {second.share_error:.1%}{against}); "
+                f"its agent reaches {best.policy_fraction:.1%} of the oracle; best agent: {self.label(agent.model)} "
+                f"{agent.policy_fraction:.1%} (fitted on the true credit: {self.truth_policy_fraction:.1%})")
 
     def table(self) -> list[str]:
         channels = list(self.truth_per_channel)
