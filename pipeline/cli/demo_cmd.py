@@ -15,9 +15,8 @@ from typing import Any
 from pipeline.cli.common import BrokerUnavailable, load_engine_config, run_settings
 from pipeline.demo.ad_market import AGENTS, DemoPlan, DemoResult, run_market_demo, simulated_past_seconds
 from pipeline.kafka import admin_client
-from pipeline.market import MarketSpec
-from pipeline.model_comparison import compare_models
-from pipeline.money.currency import MINOR_UNITS
+from pipeline.market import DEFAULT_MARKET, MARKETS, MarketSpec
+from pipeline.model_comparison import evaluate_models
 from pipeline.shell.worker_process import WorkerProcess
 from pipeline.synthetic import write_engine_config
 
@@ -29,6 +28,8 @@ def register(sub: Any) -> None:
     p.add_argument("--days", type=int, default=40, help="simulated days (default 40)")
     p.add_argument("--impressions-per-hour", type=int, default=60, help="per agent (default 60)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--market", choices=sorted(MARKETS), default=DEFAULT_MARKET,
+                   help=f"market preset (default {DEFAULT_MARKET}: organic conversions, harvesting, carry-over)")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     p.add_argument("--bootstrap", help="use this Kafka instead of starting the local broker")
     p.add_argument("--keep-topics", action="store_true", help="do not delete the run's topics at the end")
@@ -48,11 +49,13 @@ def run(args: argparse.Namespace) -> int:
     except BrokerUnavailable as exc:
         print(exc, file=sys.stderr)
         return 2
-    plan = DemoPlan(days=args.days, impressions_per_hour=args.impressions_per_hour, seed=args.seed)
+    plan = DemoPlan(days=args.days, impressions_per_hour=args.impressions_per_hour, seed=args.seed,
+                    market=args.market)
     config_path = write_engine_config(out / "rewardstream.toml", window_days=plan.window_days)
-    spec = MarketSpec(seed=plan.seed)
-    _say(f"market: {len(AGENTS)} agents x {plan.impressions_per_hour * 24:,} impressions per simulated day for "
-         f"{plan.days} days, seed {plan.seed}; conversions arrive hours to 10 days after the ad that caused them")
+    spec = plan.spec()
+    _say(f"market: {spec.name}, {len(AGENTS)} agents x {plan.impressions_per_hour * 24:,} impressions per simulated "
+         f"day for {plan.days} days, seed {plan.seed}; conversions arrive hours to 10 days after the ad that caused "
+         "them" + ("; some happen with no ad at all" if spec.causal else ""))
     worker_settings = settings.with_overrides(max_event_delay_seconds=simulated_past_seconds(plan.days))
     worker = WorkerProcess(worker_settings, config_path, out, "worker", idle_timeout_seconds=2).start()
     try:
@@ -75,9 +78,9 @@ def _summarize(result: DemoResult, plan: DemoPlan, spec: MarketSpec, config_path
     oracle = final.oracle_value
     value = {a: final.policy_value[a] for a in AGENTS}
     t = time.monotonic()
-    per_model_minor, _ = compare_models(result.events, load_engine_config(config_path))
-    scale = 10.0 ** -MINOR_UNITS.get(stats.get("base_currency") or "USD", 2)
-    per_model = {m: {c: v * scale for c, v in totals.items()} for m, totals in per_model_minor.items()}
+    evaluation = evaluate_models(out / "events.jsonl", result.truth, spec, load_engine_config(config_path))
+    per_model = {"true incremental": evaluation.truth_per_channel,
+                 **{evaluation.label(s.model): s.per_channel for s in evaluation.scores}}
     days = [d.day for d in result.days]
     from pipeline.report.charts import demo_report  # matplotlib: only when drawing
 
@@ -86,7 +89,7 @@ def _summarize(result: DemoResult, plan: DemoPlan, spec: MarketSpec, config_path
         {a: [d.policy_value[a] for d in result.days] for a in AGENTS},
         {a: [d.realized_value[a] for d in result.days] for a in AGENTS}, oracle, spec.cpm,
         {a: [d.learned_from[a] for d in result.days] for a in AGENTS}, per_model, result.delays_hours,
-        plan.window_days, result.calibration, result.calibration_days)
+        plan.window_days, result.calibration, result.calibration_days, evaluation)
     _say("")
     heading = f"policy after {final.day} days"
     _say(f"{heading:<34}{'value per 1,000 impressions':>28}{'value per $ spend':>20}{'first day >= 90% oracle':>26}"
@@ -111,21 +114,28 @@ def _summarize(result: DemoResult, plan: DemoPlan, spec: MarketSpec, config_path
              f"vs click agent: {value[a] / value[AGENTS[0]] - 1:+.0%}")
     if result.calibration:
         lo, hi = result.calibration_days
-        judged = {c: v for c, v in result.calibration.items() if v[2] >= CALIBRATION_MIN_EXPERIENCES}
-        cells = ", ".join(f"{c} {p:.2f}/{r:.2f}±{se:.2f}" + (f" ({p / r - 1:+.0%})" if r else "") + f" n={n:,}"
-                          for c, (p, r, n, se) in result.calibration.items())
-        ok = bool(judged) and all(r and abs(p / r - 1) <= 0.10 for p, r, _n, _se in judged.values())
+        cells = ", ".join(f"{c} {v.expected:.2f}/{v.realized:.2f} ({v.error:+.0%}, 95% {v.low:+.0%}..{v.high:+.0%})"
+                          f" n={v.n:,}" for c, v in result.calibration.items())
+        judged = {c: v for c, v in result.calibration.items() if v.n >= CALIBRATION_MIN_EXPERIENCES}
+        worst = max(judged.items(), key=lambda cv: abs(cv[1].error), default=None)
+        verdict = "no channel has enough experiences to judge" if worst is None else (
+            f"worst channel {worst[0]} {worst[1].error:+.1%} "
+            f"({'within' if abs(worst[1].error) <= 0.10 else 'NOT within'} ±10%)")
         _say(f"provisional reward calibration, days {lo}-{hi}, mean expected when fresh / realized final per "
-             f"experience ± its standard error (USD): {cells}; channels with at least "
-             f"{CALIBRATION_MIN_EXPERIENCES} experiences "
-             f"{'all within' if ok else 'NOT all within'} ±10%")
+             f"experience (USD), relative error with its bootstrap interval: {cells}; over channels with at least "
+             f"{CALIBRATION_MIN_EXPERIENCES} experiences, {verdict}")
+    _say("attribution models scored against the market's causal truth (value per channel in USD; the agents' "
+         "own events):")
+    for line in evaluation.table():
+        _say("  " + line)
+    _say(evaluation.headline())
     _say(f"pipeline: {len(result.events):,} events; replay buffer {stats['size']:,} experiences, "
          f"{stats['final']:,} final, {stats['conversions_attributed']:,} conversions attributed, "
          f"{stats['total_attributed']:,.2f} {stats['base_currency']} attributed; "
          f"conversion rate {stats['conversion_rate']:.2%}, average time to conversion "
          f"{stats['avg_time_to_conversion_hours']:.1f} h; every day's data complete: "
          f"{'yes' if result.complete else 'NO (results may vary between runs)'}")
-    _say(f"models compared over the run's events in {time.monotonic() - t:.0f}s")
+    _say(f"models scored over the run's events in {time.monotonic() - t:.0f}s")
     _say(f"report: {png}\nevents: {out / 'events.jsonl'} (rewardstream backfill / report work on it)\n"
          f"worker log: {worker.log}")
     _say(f"demo finished in {time.monotonic() - started:.0f}s")

@@ -16,6 +16,7 @@ from pipeline.cli import (
     backfill_cmd,
     consume_cmd,
     demo_cmd,
+    evaluate_cmd,
     fit_cmd,
     ingest_cmd,
     kafka_cmd,
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, replay_cmd,
-                   ingest_cmd, verify_cmd, demo_cmd, report_cmd):
+                   ingest_cmd, verify_cmd, demo_cmd, evaluate_cmd, report_cmd):
         module.register(sub)
     return parser
 

@@ -15,11 +15,12 @@ and the day's finals fall due by the touchpoints' own event time.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -28,7 +29,17 @@ from pipeline.attribution.delay_model import fit_delay_model
 from pipeline.events.jsonl import event_to_json
 from pipeline.events.types import Event, Touchpoint
 from pipeline.gym import DelayedRewardWrapper
-from pipeline.market import CHANNELS, SEGMENTS, AdMarketEnv, Market, MarketSpec, ThompsonAgent
+from pipeline.market import (
+    CHANNELS,
+    DEFAULT_MARKET,
+    MARKETS,
+    SEGMENTS,
+    AdMarketEnv,
+    Market,
+    MarketSpec,
+    ThompsonAgent,
+    Truth,
+)
 from pipeline.money.currency import MINOR_UNITS
 from pipeline.producers import ConversionProducer, TouchpointProducer
 from pipeline.replay import ReplayBuffer
@@ -55,6 +66,11 @@ class DemoPlan:
     seed: int = 7
     window_days: int = 7
     settle_timeout: float = 120.0  # seconds to wait for the pipeline at the end of a simulated day
+    market: str = DEFAULT_MARKET  # a preset of pipeline.market.MARKETS
+
+    def spec(self) -> MarketSpec:
+        """The market: the preset at the plan's seed, its organic conversions drawn over the plan's days."""
+        return dataclasses.replace(MARKETS[self.market](self.seed), horizon_days=float(self.days))
 
 
 @dataclass
@@ -76,10 +92,10 @@ class DemoResult:
     events: list[Event] = field(default_factory=list)
     buffer_stats: dict[str, Any] = field(default_factory=dict)
     delays_hours: list[float] = field(default_factory=list)
-    # per channel: (mean provisional reward when fresh, mean realized final reward, experiences), over the
-    # experiences of the last CALIBRATION_DAYS days whose finals are all in
-    calibration: dict[str, tuple[float, float, int, float]] = field(default_factory=dict)  # expected, realized, n, SE
+    # per channel, over the experiences of the days from CALIBRATION_FROM_DAY whose finals are all in
+    calibration: dict[str, Calibration] = field(default_factory=dict)
     calibration_days: tuple[int, int] = (0, 0)
+    truth: dict[str, Truth] = field(default_factory=dict)  # conversion id → what caused it (the market's record)
     complete: bool = True  # every day's data arrived in time (else the run is not reproducible)
     seconds: float = 0.0
 
@@ -129,7 +145,7 @@ class _Player:
 
 def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, out: Path,
                     say: Callable[[str], None]) -> DemoResult:
-    spec = MarketSpec(seed=plan.seed)
+    spec = plan.spec()
     result = DemoResult()
     started = time.monotonic()
     producer = TouchpointProducer(settings)  # the agents' side
@@ -173,7 +189,9 @@ def run_market_demo(settings: Settings, plan: DemoPlan, worker: WorkerProcess, o
             say(_progress(record, plan.days))
         result.buffer_stats = buffer.statistics()
         cols = buffer.columns()
-        result.calibration, result.calibration_days = _calibration(result.days, cols, plan.window_days)
+        result.calibration, result.calibration_days = _calibration(result.days, cols, plan.window_days, plan.seed)
+        for p in players:
+            result.truth.update(p.env.truth)
         delays = cols["delay_seconds"]
         result.delays_hours = (delays[~np.isnan(delays)] / 3600.0).tolist()
     finally:
@@ -285,34 +303,55 @@ def _todays_predictions(cols: dict[str, Any], day_end: int) -> list[tuple[str, s
             for i in rows] if "fresh_expected" in cols else []
 
 
-CALIBRATION_DAYS = 10
+CALIBRATION_FROM_DAY = 4  # provisional rewards are judged from this day on (the model has data by then)
+BOOTSTRAP = 400  # resamples for a calibration interval
 
 
-def _calibration(days: list[DayRecord], cols: dict[str, Any], window_days: int
-                 ) -> tuple[dict[str, tuple[float, float, int, float]], tuple[int, int]]:
+class Calibration(NamedTuple):
+    """Per channel: mean provisional reward when fresh, mean realized final reward, experiences, the realized
+    mean's standard error, and a 95 % bootstrap interval of the relative error (expected / realized − 1)."""
+
+    expected: float
+    realized: float
+    n: int
+    se: float
+    low: float
+    high: float
+
+    @property
+    def error(self) -> float:
+        return self.expected / self.realized - 1 if self.realized else float("inf")
+
+
+def _calibration(days: list[DayRecord], cols: dict[str, Any], window_days: int, seed: int
+                 ) -> tuple[dict[str, Calibration], tuple[int, int]]:
     """Mean provisional reward (the day's model, when the experience was fresh) against the realized final
-    reward, per channel, over the last days whose experiences are all final by the end of the run; with the
-    standard error of the realized mean (few conversions make it noisy)."""
+    reward, per channel, over the days from ``CALIBRATION_FROM_DAY`` whose experiences are all final by the end
+    of the run. The interval resamples experiences (the day's prediction with its final) with replacement."""
     last = len(days) - window_days - 1  # days up to this one have closed every window by the end
-    chosen = [d for d in days if last - CALIBRATION_DAYS < d.day <= last]
+    chosen = [d for d in days if CALIBRATION_FROM_DAY <= d.day <= last]
     scale = 10.0 ** -MINOR_UNITS["USD"]
     final = {str(t): float(m) * scale
              for t, f, m in zip(cols["touchpoint_ids"], cols["final"], cols["final_minor"], strict=True) if f}
-    sums: dict[str, list[float]] = {}
+    pairs: dict[str, list[tuple[float, float]]] = {}
     for d in chosen:
         for tid, channel, predicted in d.predictions:
             if tid in final:
-                acc = sums.setdefault(channel, [0.0, 0.0, 0.0, 0.0])
-                acc[0] += predicted
-                acc[1] += final[tid]
-                acc[2] += 1
-                acc[3] += final[tid] ** 2
+                pairs.setdefault(channel, []).append((predicted, final[tid]))
     span = (chosen[0].day, chosen[-1].day) if chosen else (0, 0)
-    out: dict[str, tuple[float, float, int, float]] = {}
-    for c, (pred, real, n, square) in sorted(sums.items()):
-        mean = real / n
-        variance = max(square / n - mean**2, 0.0) * n / max(n - 1, 1)
-        out[c] = (pred / n, mean, int(n), (variance / n) ** 0.5)
+    rng = np.random.default_rng(seed)
+    out: dict[str, Calibration] = {}
+    for c, rows in sorted(pairs.items()):
+        a = np.asarray(rows)
+        n = len(a)
+        mean = float(a[:, 1].mean())
+        se = float(a[:, 1].std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+        pick = rng.integers(n, size=(BOOTSTRAP, n))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = a[pick, 0].mean(axis=1) / a[pick, 1].mean(axis=1) - 1
+        low, high = np.quantile(ratios[np.isfinite(ratios)], [0.025, 0.975]) if np.isfinite(ratios).any() \
+            else (float("inf"), float("inf"))
+        out[c] = Calibration(float(a[:, 0].mean()), mean, n, se, float(low), float(high))
     return out, span
 
 

@@ -1,7 +1,10 @@
-"""The demo's simulated ad market: hidden propensities, a Gymnasium environment, and a learner."""
+"""The demo's simulated ad market: hidden propensities and causal structure (organic conversions, harvesting,
+carry-over) with each conversion's true credit, a Gymnasium environment, an exploration log, and a learner.
+Pure: numpy and the event types; no Kafka, no wall clock."""
 
 from pipeline.market.agents import ThompsonAgent
-from pipeline.market.env import AdMarketEnv
-from pipeline.market.market import CHANNELS, SEGMENTS, Market, MarketSpec
+from pipeline.market.env import AdMarketEnv, Truth
+from pipeline.market.market import CHANNELS, DEFAULT_MARKET, MARKETS, SEGMENTS, Market, MarketSpec
 
-__all__ = ["CHANNELS", "SEGMENTS", "AdMarketEnv", "Market", "MarketSpec", "ThompsonAgent"]
+__all__ = ["CHANNELS", "DEFAULT_MARKET", "MARKETS", "SEGMENTS", "AdMarketEnv", "Market", "MarketSpec",
+           "ThompsonAgent", "Truth"]

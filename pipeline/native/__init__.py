@@ -10,6 +10,7 @@ handed back to the Python code given here, so the two engines refuse the same ev
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -222,10 +223,8 @@ class NativePartitionProcessor:
         times: list[int | None] = self._partition.event_times(records)
         for i, t in enumerate(times):
             if t is None:
-                try:
+                with contextlib.suppress(InvalidEvent):
                     times[i] = decode_record(records[i]).timestamp_ms
-                except InvalidEvent:
-                    pass
         return times
 
     def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),

@@ -12,45 +12,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from pipeline.attribution.fitting import aggregate_credit
 from pipeline.attribution.journeys import JourneyPaths
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.markov import CONVERSION, NULL, START, transition_counts
 from pipeline.attribution.shapley import coalition_rates, shapley_values
-from pipeline.backfill.lines import Chunk, read_chunks, with_ahead
 from pipeline.engine import EngineConfig
 from pipeline.events.types import MODEL_NAMES
+from pipeline.model_comparison import backfill_records
 from pipeline.money.currency import MINOR_UNITS
-from pipeline.native.choice import backfill_engine
 
 
 def credit_per_model(log: Path, config: EngineConfig, learned: LearnedWeights,
                      engine: str) -> dict[str, dict[str, int]]:
     """{model: {channel: base minor units}}: first splits plus refunds, as each model pays them."""
     out: dict[str, dict[str, int]] = {}
-    now = time.time_ns() // 1_000_000
     for model in MODEL_NAMES:
-        runner = backfill_engine(engine, dataclasses.replace(config, default_model=model), learned, now)
         totals: dict[str, int] = defaultdict(int)
-
-        def fold(data: bytes, totals: dict[str, int] = totals) -> None:
-            for line in data.splitlines():
-                r = orjson.loads(line)
-                if (r["kind"] == "attribution" and r["revision"] == 0) or r["kind"] == "refund":
-                    totals[r["channel"]] += r["amount_minor"]
-
-        with open(log, "rb") as fh:
-            for piece, ahead in with_ahead(read_chunks(fh)):
-                if isinstance(piece, Chunk):
-                    fold(runner.feed(piece.data, piece.first_line, ahead=ahead)[0])
-        fold(runner.finish())
+        for r in backfill_records(log, dataclasses.replace(config, default_model=model), learned, engine):
+            if (r["kind"] == "attribution" and r["revision"] == 0) or r["kind"] == "refund":
+                totals[r["channel"]] += r["amount_minor"]
         out[model] = dict(sorted(totals.items()))
     return out
 
