@@ -37,7 +37,6 @@ import orjson
 
 from pipeline.attribution.fitting import fit
 from pipeline.attribution.learned import LearnedWeights
-from pipeline.backfill import backfill_engine
 from pipeline.backfill.journeys import journeys_of_events, paths_of_log
 from pipeline.backfill.lines import Chunk, read_chunks, with_ahead
 from pipeline.engine import AttributionEngine, EngineConfig
@@ -46,6 +45,7 @@ from pipeline.events.types import MODEL_NAMES, Event, RewardKind
 from pipeline.market import CHANNELS, SEGMENTS, MarketSpec, ThompsonAgent
 from pipeline.market.env import Truth
 from pipeline.money.currency import MINOR_UNITS
+from pipeline.native.choice import backfill_engine
 
 PAYOUTS = (RewardKind.ATTRIBUTION, RewardKind.REFUND)  # a conversion's first split and its refunds
 ORDER_AUTO = "data_driven_order_auto"  # data-driven with the Markov order chosen on held-out journeys

@@ -25,7 +25,7 @@ from pipeline.events.jsonl import event_to_json
 from pipeline.market import DEFAULT_MARKET, MARKETS
 from pipeline.market.exploration import exploration_log
 from pipeline.model_comparison import evaluate_models
-from pipeline.stream.processor import ENGINES
+from pipeline.native.choice import ENGINES
 from pipeline.synthetic import write_engine_config
 
 
