@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli.worker_cmd import RUNTIMES
 from pipeline.settings import Settings
 from tests.integration.stream_harness import RewardReader, Worker, make_settings, produce_lines, wait_for, write_config
 from tests.integration.test_stream import _assert_equal, _log, _run_until_complete, replaying
 
 
 @pytest.mark.timeout(900)
-def test_three_workers_twelve_partitions_one_killed_and_replaced(kafka_settings: Settings, tmp_path: Path) -> None:
-    settings = replaying(make_settings(kafka_settings.with_overrides(partitions=12),
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_three_workers_twelve_partitions_one_killed_and_replaced(kafka_settings: Settings, tmp_path: Path,
+                                                                 runtime: str) -> None:
+    settings = replaying(make_settings(kafka_settings.with_overrides(partitions=12, runtime=runtime),
                                        f"rs-scale-{uuid.uuid4().hex[:8]}"))
     config = write_config(tmp_path / "rewardstream.toml")
     lines, expected = _log(settings, tmp_path, config, users=23_000, seed=31)
@@ -46,7 +49,7 @@ def test_three_workers_twelve_partitions_one_killed_and_replaced(kafka_settings:
         assert len(live) == 3
         partitions = sorted(p for w in live for p in (w.stats() or {}).get("partitions", []))
         assert partitions == list(range(12)), partitions
-        print(f"scale-out: {len(lines):,} events, {len(expected.finals):,} finals, "
+        print(f"scale-out ({runtime} runtime): {len(lines):,} events, {len(expected.finals):,} finals, "
               f"{time.monotonic() - started:.0f} s with a kill -9 and a replacement")
     finally:
         reader.close()
