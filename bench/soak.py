@@ -8,6 +8,7 @@ difference; exits 1 on any.
 
     python -m bench.soak                      # ~1.0 M events on the local broker (started if needed)
     python -m bench.soak --users 30000        # shorter
+    python -m bench.soak --runtime kafka      # the Kafka-native runtime
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import orjson
 
 from pipeline.backfill import run_backfill
 from pipeline.cli.common import load_engine_config
+from pipeline.cli.worker_cmd import RUNTIMES
 from pipeline.compare import differences, facts
 from pipeline.events.parse import parse_event
 from pipeline.kafka import ensure_topics
@@ -52,6 +54,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--bootstrap", help="Kafka (default: the local broker, started if needed)")
     ap.add_argument("--engine", default="native", choices=("native", "python"))
+    ap.add_argument("--runtime", default="faust", choices=RUNTIMES)
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
 
@@ -61,7 +64,7 @@ def main() -> int:
     settings = Settings(bootstrap_servers=bootstrap, app_id=f"rewardstream-soak-{run}",
                         topic_touchpoints=f"soak.{run}.touchpoints", topic_conversions=f"soak.{run}.conversions",
                         topic_rewards=f"soak.{run}.rewards", topic_dead_letters=f"soak.{run}.dead-letters",
-                        engine=args.engine)
+                        engine=args.engine, runtime=args.runtime)
     ensure_topics(settings)
     with tempfile.TemporaryDirectory(prefix="rewardstream-soak-") as tmpdir:
         tmp = Path(tmpdir)
@@ -120,7 +123,8 @@ def main() -> int:
     got = facts(records)
     problems = differences(got, expected)
     rate = len(lines) / processed_at if processed_at else float("nan")
-    say(f"worker ({args.engine} engine): all {len(lines):,} events in after {processed_at or float('nan'):.0f} s "
+    say(f"worker ({args.runtime} runtime, {args.engine} engine): all {len(lines):,} events in after "
+        f"{processed_at or float('nan'):.0f} s "
         f"({rate:,.0f} events/s incl. start-up); every final out after {total:.0f} s; peak RSS {peak_rss:.0f} MiB")
     say(f"rewards read {len(records):,} ({len(records) - len({r['reward_id'] for r in records}):,} redelivered); "
         f"rejected {stats.get('rejected', '?')}, duplicates {stats.get('duplicates', '?')}")
