@@ -51,6 +51,7 @@ from pipeline.kafka.topics import ensure_topics
 from pipeline.native.choice import partition_engine
 from pipeline.runtime.end_offsets import EndOffsets
 from pipeline.runtime.http import WorkerViews
+from pipeline.runtime.merge import PartitionMerge
 from pipeline.runtime.restore import restore
 from pipeline.runtime.routing import PartitionOwners, client_id
 from pipeline.runtime.store import PartitionStore
@@ -59,7 +60,6 @@ from pipeline.shell.changelog import changelog_config, changelog_topic
 from pipeline.shell.dead_letters import dead_letter
 from pipeline.shell.failure import fatal
 from pipeline.shell.idleness import TICK_SECONDS, Idleness
-from pipeline.runtime.merge import PartitionMerge
 from pipeline.shell.stats import WorkerCounters, retire, stats_json
 
 log = logging.getLogger("rewardstream.worker")
