@@ -43,7 +43,7 @@ def credit_per_model(log: Path, config: EngineConfig, learned: LearnedWeights,
         def fold(data: bytes, totals: dict[str, int] = totals) -> None:
             for line in data.splitlines():
                 r = orjson.loads(line)
-                if (r["kind"] == "attribution" and r["revision"] == 0) or r["kind"] == "refund":
+                if r["kind"] in ("attribution", "refund"):
                     totals[r["channel"]] += r["amount_minor"]
 
         with open(log, "rb") as fh:
