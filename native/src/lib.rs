@@ -30,6 +30,8 @@ mod records;
 mod scan;
 mod validate;
 mod writer;
+#[cfg(test)]
+mod fuzz;
 
 use rustc_hash::FxHashMap as HashMap;
 use crate::user_key::UserKey;
