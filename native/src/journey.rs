@@ -507,6 +507,13 @@ fn reason(touches: &Touches, conversion_ms: i64, config: &Config) -> &'static st
     }
 }
 
+/// The revision of the next fact about a conversion (not a refund: see `Split`). Its first fact was published at
+/// revision 0 even where a journey stored by an earlier build says −1 for it (that build did not count an
+/// unattributed fact), hence the floor.
+fn next_revision(original: &Split) -> i64 {
+    original.revision.max(0) + 1
+}
+
 /// Split a conversion's value over `touches` with its model (linear when the model cannot judge).
 fn divide(mut split: Split, touches: Touches, ctx: &Ctx<'_>) -> Split {
     let (weights, used) = match ctx.models.weights(split.model, &touches, ctx.names) {
@@ -597,7 +604,7 @@ pub fn apply_touchpoint(j: &mut Journey, tp: &TouchpointIn<'_>, ctx: &Ctx<'_>, s
             && tp.time < s.time - cfg.window_for(names.name(s.event))
             && reason(&j.touches, s.time, cfg) == UNKNOWN_USER {
             let s = &mut j.splits[idx];
-            s.revision += 1;
+            s.revision = next_revision(s);
             unattributed(s, user, NO_TOUCHPOINT_IN_WINDOW, ctx, sink);
         }
     }
@@ -628,7 +635,7 @@ pub fn apply_touchpoint(j: &mut Journey, tp: &TouchpointIn<'_>, ctx: &Ctx<'_>, s
             touches.push_new(tp.time, tp.reward, 0, tid, tp.episode_id, tp.campaign, tp.channel);
         }
         let mut new = divide(split.clone_head(), touches, ctx);
-        new.revision = split.revision + 1;
+        new.revision = next_revision(split);
         let kind = if split.touches.is_empty() { Kind::Attribution } else { Kind::Correction };
         let old = std::mem::replace(&mut j.splits[idx], new);
         credit(&mut j.touches, if old.touches.is_empty() { None } else { Some(&old) }, &j.splits[idx],

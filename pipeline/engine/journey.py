@@ -131,6 +131,13 @@ def _unattributed(split: Split, user_id: str, base_currency: str, reason: str) -
         reason)
 
 
+def _next_revision(original: Split) -> int:
+    """The revision of the next fact about a conversion (not a refund: see ``Split``). Its first fact was
+    published at revision 0 even where a journey stored by an earlier build says −1 for it (that build did not
+    count an unattributed fact), hence the floor."""
+    return max(original.revision, 0) + 1
+
+
 def _divide(split: Split, touches: tuple[Touch, ...], ctx: Context) -> Split:
     """Split a conversion's value over ``touches`` with its model (linear when the model cannot judge)."""
     model = ctx.models[split.model]
@@ -206,7 +213,7 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
                 and split.time_ms - ctx.config.max_window_ms <= touch.time_ms
                 < split.time_ms - ctx.config.window_for(split.event)
                 and _reason(journey, split.time_ms, ctx.config) == UNKNOWN_USER):
-            journey.splits[idx] = split = split._replace(revision=split.revision + 1)
+            journey.splits[idx] = split = split._replace(revision=_next_revision(split))
             rewards.append(_unattributed(split, tp.user_id, base, NO_TOUCHPOINT_IN_WINDOW))
     at = bisect(journey.touches, touch)
     journey.touches.insert(at, touch)
@@ -218,7 +225,7 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
         if not (split.time_ms - ctx.config.window_for(split.event) <= touch.time_ms <= split.time_ms):
             continue
         new = _divide(split, tuple(sorted((*split.touches, touch))), ctx)
-        new = new._replace(revision=split.revision + 1)
+        new = new._replace(revision=_next_revision(split))
         kind = RewardKind.CORRECTION if split.touches else RewardKind.ATTRIBUTION
         journey.splits[idx] = new
         _credit(journey, split if split.touches else None, new, ctx.config.max_window_ms)

@@ -5,6 +5,7 @@ Lines, and the Python and native partition processors (the worker's step) fed Av
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -94,11 +95,16 @@ def with_duplicates(lines: Sequence[str], rng: random.Random, lateness_ms: int, 
     """``lines`` with a copy of about ``fraction`` of the events placed later, as an at-least-once delivery or a
     replay would: each copy goes among the next few lines, but never after a line dated more than the allowed
     lateness past it (the copy is then still a duplicate of a journey's event, not a late event)."""
-    times = [e.timestamp_ms if (e := parsed(line)) is not None else None for line in lines]
+    events = [parsed(line) for line in lines]
+    times = [None if e is None else e.timestamp_ms for e in events]
+    # Only events whose id the log does not reuse: where one id stands for two events, a copy of the second
+    # may arrive once the first is forgotten and be news (as a replay of that line would be), which is the
+    # ids' business, not the clock's.
+    ids = Counter(_key(e) for e in events if e is not None)
     later: dict[int, list[str]] = {}
     for i, line in enumerate(lines):
-        t = times[i]
-        if t is None or rng.random() >= fraction:
+        t, event = times[i], events[i]
+        if t is None or event is None or ids[_key(event)] > 1 or rng.random() >= fraction:
             continue
         j = i + 1
         while j < len(lines) and j < i + 8 and (times[j] is None or times[j] <= t + lateness_ms) and rng.random() < 0.7:
@@ -110,6 +116,10 @@ def with_duplicates(lines: Sequence[str], rng: random.Random, lateness_ms: int, 
         out.append(line)
     out.extend(later.get(len(lines), ()))
     return out
+
+
+def _key(event: Event) -> tuple[str, str]:
+    return event.user_id, event.touchpoint_id if isinstance(event, Touchpoint) else event.conversion_id
 
 
 def as_dicts(jsonl: bytes) -> list[Reward]:

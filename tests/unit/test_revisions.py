@@ -111,3 +111,25 @@ def _by_user(rewards: list[outputs.Reward]) -> dict[str, list[outputs.Reward]]:
     for r in rewards:
         out.setdefault(r["user_id"], []).append(r)
     return out
+
+
+def test_a_journey_stored_by_the_previous_build_continues_above_its_published_revision() -> None:
+    """That build kept −1 for a conversion it had said unattributed at revision 0; the attribution that follows
+    is revision 1 all the same, in both engines, from the same stored bytes."""
+    from pipeline.engine.journey import Journey, Split
+    from pipeline.events.avro import AvroCodec, reward_from_record
+    from pipeline.native import NativePartitionProcessor
+    from pipeline.stream import journey_codec
+    from pipeline.stream.processor import TOUCHPOINTS, InputRecord, PartitionProcessor
+
+    legacy = Split("c", "purchase", T0 + 10 * HOUR_MS, "USD", 1000, 1000, "linear", "linear", -1, (), (), ())
+    stored = journey_codec.encode(Journey(splits=[legacy]), [])
+    (touch,) = outputs.records([_tp("t", 9)])
+    touch = InputRecord(TOUCHPOINTS, 0, b"u", touch.value, touch.ingest_ms)
+    config = EngineConfig(allowed_lateness_ms=DAY_MS)
+    for engine in ENGINES:
+        proc = (PartitionProcessor if engine == "python" else NativePartitionProcessor)(0, config)
+        out = proc.process([touch], lambda keys: [stored if k == b"u" else None for k in keys])
+        rewards = [reward_from_record(AvroCodec("attributed_reward").decode(r))
+                   for key, value in out.writes if key == b"u" and value for r in journey_codec.outbox(value)]
+        assert [(str(r.kind), r.revision) for r in rewards] == [("attribution", 1)], engine
