@@ -397,7 +397,8 @@ impl Stats {
         if r.kind == Kind::Correction && first_of_split {
             self.corrections += 1;
         }
-        if r.revision == 0 {
+        // an attribution is always a conversion's first payout, whatever facts about it came before
+        if r.kind == Kind::Attribution || (r.kind == Kind::Refund && r.revision == 0) {
             self.total_attributed_minor += r.amount_minor;
             if first_of_split {
                 let m = r.model.and_then(crate::config::model_index).unwrap_or(2) as usize;
@@ -473,9 +474,11 @@ impl Engine {
     }
 
     /// Apply one event to its user's journey (the clock is not moved: see `observe`). Duplicates are counted
-    /// and produce nothing; refusals leave the state untouched.
+    /// and produce nothing; refusals leave the state untouched. `Ok(false)` for a duplicate: it is no news, so
+    /// the caller must not let it move the clock either (an at-least-once delivery or a replayed log would
+    /// otherwise count one event as two votes).
     pub fn apply(&mut self, store: &mut dyn Store, event: &Event<'_>, ingest_ms: Option<i64>, sink: &mut dyn Sink)
-                 -> Result<(), Refusal> {
+                 -> Result<bool, Refusal> {
         let user = event.user();
         let mut journey = store.take(user, &mut self.names).unwrap_or_default();
         let was_empty = journey.is_empty();
@@ -498,7 +501,7 @@ impl Engine {
                     Refusal::Duplicate(_) => self.stats.duplicate_conversions += 1,
                     other => return Err(other),
                 }
-                Ok(())
+                Ok(false)
             }
             Ok(dropped) => {
                 let s = &mut self.stats;
@@ -517,7 +520,7 @@ impl Engine {
                     }
                 }
                 self.save(store, user, journey, deadline_before);
-                Ok(())
+                Ok(true)
             }
         }
     }
@@ -577,7 +580,9 @@ impl Engine {
     /// apply + observe + expire: the whole step for a single ordered input (the backfill).
     pub fn process(&mut self, store: &mut dyn Store, event: &Event<'_>, ingest_ms: Option<i64>, sink: &mut dyn Sink)
                    -> Result<(), Refusal> {
-        self.apply(store, event, ingest_ms, sink)?;
+        if !self.apply(store, event, ingest_ms, sink)? {
+            return Ok(()); // a duplicate: nothing changed, the clock included, so nothing falls due
+        }
         self.observe(0, event.time(), &[false]);
         if self.watermark.is_some() {
             self.advance(store, &[false], None, sink);

@@ -253,7 +253,9 @@ impl Touches {
     }
 }
 
-/// A conversion (or refund) as last attributed. `revision` is −1 while it had nobody to pay.
+/// A conversion (or refund) as last attributed. `revision` is that of the last fact published about it (−1 before
+/// the first: a refund of a conversion that pays nobody yet), so each new fact takes the next one. `touches` are
+/// empty while it pays nobody.
 #[derive(Clone, Debug)]
 pub struct Split {
     pub conversion_id: Box<str>,
@@ -483,11 +485,11 @@ fn final_of(ts: &Touches, i: usize, user: &str, ctx: &Ctx<'_>, sink: &mut dyn Si
     });
 }
 
-fn unattributed(s: &Split, user: &str, reason: &str, revision: i64, ctx: &Ctx<'_>, sink: &mut dyn Sink) {
+fn unattributed(s: &Split, user: &str, reason: &str, ctx: &Ctx<'_>, sink: &mut dyn Sink) {
     let names = ctx.names;
     sink.emit(&Reward {
         kind: Kind::Unattributed, touchpoint_id: "", episode_id: "", user_id: user, campaign_id: "", channel: "",
-        revision, amount_minor: 0, base_currency: ctx.base(), original_reward: 0.0, touch_time_ms: s.time,
+        revision: s.revision, amount_minor: 0, base_currency: ctx.base(), original_reward: 0.0, touch_time_ms: s.time,
         conversion_id: Some(&s.conversion_id), model: Some(MODEL_NAMES[s.model as usize]),
         currency: Some(names.name(s.currency)), local_amount_minor: Some(0), conversion_value_minor: Some(s.value_minor),
         conversion_time_ms: Some(s.time), position: None, journey_length: Some(0), event: Some(names.name(s.event)),
@@ -503,6 +505,13 @@ fn reason(touches: &Touches, conversion_ms: i64, config: &Config) -> &'static st
     } else {
         UNKNOWN_USER
     }
+}
+
+/// The revision of the next fact about a conversion (not a refund: see `Split`). Its first fact was published at
+/// revision 0 even where a journey stored by an earlier build says −1 for it (that build did not count an
+/// unattributed fact), hence the floor.
+fn next_revision(original: &Split) -> i64 {
+    original.revision.max(0) + 1
 }
 
 /// Split a conversion's value over `touches` with its model (linear when the model cannot judge).
@@ -588,12 +597,15 @@ pub fn apply_touchpoint(j: &mut Journey, tp: &TouchpointIn<'_>, ctx: &Ctx<'_>, s
     check_time(tp.time, ctx)?;
     let cfg = ctx.config;
     let user = tp.user_id;
-    for s in j.splits.iter() {
+    for idx in 0..j.splits.len() {
         let names = ctx.names;
-        if s.revision < 0 && s.refund_of.is_none() && s.time - cfg.max_window_ms <= tp.time
+        let s = &j.splits[idx];
+        if s.touches.is_empty() && s.refund_of.is_none() && s.time - cfg.max_window_ms <= tp.time
             && tp.time < s.time - cfg.window_for(names.name(s.event))
             && reason(&j.touches, s.time, cfg) == UNKNOWN_USER {
-            unattributed(s, user, NO_TOUCHPOINT_IN_WINDOW, 1, ctx, sink);
+            let s = &mut j.splits[idx];
+            s.revision = next_revision(s);
+            unattributed(s, user, NO_TOUCHPOINT_IN_WINDOW, ctx, sink);
         }
     }
     let at = j.touches.bisect(tp.time, tid);
@@ -623,10 +635,10 @@ pub fn apply_touchpoint(j: &mut Journey, tp: &TouchpointIn<'_>, ctx: &Ctx<'_>, s
             touches.push_new(tp.time, tp.reward, 0, tid, tp.episode_id, tp.campaign, tp.channel);
         }
         let mut new = divide(split.clone_head(), touches, ctx);
-        new.revision = split.revision + 1;
-        let kind = if new.revision == 0 { Kind::Attribution } else { Kind::Correction };
+        new.revision = next_revision(split);
+        let kind = if split.touches.is_empty() { Kind::Attribution } else { Kind::Correction };
         let old = std::mem::replace(&mut j.splits[idx], new);
-        credit(&mut j.touches, if old.revision >= 0 { Some(&old) } else { None }, &j.splits[idx],
+        credit(&mut j.touches, if old.touches.is_empty() { None } else { Some(&old) }, &j.splits[idx],
                cfg.max_window_ms);
         rewards_of(kind, &j.splits[idx], user, ctx, sink);
         let conversion_id = old.conversion_id.clone();
@@ -635,7 +647,7 @@ pub fn apply_touchpoint(j: &mut Journey, tp: &TouchpointIn<'_>, ctx: &Ctx<'_>, s
                 let mut mirrored = mirror(&j.splits[ridx], &j.splits[idx]);
                 mirrored.revision = j.splits[ridx].revision + 1;
                 let old_refund = std::mem::replace(&mut j.splits[ridx], mirrored);
-                credit(&mut j.touches, if old_refund.revision >= 0 { Some(&old_refund) } else { None },
+                credit(&mut j.touches, if old_refund.touches.is_empty() { None } else { Some(&old_refund) },
                        &j.splits[ridx], cfg.max_window_ms);
                 rewards_of(Kind::Refund, &j.splits[ridx], user, ctx, sink);
             }
@@ -684,19 +696,18 @@ pub fn apply_conversion(j: &mut Journey, cv: &ConversionIn<'_>, ctx: &Ctx<'_>, s
     }
     let split = Split {
         conversion_id: cv.conversion_id.into(), event: cv.event, time: cv.time, currency: cv.currency,
-        value_minor: cv.value_minor, base_minor, model, used_model: model, revision: -1,
+        value_minor: cv.value_minor, base_minor, model, used_model: model, revision: 0,
         touches: Touches::default(), shares: Vec::new(), local_shares: Vec::new(), refund_of: None,
         refunded_minor: 0, refunded_base: 0,
     };
     if !eligible.is_empty() {
-        let mut split = divide(split, eligible, ctx);
-        split.revision = 0;
+        let split = divide(split, eligible, ctx);
         credit(&mut j.touches, None, &split, cfg.max_window_ms);
         rewards_of(Kind::Attribution, &split, cv.user_id, ctx, sink);
         j.splits.push(split);
     } else {
         let why = reason(&j.touches, cv.time, cfg);
-        unattributed(&split, cv.user_id, why, 0, ctx, sink);
+        unattributed(&split, cv.user_id, why, ctx, sink);
         j.splits.push(split);
     }
     Ok(())
@@ -730,7 +741,7 @@ fn apply_refund(j: &mut Journey, cv: &ConversionIn<'_>, refund_of: &str, base_mi
         revision: -1, touches: Touches::default(), shares: Vec::new(), local_shares: Vec::new(),
         refund_of: Some(original.conversion_id.clone()), refunded_minor: 0, refunded_base: 0,
     };
-    let refund = if original.revision >= 0 {
+    let refund = if !original.touches.is_empty() {
         let mut r = mirror(&refund, original);
         r.revision = 0;
         credit(&mut j.touches, None, &r, cfg.max_window_ms);

@@ -30,6 +30,8 @@ mod records;
 mod scan;
 mod validate;
 mod writer;
+#[cfg(test)]
+mod fuzz;
 
 use rustc_hash::FxHashMap as HashMap;
 use crate::user_key::UserKey;
@@ -907,7 +909,8 @@ impl Partition {
         for (i, source, any, ingest) in &events {
             let event = any.event(&mut self.engine.names)?;
             match self.engine.apply(&mut store, &event, *ingest, &mut sink) {
-                Ok(()) => self.engine.observe(*source, event.time(), &idle),
+                Ok(true) => self.engine.observe(*source, event.time(), &idle),
+                Ok(false) => {} // a duplicate: no vote in the clock
                 Err(r) => refused.append((*i, refusal_object(py, words, &r)?))?,
             }
         }

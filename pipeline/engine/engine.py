@@ -110,8 +110,9 @@ class EngineStats:
             first_of_split = r.position == 0  # each split is counted once, at its first touchpoint
             if r.kind is RewardKind.CORRECTION and first_of_split:
                 self.corrections += 1
-            if r.revision == 0:
-                # a later revision redistributes the same total, so only first payouts add to it
+            if r.kind is RewardKind.ATTRIBUTION or (r.kind is RewardKind.REFUND and r.revision == 0):
+                # a later revision redistributes the same total, so only first payouts add to it (an attribution
+                # is always a conversion's first payout, whatever facts about it came before)
                 self.total_attributed_minor += r.amount_minor
                 if first_of_split:
                     self.per_model[r.model or "linear"] += 1
@@ -169,6 +170,12 @@ class AttributionEngine:
         InvalidEvent/LateEvent for bad events (state untouched); returns [] for a duplicate (counted).
         ``ingest_ms``: when the event entered the log (the Kafka record timestamp), the reference for
         refusing future timestamps."""
+        rewards = self._apply(event, ingest_ms)
+        return [] if rewards is None else rewards
+
+    def _apply(self, event: Event, ingest_ms: int | None) -> list[AttributedReward] | None:
+        """:meth:`apply`, with None for a duplicate: a duplicate is no news, so it must not move the clock
+        either (an at-least-once delivery or a replayed log would otherwise count one event as two votes)."""
         user = event.user_id
         journey = self.store.get(user)
         ctx = Context(self.config, self.models, self.watermark, ingest_ms)
@@ -182,7 +189,7 @@ class AttributionEngine:
                 self.stats.duplicate_touchpoints += 1
             else:
                 self.stats.duplicate_conversions += 1
-            return []
+            return None
         self._count_input(event, result)
         self._save(user, result.journey)
         self.stats.record(result.rewards)
@@ -247,7 +254,7 @@ class AttributionEngine:
         return rewards
 
     def step(self, inputs: Iterable[Input], idle: Collection[str] = (), limit: int | None = None) -> StepOutput:
-        """A batch: each event applied in order (the watermark moving after each accepted one), then one
+        """A batch: each event applied in order (the watermark moving after each accepted new one), then one
         expiry sweep of at most ``limit`` journeys. Expiring once per batch instead of after every event
         changes no reward: a touchpoint the sweep finalises lies outside every window an accepted event
         can open, and refunds are judged against retention by their own dates."""
@@ -255,17 +262,21 @@ class AttributionEngine:
         refused: list[Refused] = []
         for i, (source, event, ingest_ms) in enumerate(inputs):
             try:
-                rewards += self.apply(event, ingest_ms)
+                applied = self._apply(event, ingest_ms)
             except InvalidEvent as exc:
                 refused.append(Refused(i, exc))
                 continue
-            self.observe(source, event.timestamp_ms, idle)
+            if applied is not None:
+                rewards += applied
+                self.observe(source, event.timestamp_ms, idle)
         rewards += self.advance(idle, limit)
         return StepOutput(rewards, refused)
 
     def process(self, event: Event, ingest_ms: int | None = None) -> list[AttributedReward]:
         """apply + observe + expire: the whole step for a single ordered input (the backfill)."""
-        rewards = self.apply(event, ingest_ms)
+        rewards = self._apply(event, ingest_ms)
+        if rewards is None:
+            return []  # a duplicate: nothing changed, the clock included, so nothing falls due
         self.observe(LOG, event.timestamp_ms)  # moves the watermark: no second catch-up before the sweep
         if self.watermark is not None:
             rewards.extend(self._sweep(None))

@@ -45,8 +45,10 @@ class Touch(NamedTuple):
 
 
 class Split(NamedTuple):
-    """A conversion (or refund) as last attributed. ``revision`` is −1 while it had nobody to pay.
-    ``touches`` are kept here too, so refunds and re-splits still work after a touch is final."""
+    """A conversion (or refund) as last attributed. ``revision`` is that of the last fact published about it
+    (−1 before the first: a refund of a conversion that pays nobody yet), so each new fact takes the next one
+    and a consumer keeping the highest revision keeps the last word. ``touches`` are empty while it pays
+    nobody, and kept here otherwise, so refunds and re-splits still work after a touch is final."""
 
     conversion_id: str
     event: str
@@ -122,11 +124,18 @@ def _reason(journey: Journey, conversion_ms: int, config: EngineConfig) -> str:
     return NO_TOUCHPOINT_IN_WINDOW if recent else UNKNOWN_USER
 
 
-def _unattributed(split: Split, user_id: str, base_currency: str, reason: str, revision: int) -> AttributedReward:
+def _unattributed(split: Split, user_id: str, base_currency: str, reason: str) -> AttributedReward:
     return AttributedReward(
-        RewardKind.UNATTRIBUTED, "", "", user_id, "", "", revision, 0, base_currency, 0.0, split.time_ms,
+        RewardKind.UNATTRIBUTED, "", "", user_id, "", "", split.revision, 0, base_currency, 0.0, split.time_ms,
         split.conversion_id, split.model, split.currency, 0, split.value_minor, split.time_ms, None, 0, split.event,
         reason)
+
+
+def _next_revision(original: Split) -> int:
+    """The revision of the next fact about a conversion (not a refund: see ``Split``). Its first fact was
+    published at revision 0 even where a journey stored by an earlier build says −1 for it (that build did not
+    count an unattributed fact), hence the floor."""
+    return max(original.revision, 0) + 1
 
 
 def _divide(split: Split, touches: tuple[Touch, ...], ctx: Context) -> Split:
@@ -199,12 +208,13 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
     # earlier touchpoint turns up that is in reach but outside its window: the last word then does not depend
     # on which arrived first. (One inside its window attributes it below instead.)
     rewards: list[AttributedReward] = []
-    for split in journey.splits:
-        if (split.revision < 0 and split.refund_of is None
+    for idx, split in enumerate(journey.splits):
+        if (not split.touches and split.refund_of is None
                 and split.time_ms - ctx.config.max_window_ms <= touch.time_ms
                 < split.time_ms - ctx.config.window_for(split.event)
                 and _reason(journey, split.time_ms, ctx.config) == UNKNOWN_USER):
-            rewards.append(_unattributed(split, tp.user_id, base, NO_TOUCHPOINT_IN_WINDOW, 1))
+            journey.splits[idx] = split = split._replace(revision=_next_revision(split))
+            rewards.append(_unattributed(split, tp.user_id, base, NO_TOUCHPOINT_IN_WINDOW))
     at = bisect(journey.touches, touch)
     journey.touches.insert(at, touch)
     journey.earned.insert(at, 0)
@@ -215,16 +225,16 @@ def apply_touchpoint(journey: Journey | None, tp: Touchpoint, ctx: Context) -> S
         if not (split.time_ms - ctx.config.window_for(split.event) <= touch.time_ms <= split.time_ms):
             continue
         new = _divide(split, tuple(sorted((*split.touches, touch))), ctx)
-        new = new._replace(revision=split.revision + 1)
-        kind = RewardKind.ATTRIBUTION if new.revision == 0 else RewardKind.CORRECTION
+        new = new._replace(revision=_next_revision(split))
+        kind = RewardKind.CORRECTION if split.touches else RewardKind.ATTRIBUTION
         journey.splits[idx] = new
-        _credit(journey, split if split.revision >= 0 else None, new, ctx.config.max_window_ms)
+        _credit(journey, split if split.touches else None, new, ctx.config.max_window_ms)
         rewards.extend(_rewards(kind, new, tp.user_id, base))
         for ridx, refund in enumerate(journey.splits):
             if refund.refund_of == split.conversion_id:
                 mirrored = _mirror(refund, new)._replace(revision=refund.revision + 1)
                 journey.splits[ridx] = mirrored
-                _credit(journey, refund if refund.revision >= 0 else None, mirrored, ctx.config.max_window_ms)
+                _credit(journey, refund if refund.touches else None, mirrored, ctx.config.max_window_ms)
                 rewards.extend(_rewards(RewardKind.REFUND, mirrored, tp.user_id, base))
     dropped = 0
     while len(journey.touches) > ctx.config.max_journey_length:
@@ -254,15 +264,15 @@ def apply_conversion(journey: Journey | None, conv: Conversion, ctx: Context) ->
     start = conv.timestamp_ms - ctx.config.window_for(conv.event)
     eligible = tuple(t for t in journey.touches if start <= t.time_ms <= conv.timestamp_ms)
     split = Split(conv.conversion_id, conv.event, conv.timestamp_ms, conv.currency, value_minor, base_minor,
-                  model, model, -1, (), (), ())
+                  model, model, 0, (), (), ())
     if eligible:
-        split = _divide(split, eligible, ctx)._replace(revision=0)
+        split = _divide(split, eligible, ctx)
         _credit(journey, None, split, ctx.config.max_window_ms)
         rewards = _rewards(RewardKind.ATTRIBUTION, split, conv.user_id, base)
     else:
         # Said out loud, so that analysts can count these and a caller waiting for the split need not wait out
-        # a timeout. A late touchpoint may still attribute it (revision 0 then); the split is kept for that.
-        rewards = [_unattributed(split, conv.user_id, base, _reason(journey, conv.timestamp_ms, ctx.config), 0)]
+        # a timeout. A late touchpoint may still attribute it (the next revision then); the split is kept for that.
+        rewards = [_unattributed(split, conv.user_id, base, _reason(journey, conv.timestamp_ms, ctx.config))]
     journey.splits.append(split)
     return StepResult(journey, rewards)
 
@@ -291,7 +301,7 @@ def _apply_refund(journey: Journey, conv: Conversion, value_minor: int, base_min
     refund = Split(conv.conversion_id, conv.event, conv.timestamp_ms, conv.currency, value_minor, base_minor,
                    original.model, original.used_model, -1, (), (), (), refund_of=original.conversion_id)
     rewards: list[AttributedReward] = []
-    if original.revision >= 0:
+    if original.touches:
         refund = _mirror(refund, original)._replace(revision=0)
         _credit(journey, None, refund, ctx.config.max_window_ms)
         rewards = _rewards(RewardKind.REFUND, refund, conv.user_id, ctx.config.rates.base)

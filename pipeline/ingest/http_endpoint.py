@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -31,6 +31,38 @@ PRODUCER_KEY = web.AppKey("producer", EventProducer)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 COUNTS_KEY: web.AppKey[dict[str, int]] = web.AppKey("counts", dict)
 BODY_TIMEOUT_SECONDS = 30.0  # an authenticated client that sends its body slower than this is cut off (408)
+
+
+class Refusal(NamedTuple):
+    """A request body refused as a whole: the status and the JSON body of the answer."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def parse_body(body: bytes, max_batch: int) -> list[Conversion] | Refusal:
+    """The conversions a request body holds (one JSON object or an array of them), or why none of them is
+    taken: 400 with every bad conversion's index, field and reason, 413 over ``max_batch``. Pure, so that it can
+    be fuzzed on its own: any bytes give one of the two, never an exception."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return Refusal(400, {"error": f"body is not JSON: {exc}"})
+    items = payload if isinstance(payload, list) else [payload]
+    if len(items) > max_batch:
+        return Refusal(413, {"error": f"{len(items)} conversions; at most {max_batch} per request"})
+    conversions: list[Conversion] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise InvalidEvent("<conversion>", f"must be a JSON object, got {type(item).__name__}")
+            conversions.append(parse_conversion(item))
+        except InvalidEvent as exc:
+            errors.append({"index": index, "field": exc.field, "reason": exc.reason})
+    if errors:
+        return Refusal(400, {"error": "invalid conversions; none of this request was sent", "errors": errors})
+    return conversions
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:
@@ -51,26 +83,12 @@ async def post_conversions(request: web.Request) -> web.Response:
     except TimeoutError:
         counts["rejected_requests"] += 1
         return _json(408, {"error": f"the body did not arrive within {BODY_TIMEOUT_SECONDS:.0f} s"})
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        counts["rejected_requests"] += 1
-        return _json(400, {"error": f"body is not JSON: {exc}"})
-    items = payload if isinstance(payload, list) else [payload]
-    if len(items) > settings.ingest_max_batch:
-        return _json(413, {"error": f"{len(items)} conversions; at most {settings.ingest_max_batch} per request"})
-    conversions: list[Conversion] = []
-    errors: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        try:
-            if not isinstance(item, dict):
-                raise InvalidEvent("<conversion>", f"must be a JSON object, got {type(item).__name__}")
-            conversions.append(parse_conversion(item))
-        except InvalidEvent as exc:
-            errors.append({"index": index, "field": exc.field, "reason": exc.reason})
-    if errors:
-        counts["rejected_requests"] += 1
-        return _json(400, {"error": "invalid conversions; none of this request was sent", "errors": errors})
+    parsed = parse_body(body, settings.ingest_max_batch)
+    if isinstance(parsed, Refusal):
+        if parsed.status == 400:
+            counts["rejected_requests"] += 1
+        return _json(parsed.status, parsed.body)
+    conversions = parsed
     producer = request.app[PRODUCER_KEY]
     try:
         await asyncio.gather(*(producer.send_async(c) for c in conversions))

@@ -202,11 +202,14 @@ class NativePartitionProcessor:
                              for name in ("touchpoint", "conversion", "attributed_reward"))
         self.partition = partition
         self.meta_key = meta_key(partition)
-        self._records: Sequence[InputRecord] = ()
-        self._decode = decode_record
+        # The batch the native step is on, for the records it hands back to Python. Held in a list the callback
+        # closes over, not reached through ``self``: the native object keeps the callback, and a cycle through
+        # it is one the garbage collector cannot see, so the processor would never be freed.
+        batch: list[Sequence[InputRecord]] = [()]
+        self._batch = batch
 
         def decode(i: int) -> tuple[Any, ...]:
-            return event_tuple(self._decode(self._records[i]))
+            return event_tuple(decode_record(batch[0][i]))
 
         self._partition = _require().Partition(partition, native_config(config, learned), slice_limit, fingerprints,
                                                decode, _words, outbox)
@@ -229,12 +232,12 @@ class NativePartitionProcessor:
 
     def process(self, records: Sequence[InputRecord], load: Loader, idle: Collection[str] = (),
                 floor_ms: int | None = None) -> BatchOutput:
-        self._records = records
+        self._batch[0] = records
         try:
             writes, refused, rewards, apart = self._partition.process(
                 records, load, (TOUCHPOINTS in idle, CONVERSIONS in idle), floor_ms)
         finally:
-            self._records = ()
+            self._batch[0] = ()
         return BatchOutput(writes, [Refusal(records[i], err) for i, err in refused], rewards, apart)
 
     def advance(self, load: Loader, idle: Collection[str] = (), floor_ms: int | None = None) -> BatchOutput:

@@ -34,7 +34,7 @@ def credit_per_model(log: Path, config: EngineConfig, learned: LearnedWeights,
     for model in MODEL_NAMES:
         totals: dict[str, int] = defaultdict(int)
         for r in backfill_records(log, dataclasses.replace(config, default_model=model), learned, engine):
-            if (r["kind"] == "attribution" and r["revision"] == 0) or r["kind"] == "refund":
+            if r["kind"] in ("attribution", "refund"):
                 totals[r["channel"]] += r["amount_minor"]
         out[model] = dict(sorted(totals.items()))
     return out

@@ -3,6 +3,6 @@
 Owns the processing loop and its transactions (``worker``), the local journey stores and their restore from the
 changelog (``store``, ``restore``), the event-time merge of a partition's two inputs (``merge``), non-blocking
 end-offset queries (``end_offsets``), finding a partition's owner (``routing``) and the HTTP views' server
-(``http``). It may import the engine layer and its partition contract, ``pipeline.native.choice``, ``pipeline.shell``, ``pipeline.kafka`` and settings; never
-``pipeline.stream`` (the Faust runtime) or Faust.
+(``http``). It may import the engine layer and its partition contract, ``pipeline.native.choice``,
+``pipeline.shell``, ``pipeline.kafka`` and settings; never ``pipeline.stream`` (the Faust runtime) or Faust.
 """

@@ -50,7 +50,8 @@ def test_conversion_without_touches_is_attributed_when_a_late_touch_arrives() ->
     assert (said.kind, said.reason, said.conversion_id, said.amount_minor) == ("unattributed", "unknown_user", "c1", 0)
     assert said.conversion_value_minor == 1000 and said.touchpoint_id == ""
     out = e.process(tp("t1", 4.5))
-    assert kinds(out) == ["attribution"] and out[0].revision == 0 and out[0].amount_minor == 1000
+    # the second fact about c1: it must come after the unattributed one for a reader keeping the highest revision
+    assert kinds(out) == ["attribution"] and out[0].revision == 1 and out[0].amount_minor == 1000
     assert e.stats.conversions_unattributed == 1
 
 
@@ -75,8 +76,8 @@ def test_an_earlier_touchpoint_arriving_late_revises_the_reason() -> None:
     (again,) = e.process(tp("t1", 29.5 - 24))  # late, in reach, outside the signup window
     assert (again.kind, again.reason, again.revision) == ("unattributed", "no_touchpoint_in_window", 1)
     assert e.process(tp("t2", 29.2 - 24)) == []  # the reason stands: nothing more to say
-    out = e.process(tp("t3", 29.8))  # inside the window: attributed after all
-    assert [(r.kind, r.revision) for r in out] == [("attribution", 0)]
+    out = e.process(tp("t3", 29.8))  # inside the window: attributed after all, the third fact about s
+    assert [(r.kind, r.revision) for r in out] == [("attribution", 2)]
 
 
 def test_reward_ids_are_scoped_by_user_and_cannot_run_together() -> None:
