@@ -22,6 +22,8 @@ from pipeline.cli import (
     produce_cmd,
     replay_cmd,
     report_cmd,
+    servers_cmd,
+    sink_cmd,
     topics_cmd,
     verify_cmd,
     worker_cmd,
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, replay_cmd,
-                   ingest_cmd, verify_cmd, demo_cmd, report_cmd):
+                   ingest_cmd, verify_cmd, demo_cmd, report_cmd, servers_cmd, sink_cmd):
         module.register(sub)
     return parser
 

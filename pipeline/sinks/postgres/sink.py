@@ -1,0 +1,209 @@
+"""The ledger sink: the rewards topic (read_committed) into PostgreSQL, exactly once.
+
+Each batch of records is one database transaction that holds the facts and, per partition, the next offset to
+consume (``sink_offsets``). On every partition assignment the sink seeks to the offsets the database holds, not
+to Kafka's committed ones, as Kafka Connect's JDBC sink does with offsets in the target: a batch is either in
+the database with its offsets or not at all, whatever is killed when. Kafka's committed offsets are written too,
+after the database's, only so that lag tools see the group's progress.
+
+PostgreSQL unreachable at start: :class:`DatabaseUnreachable` at once. Lost mid-stream: the sink keeps the
+batch, logs that it waits, reconnects every ``retry_seconds`` and writes the batch when the server is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+from pipeline.errors import InvalidEvent
+from pipeline.events.avro import AvroCodec
+from pipeline.kafka.clients import consumer_config, drain
+from pipeline.settings import Settings
+from pipeline.sinks.postgres import migrations
+from pipeline.sinks.postgres.database_url import DatabaseUnreachable, connect, describe, without_secret
+from pipeline.sinks.postgres.rows import staged_row
+from pipeline.sinks.postgres.write import STAGING, Batch, DeadLetter, stored_offsets, write_batch
+
+log = logging.getLogger("rewardstream.sink.postgres")
+
+# A sink killed without leaving its group holds its partitions until the session times out: short, so that its
+# replacement resumes within seconds (the broker's minimum is 6 s).
+SESSION_TIMEOUT_MS = 6000
+MAX_BATCH = 20_000  # records per transaction: large enough for COPY to pay, small enough to stay fresh
+POLL_SECONDS = 0.05  # how long a poll waits for the first record of a batch
+
+
+class PostgresSink:
+    """Consume ``settings.topic_rewards`` into the database at ``database_url``. ``name`` keys the offsets in
+    the database (two sinks of one name share the work; of two names, each writes everything)."""
+
+    def __init__(self, settings: Settings, database_url: str, *, name: str = "ledger", group: str | None = None,
+                 max_batch: int = MAX_BATCH, poll_seconds: float = POLL_SECONDS, retry_seconds: float = 1.0) -> None:
+        from confluent_kafka import Consumer
+
+        self.settings = settings
+        self.url = database_url
+        self.name = name
+        self.topic = settings.topic_rewards
+        self.max_batch = max_batch
+        self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
+        self.stats = {"facts": 0, "dead_letters": 0, "batches": 0, "reconnects": 0}
+        self.caught_up = threading.Event()  # set while every assigned partition is read to its end
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._codec = AvroCodec("attributed_reward")
+        self._conn: Any = self._connect()  # DatabaseUnreachable here: a clear error at start
+        migrations.apply(self._conn)
+        self._consumer = Consumer(consumer_config(settings, group or f"{settings.app_id}-sink-{name}",
+                                                 **{"session.timeout.ms": SESSION_TIMEOUT_MS}))
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> PostgresSink:
+        """Run in a background thread until :meth:`close`."""
+        self._thread = threading.Thread(target=self.run, name=f"postgres-sink-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self.poll_once()
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with contextlib.suppress(Exception):
+            self._consumer.close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+
+    # ------------------------------------------------------------------ one batch
+
+    def poll_once(self) -> int:
+        """Read what the broker has (up to ``max_batch``) and write it; returns the records handled."""
+        messages = drain(self._consumer, self.max_batch, self.poll_seconds)
+        if not messages:
+            self._note_position()
+            return 0
+        self.caught_up.clear()
+        batch = self._batch(messages)
+        if not self._write(batch):
+            return 0
+        self._commit_to_kafka(batch.next_offsets)
+        return len(messages)
+
+    def _batch(self, messages: list[Any]) -> Batch:
+        from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
+
+        rows, dead, next_offsets = [], [], {}
+        for msg in messages:
+            if msg.error():
+                log.warning("rewards topic: %s", msg.error())
+                continue
+            partition, offset, value = msg.partition(), msg.offset(), msg.value()
+            next_offsets[partition] = offset + 1
+            kind, ts = msg.timestamp()
+            try:
+                if value is None:
+                    raise InvalidEvent("<record>", "empty record (a tombstone)")
+                rows.append(staged_row(self._codec.decode(value), partition, offset,
+                                       ts if kind != TIMESTAMP_NOT_AVAILABLE else int(time.time() * 1000)))
+            except (InvalidEvent, KeyError, ValueError, TypeError) as exc:
+                dead.append(DeadLetter(partition, offset, f"not an attributed-reward record: {exc}", value))
+        return Batch(rows, dead, next_offsets)
+
+    def _write(self, batch: Batch) -> bool:
+        """Write until it succeeds (True) or the sink is closed meanwhile (False: nothing was stored)."""
+        import psycopg
+
+        waiting_since: float | None = None
+        while not self._stopping.is_set():
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                    self.stats["reconnects"] += 1
+                dead = write_batch(self._conn, self.name, self.topic, batch)
+            except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnreachable) as exc:
+                if waiting_since is None:
+                    waiting_since = time.monotonic()
+                    log.warning("PostgreSQL at %s is unavailable (%s); the batch waits, retrying every %.1f s",
+                                describe(self.url), without_secret(str(exc).strip().splitlines()[0], self.url)
+                                if str(exc).strip() else type(exc).__name__, self.retry_seconds)
+                self._drop_connection()
+                self._stopping.wait(self.retry_seconds)
+                continue
+            if waiting_since is not None:
+                log.warning("PostgreSQL at %s is back after %.1f s; writing resumed", describe(self.url),
+                            time.monotonic() - waiting_since)
+            for d in dead:
+                log.warning("dead letter at %s[%d]@%d: %s", self.topic, d.partition, d.offset, d.reason)
+            self.stats["facts"] += len(batch.rows) - (len(dead) - len(batch.dead))
+            self.stats["dead_letters"] += len(dead)
+            self.stats["batches"] += 1
+            return True
+        return False
+
+    # ------------------------------------------------------------------ offsets
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        """Seek every assigned partition to the database's offset (the beginning where it has none)."""
+        from confluent_kafka import OFFSET_BEGINNING
+
+        stored = self._stored_offsets()
+        for tp in partitions:
+            tp.offset = stored.get(tp.partition, OFFSET_BEGINNING)
+        consumer.assign(partitions)
+
+    def _stored_offsets(self) -> dict[int, int]:
+        import psycopg
+
+        while True:
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                return stored_offsets(self._conn, self.name, self.topic)
+            except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnreachable) as exc:
+                log.warning("PostgreSQL at %s is unavailable while partitions are assigned (%s); retrying",
+                            describe(self.url), type(exc).__name__)
+                self._drop_connection()
+                if self._stopping.wait(self.retry_seconds):
+                    return {}
+
+    def _commit_to_kafka(self, next_offsets: dict[int, int]) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        with contextlib.suppress(KafkaException):
+            self._consumer.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()],
+                                  asynchronous=True)
+
+    def _note_position(self) -> None:
+        """Set :attr:`caught_up` when every assigned partition's position is at its end."""
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return
+        for tp in self._consumer.position(assigned):
+            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high > 0 and tp.offset < high:
+                self.caught_up.clear()
+                return
+        self.caught_up.set()
+
+    # ------------------------------------------------------------------ connection
+
+    def _connect(self) -> Any:
+        conn = connect(self.url, autocommit=True)
+        conn.execute(STAGING)
+        return conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
