@@ -69,3 +69,33 @@ def json_records(rewards: Iterable[AttributedReward]) -> list[dict[str, Any]]:
     return [{"reward_id": r.reward_id, "kind": str(r.kind), "user_id": r.user_id, "conversion_id": r.conversion_id,
              "touchpoint_id": r.touchpoint_id, "revision": r.revision, "amount_minor": r.amount_minor,
              "reason": r.reason} for r in rewards]
+
+
+def log_touchpoints(tmp: Path) -> list[Any]:
+    """The touchpoints of the log :func:`backfill_rewards` generated in ``tmp``."""
+    from pipeline.backfill.engines import parse_line
+    from pipeline.events.types import Touchpoint
+
+    out = []
+    for line in (tmp / "events.jsonl").read_bytes().splitlines():
+        try:
+            event = parse_line(line)
+        except ValueError:
+            continue  # the log's deliberate garbage
+        if isinstance(event, Touchpoint):
+            out.append(event)
+    return list({tp.touchpoint_id: tp for tp in out}.values())
+
+
+def produce_touchpoints(settings: Settings, touchpoints: Iterable[Any]) -> None:
+    from confluent_kafka import Producer
+
+    from pipeline.events.avro import touchpoint_to_record
+
+    codec = AvroCodec("touchpoint")
+    producer = Producer(producer_config(settings, **{"linger.ms": 20}))
+    for tp in touchpoints:
+        value = codec.encode(touchpoint_to_record(tp))
+        producer.produce(settings.topic_touchpoints, key=tp.user_id.encode(), value=value)
+        producer.poll(0)
+    assert producer.flush(30) == 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ from pipeline.errors import InvalidEvent
 from pipeline.events.avro import AvroCodec
 from pipeline.kafka.clients import consumer_config, drain
 from pipeline.settings import Settings
+from pipeline.sinks.loop import SinkLoop
 from pipeline.sinks.postgres import migrations
 from pipeline.sinks.postgres.database_url import DatabaseUnreachable, connect, describe, without_secret
 from pipeline.sinks.postgres.rows import staged_row
@@ -36,7 +36,7 @@ MAX_BATCH = 20_000  # records per transaction: large enough for COPY to pay, sma
 POLL_SECONDS = 0.05  # how long a poll waits for the first record of a batch
 
 
-class PostgresSink:
+class PostgresSink(SinkLoop):
     """Consume ``settings.topic_rewards`` into the database at ``database_url``. ``name`` keys the offsets in
     the database (two sinks of one name share the work; of two names, each writes everything)."""
 
@@ -44,6 +44,7 @@ class PostgresSink:
                  max_batch: int = MAX_BATCH, poll_seconds: float = POLL_SECONDS, retry_seconds: float = 1.0) -> None:
         from confluent_kafka import Consumer
 
+        super().__init__(f"postgres-sink-{name}")
         self.settings = settings
         self.url = database_url
         self.name = name
@@ -52,9 +53,6 @@ class PostgresSink:
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
         self.stats = {"facts": 0, "dead_letters": 0, "batches": 0, "reconnects": 0}
-        self.caught_up = threading.Event()  # set while every assigned partition is read to its end
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._codec = AvroCodec("attributed_reward")
         self._conn: Any = self._connect()  # DatabaseUnreachable here: a clear error at start
         migrations.apply(self._conn)
@@ -62,24 +60,7 @@ class PostgresSink:
                                                  **{"session.timeout.ms": SESSION_TIMEOUT_MS}))
         self._consumer.subscribe([self.topic], on_assign=self._on_assign)
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> PostgresSink:
-        """Run in a background thread until :meth:`close`."""
-        self._thread = threading.Thread(target=self.run, name=f"postgres-sink-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def run(self) -> None:
-        while not self._stopping.is_set():
-            self.poll_once()
-
-    def close(self) -> None:
-        self._stopping.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        with contextlib.suppress(Exception):
-            self._consumer.close()
+    def _close_store(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -182,18 +163,6 @@ class PostgresSink:
         with contextlib.suppress(KafkaException):
             self._consumer.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()],
                                   asynchronous=True)
-
-    def _note_position(self) -> None:
-        """Set :attr:`caught_up` when every assigned partition's position is at its end."""
-        assigned = self._consumer.assignment()
-        if not assigned:
-            return
-        for tp in self._consumer.position(assigned):
-            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high > 0 and tp.offset < high:
-                self.caught_up.clear()
-                return
-        self.caught_up.set()
 
     # ------------------------------------------------------------------ connection
 
