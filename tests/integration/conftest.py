@@ -45,3 +45,20 @@ def local_redis() -> Iterator[str]:
     assert status.address
     yield status.address
     server.stop(purge=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stores_for_the_facade(local_postgres: str, local_redis: str) -> Iterator[None]:
+    """The facade's default stores (and those of the examples it runs in child processes) are this session's
+    servers, which are removed after it, rather than the machine's default local instances."""
+    from pipeline.local_servers.endpoints import DATABASE_URL_ENV, REDIS_URL_ENV
+
+    saved = {name: os.environ.get(name) for name in (DATABASE_URL_ENV, REDIS_URL_ENV)}
+    os.environ[DATABASE_URL_ENV] = local_postgres
+    os.environ[REDIS_URL_ENV] = local_redis
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -23,13 +22,7 @@ from pipeline.local_servers import LocalPostgres
 from pipeline.settings import Settings
 from pipeline.sinks.postgres import DatabaseUnreachable, PostgresSink
 from tests.integration.storage_harness import backfill_rewards, json_records, ledger_records, produce_rewards
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+from tests.integration.stream_harness import wait_for
 
 
 def count(url: str, sql: str = "SELECT count(*) FROM reward_ledger") -> int:

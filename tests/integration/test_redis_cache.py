@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -29,15 +28,9 @@ from tests.integration.storage_harness import (
     produce_rewards,
     produce_touchpoints,
 )
+from tests.integration.stream_harness import wait_for
 
 TTL = 7 * 86400
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

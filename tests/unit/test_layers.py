@@ -22,6 +22,11 @@ RULES: dict[str, tuple[str, ...]] = {
     "pipeline.attribution": ("pipeline.engine", "pipeline.stream", "pipeline.replay", *SHELLS),
     "pipeline.engine": ("pipeline.stream", "pipeline.replay", "pipeline.backfill", *SHELLS),
     "pipeline.replay.experiences": ("pipeline.stream", "pipeline.engine", *SHELLS),
+    "pipeline.sinks.postgres": ("pipeline.stream", "pipeline.replay", "pipeline.system", "pipeline.cli", "faust",
+                                "rocksdict", "aiokafka", "mode"),
+    "pipeline.sinks.redis_cache": ("pipeline.stream", "pipeline.replay", "pipeline.system", "pipeline.cli", "faust",
+                                   "rocksdict", "aiokafka", "mode"),
+    "pipeline.local_servers": ("pipeline.events", "pipeline.sinks", "pipeline.system", *SHELLS),
 }
 
 
