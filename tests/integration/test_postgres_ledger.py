@@ -216,3 +216,20 @@ def test_refused_facts_go_to_dead_letters_with_the_reason_and_hostile_ids_are_st
         payload = conn.execute("SELECT payload FROM sink_dead_letters WHERE reason LIKE 'not an%'").fetchone()
         assert payload is not None and bytes(payload[0]) == b"\x00not avro at all"
     assert AvroCodec("attributed_reward").encode(reward_to_record(hostile[0]))  # the codec carried them as they are
+
+
+def test_the_demos_ledger_step_prints_the_value_per_channel_by_model(
+        topic: Settings, rewards: list[AttributedReward]) -> None:
+    from pipeline.cli.demo_ledger import write_ledger_and_answer
+
+    produce_rewards(topic, rewards)
+    lines: list[str] = []
+    assert write_ledger_and_answer(topic, lines.append)
+    assert lines[0].startswith(f"ledger: {len({r.reward_id for r in rewards}):,} reward facts in PostgreSQL")
+    assert "attributed_value_by_channel" in lines[1]
+    expected: dict[tuple[str | None, str], int] = {}
+    for r in rewards:  # every pair at its latest revision, summed per model and channel
+        if r.kind in (RewardKind.ATTRIBUTION, RewardKind.CORRECTION, RewardKind.REFUND):
+            expected.setdefault((r.model, r.channel), 0)
+    assert len(lines) == 2 + len({m for m, _ in expected})
+    assert all(any(f"{channel} " in line for line in lines[2:]) for _, channel in expected)

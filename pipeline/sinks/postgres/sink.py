@@ -21,6 +21,7 @@ from pipeline.errors import InvalidEvent
 from pipeline.events.avro import AvroCodec
 from pipeline.kafka.clients import consumer_config, drain
 from pipeline.settings import Settings
+from pipeline.sinks.flat_avro import FlatDecoder
 from pipeline.sinks.loop import SinkLoop
 from pipeline.sinks.postgres import migrations
 from pipeline.sinks.postgres.database_url import DatabaseUnreachable, connect, describe, without_secret
@@ -53,7 +54,7 @@ class PostgresSink(SinkLoop):
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
         self.stats = {"facts": 0, "dead_letters": 0, "batches": 0, "reconnects": 0}
-        self._codec = AvroCodec("attributed_reward")
+        self._codec = FlatDecoder(AvroCodec("attributed_reward"))
         self._conn: Any = self._connect()  # DatabaseUnreachable here: a clear error at start
         migrations.apply(self._conn)
         self._consumer = Consumer(consumer_config(settings, group or f"{settings.app_id}-sink-{name}",

@@ -21,7 +21,7 @@ STAGING = """CREATE TEMP TABLE IF NOT EXISTS reward_staging (
     reason text, kafka_partition integer, kafka_offset bigint, kafka_time_ms bigint
 ) ON COMMIT DELETE ROWS"""
 
-_TS = "to_timestamp({0} / 1000.0)"
+_TS = "(timestamptz 'epoch' + {0} * interval '1 millisecond')"  # exact milliseconds, no numeric arithmetic
 
 STATEMENTS = (
     # the ledger: every fact once
@@ -33,7 +33,7 @@ STATEMENTS = (
         model, amount_minor, base_currency, currency, local_amount_minor, conversion_value_minor, original_reward,
         {_TS.format("touch_time_ms")}, {_TS.format("conversion_time_ms")}, position, journey_length, event, reason,
         kafka_partition, kafka_offset, {_TS.format("kafka_time_ms")}
-    FROM reward_staging ORDER BY kafka_partition, kafka_offset
+    FROM reward_staging
     ON CONFLICT (reward_id, revision) DO NOTHING""",
     # current state: the latest revision of each pair
     f"""INSERT INTO reward_current (user_id, conversion_id, touchpoint_id, revision, kind, model, episode_id,

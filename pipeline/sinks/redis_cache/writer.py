@@ -21,6 +21,7 @@ from pipeline.errors import InvalidEvent
 from pipeline.events.avro import AvroCodec, reward_from_record, touchpoint_from_record
 from pipeline.kafka.clients import consumer_config, drain
 from pipeline.settings import Settings
+from pipeline.sinks.flat_avro import FlatDecoder
 from pipeline.sinks.loop import SinkLoop
 from pipeline.sinks.redis_cache.connection import connect, describe_redis
 from pipeline.sinks.redis_cache.keys import CacheKeys
@@ -57,8 +58,8 @@ class CacheWriter(SinkLoop):
         self._touchpoint = self._client.register_script(TOUCHPOINT)
         self._wrote = False  # this writer has written offsets that Redis should still hold
         self._checked = 0.0
-        self._codecs = {self.touchpoints_topic: AvroCodec("touchpoint"),
-                        self.rewards_topic: AvroCodec("attributed_reward")}
+        self._touchpoints = AvroCodec("touchpoint")  # state and action are arrays: not a flat record
+        self._rewards = FlatDecoder(AvroCodec("attributed_reward"))
         self._consumer = Consumer(consumer_config(settings, group or f"{settings.app_id}-cache-{self.keys.base}",
                                                   **{"session.timeout.ms": SESSION_TIMEOUT_MS}))
         self._consumer.subscribe([self.touchpoints_topic, self.rewards_topic], on_assign=self._on_assign)
@@ -124,7 +125,7 @@ class CacheWriter(SinkLoop):
     def _add_reward(self, pipe: Any, value: bytes | None) -> None:
         if value is None:
             raise InvalidEvent("<record>", "empty record")
-        r = reward_from_record(self._codecs[self.rewards_topic].decode(value))
+        r = reward_from_record(self._rewards.decode(value))
         if r.kind == "unattributed":
             return
         self._reward(keys=[self.keys.touchpoint(r.touchpoint_id), self.keys.user(r.user_id)],
@@ -135,7 +136,7 @@ class CacheWriter(SinkLoop):
     def _add_touchpoint(self, pipe: Any, value: bytes | None) -> None:
         if value is None:
             raise InvalidEvent("<record>", "empty record")
-        tp = touchpoint_from_record(self._codecs[self.touchpoints_topic].decode(value))
+        tp = touchpoint_from_record(self._touchpoints.decode(value))
         fields = ["episode_id", tp.episode_id, "campaign_id", tp.campaign_id, "channel", tp.channel,
                   "immediate_reward", repr(tp.immediate_reward), "creative_type", tp.creative_type or "",
                   "state", orjson.dumps(tp.state), "action", orjson.dumps(tp.action)]
