@@ -79,6 +79,16 @@ class Producer:
         assert self.producer.flush(60) == 0
 
 
+def in_topic(settings: Settings, n: int) -> list[AttributedReward]:
+    """Facts 0..n-1, produced to the rewards topic before the sink starts."""
+    facts = [fact(i) for i in range(n)]
+    producer = Producer(settings)
+    for r in facts:
+        producer.send(r)
+    producer.flush()
+    return facts
+
+
 def fresh(bootstrap: str, tag: str) -> Settings:
     run = f"bench-storage-{tag}-{uuid.uuid4().hex[:6]}"
     s = Settings(bootstrap_servers=bootstrap, app_id=run, topic_touchpoints=f"{run}.touchpoints",
@@ -131,11 +141,7 @@ def wait(check: Any, timeout: float) -> None:
 
 def throughput(bootstrap: str, server: str, n: int) -> tuple[Settings, list[AttributedReward]]:
     settings = fresh(bootstrap, "tp")
-    facts = [fact(i) for i in range(n)]
-    producer = Producer(settings)
-    for r in facts:
-        producer.send(r)
-    producer.flush()
+    facts = in_topic(settings, n)
     url = new_database(server)
     sink = PostgresSink(settings, url)
     started = time.perf_counter()
@@ -223,11 +229,7 @@ def cache(settings: Settings, facts: list[AttributedReward], redis_url: str, loo
 
 def kill_9(bootstrap: str, server: str, n: int) -> None:
     settings = fresh(bootstrap, "kill")
-    facts = [fact(i) for i in range(n)]
-    producer = Producer(settings)
-    for r in facts:
-        producer.send(r)
-    producer.flush()
+    facts = in_topic(settings, n)
     url = new_database(server)
     env = {**os.environ, **settings.environment()}
     cmd = [sys.executable, "-m", "pipeline.cli.main", "sink", "postgres", "--database-url", url, "--max-batch", "2000"]
