@@ -1,10 +1,11 @@
 """The ledger sink: the rewards topic (read_committed) into PostgreSQL, exactly once.
 
-Each batch of records is one database transaction that holds the facts and, per partition, the next offset to
-consume (``sink_offsets``). On every partition assignment the sink seeks to the offsets the database holds, not
-to Kafka's committed ones, as Kafka Connect's JDBC sink does with offsets in the target: a batch is either in
-the database with its offsets or not at all, whatever is killed when. Kafka's committed offsets are written too,
-after the database's, only so that lag tools see the group's progress.
+Two threads: one polls and decodes the next batch while the other writes the last one (Python's decoding and
+PostgreSQL's statements overlap). Each batch of records is one database transaction that holds the facts and,
+per partition, the next offset to consume (``sink_offsets``). On every partition assignment the sink seeks to
+the offsets the database holds, not to Kafka's committed ones, as Kafka Connect's JDBC sink does with offsets in
+the target: a batch is either in the database with its offsets or not at all, whatever is killed when. Kafka's
+committed offsets are written too, after the database's, only so that lag tools see the group's progress.
 
 PostgreSQL unreachable at start: :class:`DatabaseUnreachable` at once. Lost mid-stream: the sink keeps the
 batch, logs that it waits, reconnects every ``retry_seconds`` and writes the batch when the server is back.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
+import threading
 import time
 from typing import Any
 
@@ -57,29 +60,52 @@ class PostgresSink(SinkLoop):
         self._codec = FlatDecoder(AvroCodec("attributed_reward"))
         self._conn: Any = self._connect()  # DatabaseUnreachable here: a clear error at start
         migrations.apply(self._conn)
+        self._offsets_conn: Any = None  # the polling thread's, for the offsets read at assignment
+        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._written: queue.SimpleQueue[dict[int, int]] = queue.SimpleQueue()  # to commit to Kafka, polled
+        self._writer = threading.Thread(target=self._write_batches, name=f"postgres-writer-{name}", daemon=True)
         self._consumer = Consumer(consumer_config(settings, group or f"{settings.app_id}-sink-{name}",
                                                  **{"session.timeout.ms": SESSION_TIMEOUT_MS}))
         self._consumer.subscribe([self.topic], on_assign=self._on_assign)
 
+    def start(self) -> PostgresSink:
+        self._writer.start()
+        return super().start()
+
     def _close_store(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.close()
+        if self._writer.is_alive():
+            with contextlib.suppress(queue.Empty):  # a batch still queued is dropped: it was never committed
+                self._batches.get_nowait()
+            self._batches.put(None)
+            self._writer.join()
+        for conn in (self._conn, self._offsets_conn):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _write_batches(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            if self._write(batch):
+                self._written.put(batch.next_offsets)
+            self._batches.task_done()
 
     # ------------------------------------------------------------------ one batch
 
     def poll_once(self) -> int:
         """Read what the broker has (up to ``max_batch``) and write it; returns the records handled."""
+        self._commit_to_kafka()
         messages = drain(self._consumer, self.max_batch, self.poll_seconds)
         if not messages:
-            self._note_position()
+            if self._batches.unfinished_tasks == 0:
+                self._note_position()
             return 0
         self.caught_up.clear()
         batch = self._batch(messages)
-        if not self._write(batch):
-            return 0
-        self._commit_to_kafka(batch.next_offsets)
-        return len(messages)
+        while not self._stopping.is_set():
+            with contextlib.suppress(queue.Full):
+                self._batches.put(batch, timeout=0.5)
+                return len(messages)
+        return 0
 
     def _batch(self, messages: list[Any]) -> Batch:
         from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
@@ -148,22 +174,32 @@ class PostgresSink(SinkLoop):
 
         while True:
             try:
-                if self._conn is None:
-                    self._conn = self._connect()
-                return stored_offsets(self._conn, self.name, self.topic)
+                if self._offsets_conn is None:
+                    self._offsets_conn = connect(self.url, autocommit=True)
+                return stored_offsets(self._offsets_conn, self.name, self.topic)
             except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnreachable) as exc:
                 log.warning("PostgreSQL at %s is unavailable while partitions are assigned (%s); retrying",
                             describe(self.url), type(exc).__name__)
-                self._drop_connection()
+                with contextlib.suppress(Exception):
+                    self._offsets_conn.close()
+                self._offsets_conn = None
                 if self._stopping.wait(self.retry_seconds):
                     return {}
 
-    def _commit_to_kafka(self, next_offsets: dict[int, int]) -> None:
+    def _commit_to_kafka(self) -> None:
+        """Kafka's committed offsets follow the database's (for lag tools only), from the polling thread."""
         from confluent_kafka import KafkaException, TopicPartition
 
-        with contextlib.suppress(KafkaException):
-            self._consumer.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in next_offsets.items()],
-                                  asynchronous=True)
+        latest: dict[int, int] = {}
+        while True:
+            try:
+                latest.update(self._written.get_nowait())
+            except queue.Empty:
+                break
+        if latest:
+            with contextlib.suppress(KafkaException):
+                self._consumer.commit(offsets=[TopicPartition(self.topic, p, o) for p, o in latest.items()],
+                                      asynchronous=True)
 
     # ------------------------------------------------------------------ connection
 
