@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from pipeline.compare import facts
-from pipeline.events.types import AttributedReward, Touchpoint
+from pipeline.events.types import AttributedReward, RewardKind, Touchpoint
 from pipeline.kafka.topics import ensure_topics
 from pipeline.local_servers import LocalRedis
 from pipeline.ports import free_port
@@ -160,3 +160,25 @@ def test_any_process_looks_up_a_touchpoints_reward_by_id(
     missing = subprocess.run([sys.executable, "-m", "pipeline.cli.main", "cache", "reward", "no-such-touchpoint",
                               "--redis-url", local_redis], env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "no reward" in missing.stderr
+
+
+def test_corrections_through_zero_and_negative_shares_fold_exactly(topics: Settings, local_redis: str) -> None:
+    def share(tp: str, conversion: str, revision: int, amount: int) -> AttributedReward:
+        return AttributedReward(RewardKind.CORRECTION if revision else RewardKind.ATTRIBUTION, tp, "ep", "u-zero",
+                                "camp", "search", revision, amount, "USD", 0.0, 1_700_000_000_000,
+                                conversion_id=conversion, model="linear")
+
+    facts_in = [share("tp-a", "c1", 0, 0), share("tp-a", "c1", 1, 50), share("tp-b", "c2", 0, -30),
+                share("tp-b", "c2", 1, 0), share("tp-b", "c3", 0, 7), share("tp-a", "c1", 0, 0)]
+    produce_rewards(topics, facts_in)
+    writer = CacheWriter(topics, local_redis, TTL).start()
+    cache = RewardCache(local_redis, topics.topic_rewards)
+    try:
+        wait_for(writer.caught_up.is_set, 30, "the cache writer")
+        a, b = cache.touchpoint_reward("tp-a"), cache.touchpoint_reward("tp-b")
+        assert a is not None and b is not None
+        assert (a.attributed_minor, b.attributed_minor) == (50, 7)
+        assert writer.stats["errors"] == 0 and writer.stats["stale"] == 1
+    finally:
+        writer.close()
+        cache.close()

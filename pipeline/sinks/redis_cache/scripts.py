@@ -30,8 +30,10 @@ elseif kind ~= 'unattributed' then
       applied = 0
     else
       local old = string.sub(held, sp + 1)
-      if string.sub(old, 1, 1) == '-' then old = string.sub(old, 2) else old = '-' .. old end
-      redis.call('HINCRBY', h, 'attributed_minor', old)
+      if old ~= '0' then  -- Redis refuses '-0' as an integer
+        if string.sub(old, 1, 1) == '-' then old = string.sub(old, 2) else old = '-' .. old end
+        redis.call('HINCRBY', h, 'attributed_minor', old)
+      end
     end
   end
   if applied == 1 then

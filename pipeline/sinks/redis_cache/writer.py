@@ -52,7 +52,8 @@ class CacheWriter(SinkLoop):
         self.max_batch = max_batch
         self.poll_seconds = poll_seconds
         self.retry_seconds = retry_seconds
-        self.stats = {"touchpoints": 0, "rewards": 0, "stale": 0, "other_user": 0, "undecodable": 0, "rebuilds": 0}
+        self.stats = {"touchpoints": 0, "rewards": 0, "stale": 0, "other_user": 0, "undecodable": 0, "rebuilds": 0,
+                      "errors": 0}
         self._client: Any = connect(url)  # CacheUnreachable here: a clear error at start
         self._reward = self._client.register_script(REWARD)
         self._touchpoint = self._client.register_script(TOUCHPOINT)
@@ -110,9 +111,12 @@ class CacheWriter(SinkLoop):
                 log.warning("cache: skipped %s[%d]@%d: %s", topic, msg.partition(), msg.offset(), exc)
         if next_offsets:
             pipe.hset(self.keys.offsets, mapping=next_offsets)
-        results = pipe.execute()
+        results = pipe.execute(raise_on_error=False)  # a script's error leaves the batch's other writes applied
         for kind, result in zip(kinds, results[1:], strict=False):
-            if result == 1:
+            if isinstance(result, Exception):
+                self.stats["errors"] += 1
+                log.warning("cache: a fact could not be folded into Redis: %s", result)
+            elif result == 1:
                 self.stats[kind] += 1
             elif result == 0:
                 self.stats["stale"] += 1
