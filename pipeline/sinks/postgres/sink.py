@@ -205,6 +205,9 @@ class PostgresSink(SinkLoop):
 
     def _connect(self) -> Any:
         conn = connect(self.url, autocommit=True)
+        # A commit need not wait for its WAL flush: a crash of the server can lose the last transactions, but
+        # each holds its own offsets, so the facts and the offsets are lost together and read again.
+        conn.execute("SET synchronous_commit = off")
         conn.execute(STAGING)
         return conn
 
