@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli.common import BrokerUnavailable, load_engine_config, run_settings
+from pipeline.cli.demo_ledger import write_ledger_and_answer
 from pipeline.demo.ad_market import AGENTS, DemoPlan, DemoResult, run_market_demo, simulated_past_seconds
 from pipeline.kafka import admin_client
 from pipeline.market import DEFAULT_MARKET, MARKETS, MarketSpec
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     worker = WorkerProcess(worker_settings, config_path, out, "worker", idle_timeout_seconds=2).start()
     try:
         result = run_market_demo(settings, plan, worker, out, _say)
+        write_ledger_and_answer(settings, _say)  # the run's rewards into the local PostgreSQL, one SQL answer
     finally:
         worker.stop()
         if not args.keep_topics:

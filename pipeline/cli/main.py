@@ -14,6 +14,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pipeline.cli import (
     backfill_cmd,
+    cache_cmd,
     consume_cmd,
     demo_cmd,
     evaluate_cmd,
@@ -23,6 +24,8 @@ from pipeline.cli import (
     produce_cmd,
     replay_cmd,
     report_cmd,
+    servers_cmd,
+    sink_cmd,
     topics_cmd,
     verify_cmd,
     worker_cmd,
@@ -33,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, replay_cmd,
-                   ingest_cmd, verify_cmd, demo_cmd, evaluate_cmd, report_cmd):
+                   ingest_cmd, verify_cmd, demo_cmd, evaluate_cmd, report_cmd, servers_cmd, sink_cmd, cache_cmd):
         module.register(sub)
     return parser
 

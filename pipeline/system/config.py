@@ -1,9 +1,11 @@
 """The design document's configuration and enums, mapped onto the pipeline's real settings.
 
 Each field of :class:`DelayedRewardConfig` keeps the design document's name and default; its comment says
-where it lands. Attribution settings (window, half-life) configure the *worker*, which runs apart from
-the agents: :meth:`DelayedRewardConfig.worker_attribution_table` gives the ``[attribution]`` table to start
-it with. The model is sent with every conversion, so it applies whatever the worker's default is.
+where it lands. The stores (``use_redis_cache``, ``use_database_persistence``) are sinks fed from the topics; with
+no host or URL given they use the project's local servers (``pipeline.local_servers``), started on demand.
+Attribution settings (window, half-life) configure the *worker*, which runs apart from the agents:
+:meth:`DelayedRewardConfig.worker_attribution_table` gives the ``[attribution]`` table to start it with. The
+model is sent with every conversion, so it applies whatever the worker's default is.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from pipeline.sinks.postgres.database_url import describe, is_postgres_url
+from pipeline.sinks.redis_cache.connection import redis_url_of
+from pipeline.units import DAY_MS
 
 
 class AttributionModel(StrEnum):
@@ -40,8 +46,12 @@ class DelayedRewardConfig:
     time_decay_half_life_hours: float = 24.0  # worker: [attribution] half_life_hours
 
     # Storage settings
-    use_redis_cache: bool = True  # no Redis here: journeys live in the workers' RocksDB tables; ignored
-    use_database_persistence: bool = True  # the replay buffer persists to RocksDB at state_dir
+    use_redis_cache: bool = True  # a Redis cache of open touchpoints and current rewards (get_user_journey, lookups)
+    redis_host: str | None = None  # None: $REWARDSTREAM_REDIS_URL, else the local Redis, started on demand
+    redis_port: int = 6379
+    redis_ttl_seconds: int | None = None  # how long a cache entry lives; None: the attribution window
+    use_database_persistence: bool = True  # the PostgreSQL reward ledger; and the replay buffer persists to RocksDB
+    database_url: str | None = None  # postgresql://...; None: $REWARDSTREAM_DATABASE_URL, else the local PostgreSQL
     max_pending_rewards: int = 100000  # touchpoints tracked until final; rewards waiting for their touchpoint
 
     # Replay buffer settings
@@ -71,6 +81,21 @@ class DelayedRewardConfig:
             raise ValueError("time_decay_half_life_hours and attribution_timeout_seconds must be positive")
         if self.min_replay_samples < 0:
             raise ValueError("min_replay_samples must not be negative")
+        if self.redis_ttl_seconds is not None and self.redis_ttl_seconds < 1:
+            raise ValueError(f"redis_ttl_seconds must be at least 1, got {self.redis_ttl_seconds}")
+        if not 0 < self.redis_port < 65536:
+            raise ValueError(f"redis_port must be a TCP port, got {self.redis_port}")
+        if self.database_url is not None and not is_postgres_url(self.database_url):
+            raise ValueError("database_url must be a postgresql:// URL (the reward ledger is PostgreSQL), got "
+                             f"{describe(self.database_url)!r}")
+
+    def cache_ttl_seconds(self) -> int:
+        """The cache's TTL: ``redis_ttl_seconds``, by default the attribution window."""
+        return self.redis_ttl_seconds or self.attribution_window_days * DAY_MS // 1000
+
+    def redis_url(self) -> str | None:
+        """The URL of ``redis_host``/``redis_port``; None when no host is given (the defaults decide)."""
+        return redis_url_of(self.redis_host, self.redis_port) if self.redis_host else None
 
     def worker_attribution_table(self) -> dict[str, Any]:
         """The worker's ``[attribution]`` settings that this configuration implies."""

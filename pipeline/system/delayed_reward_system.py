@@ -4,6 +4,8 @@ Agents call :meth:`store_pending_reward` (a touchpoint to Kafka) and, when a con
 :meth:`trigger_attribution` (a conversion to Kafka; the worker attributes it; the split comes back on the
 attributed-reward topic). A :class:`ReplayBuffer` in this process joins those rewards to the experiences
 for :meth:`get_replay_batch`. A worker (``rewardstream worker``) must be running against the same topics.
+With ``use_database_persistence`` and ``use_redis_cache`` the process also feeds the PostgreSQL reward ledger and
+the Redis cache from the topics (:class:`~pipeline.system.stores.Stores`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pipeline.producers import ConversionProducer, EventProducer, TouchpointProd
 from pipeline.replay import ReplayBuffer
 from pipeline.settings import Settings
 from pipeline.system.config import ConversionEvent, DelayedRewardConfig
+from pipeline.system.stores import Stores
 from pipeline.units import DAY_MS
 
 log = logging.getLogger("rewardstream.system")
@@ -75,6 +78,7 @@ class DelayedRewardSystem:
         self.config = config or DelayedRewardConfig()
         self.settings = settings or Settings.load()
         ensure_topics(self.settings)
+        self.stores = Stores(self.config, self.settings)  # an unreachable host or URL named in config: raises here
         self._producer = EventProducer(self.settings)  # touchpoints and conversions
         self.buffer = ReplayBuffer(
             self.settings, group=self.config.trainer_group, capacity=self.config.replay_buffer_size,
@@ -173,9 +177,18 @@ class DelayedRewardSystem:
                                                     row["original_reward"], None, row["state"], row["action"])
         with self._tracked_lock:
             tracked = [tp for tp in self._tracked.values() if tp.user_id == user_id]
-        for tp in tracked:
+        for tp in [*tracked, *self.stores.journey(user_id)]:
             seen.setdefault(tp.touchpoint_id, tp)
         return sorted(seen.values(), key=lambda t: (t.timestamp_ms, t.touchpoint_id))
+
+    def get_touchpoint_reward(self, touchpoint_id: str) -> float | None:
+        """The touchpoint's current reward from the Redis cache, in its currency's units: the final total once
+        its window closed, else the sum of the latest share of every conversion. None without the cache, or
+        when no fact has reached it."""
+        reward = self.stores.touchpoint_reward(touchpoint_id)
+        if reward is None or reward.currency is None:
+            return None
+        return float(money(reward.reward_minor, reward.currency))
 
     def get_statistics(self) -> dict[str, Any]:
         self._cleanup()
@@ -210,6 +223,7 @@ class DelayedRewardSystem:
             self._producer.close()
         finally:
             self.buffer.stop()
+            self.stores.close()
 
     async def __aenter__(self) -> DelayedRewardSystem:
         return self

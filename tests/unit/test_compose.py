@@ -11,6 +11,7 @@ import yaml
 
 from pipeline.cli.main import build_parser
 from pipeline.local_kafka.broker import DEFAULT_KAFKA_VERSION
+from pipeline.local_servers.endpoints import DATABASE_URL_ENV, REDIS_URL_ENV
 from pipeline.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +21,22 @@ def _compose() -> dict[str, Any]:
     data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert isinstance(data, dict)
     return data
+
+
+def _project_services() -> dict[str, Any]:
+    """The services that run the project's image (not Kafka, PostgreSQL or Redis)."""
+    return {n: s for n, s in _compose()["services"].items() if s.get("image") == "rewardstream:local"}
+
+
+def test_the_sinks_reach_the_compose_postgres_and_redis() -> None:
+    services = _compose()["services"]
+    assert services["postgres"]["image"].startswith("postgres:") and services["redis"]["image"].startswith("redis:")
+    ledger, cache = services["ledger"], services["cache"]
+    assert ledger["command"] == ["sink", "postgres"] and cache["command"] == ["sink", "redis"]
+    assert "@postgres:5432/" in ledger["environment"][DATABASE_URL_ENV]
+    assert cache["environment"][REDIS_URL_ENV] == "redis://redis:6379/0"
+    assert ledger["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert cache["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 def _subcommands() -> set[str]:
@@ -40,15 +57,14 @@ def test_kafka_service_is_the_official_image_in_kraft_mode_at_the_projects_versi
     # the internal listener is what the project's services are told to use
     internal = re.search(r"INTERNAL://([\w.-]+):(\d+)", env["KAFKA_ADVERTISED_LISTENERS"])
     assert internal
-    for name, svc in _compose()["services"].items():
-        if name != "kafka":
-            assert svc["environment"][f"{ENV_PREFIX}BOOTSTRAP_SERVERS"] == f"{internal[1]}:{internal[2]}"
+    for svc in _project_services().values():
+        assert svc["environment"][f"{ENV_PREFIX}BOOTSTRAP_SERVERS"] == f"{internal[1]}:{internal[2]}"
 
 
 def test_project_services_use_real_commands_and_known_settings() -> None:
-    known = {f"{ENV_PREFIX}{f.name.upper()}" for f in dataclasses.fields(Settings)}
+    known = {f"{ENV_PREFIX}{f.name.upper()}" for f in dataclasses.fields(Settings)} | {DATABASE_URL_ENV, REDIS_URL_ENV}
     commands = _subcommands()
-    services = {n: s for n, s in _compose()["services"].items() if n != "kafka"}
+    services = _project_services()
     assert {"topics", "worker", "demo"} <= set(services)
     for name, svc in services.items():
         assert svc["command"][0] in commands, f"{name} runs an unknown command {svc['command']}"

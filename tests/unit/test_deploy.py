@@ -181,3 +181,21 @@ def test_names_ports_and_partitions_agree(overlay: list[dict[str, Any]]) -> None
     service = _one(overlay, "Service", "rewardstream-ingest")
     assert service["spec"]["selector"] == ingest["spec"]["selector"]["matchLabels"]
     assert {d["metadata"].get("namespace") for d in overlay if d["kind"] != "Namespace"} == {"rewardstream"}
+
+
+def test_the_ledger_and_cache_sinks_reach_their_stores(overlay: list[dict[str, Any]]) -> None:
+    from pipeline.local_servers.endpoints import DATABASE_URL_ENV, REDIS_URL_ENV
+
+    secret = _one(overlay, "Secret", "rewardstream-storage")["stringData"]
+    for name, command, variable, key in (
+            ("rewardstream-ledger", ["sink", "postgres"], DATABASE_URL_ENV, "database-url"),
+            ("rewardstream-cache", ["sink", "redis"], REDIS_URL_ENV, "redis-url")):
+        container = _one(overlay, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        assert container["args"][:2] == command
+        env = {e["name"]: e for e in container["env"]}
+        ref = env[variable]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "rewardstream-storage" and ref["key"] == key and key in secret
+    postgres = _one(overlay, "Service", "rewardstream-postgres")["spec"]["ports"][0]["port"]
+    redis = _one(overlay, "Service", "rewardstream-redis")["spec"]["ports"][0]["port"]
+    assert f"@rewardstream-postgres:{postgres}/" in secret["database-url"]
+    assert secret["redis-url"].startswith(f"redis://rewardstream-redis:{redis}/")

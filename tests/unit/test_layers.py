@@ -28,6 +28,11 @@ RULES: dict[str, tuple[str, ...]] = {
     "pipeline.native.choice": ("pipeline.stream", "pipeline.backfill", "pipeline.runtime", "pipeline.cli", *SHELLS),
     "pipeline.backfill": ("pipeline.stream", "pipeline.runtime", "pipeline.cli", "faust"),
     "pipeline.replay.experiences": ("pipeline.stream", "pipeline.engine", *SHELLS),
+    "pipeline.sinks.postgres": ("pipeline.stream", "pipeline.replay", "pipeline.system", "pipeline.cli", "faust",
+                                "rocksdict", "aiokafka", "mode"),
+    "pipeline.sinks.redis_cache": ("pipeline.stream", "pipeline.replay", "pipeline.system", "pipeline.cli", "faust",
+                                   "rocksdict", "aiokafka", "mode"),
+    "pipeline.local_servers": ("pipeline.events", "pipeline.sinks", "pipeline.system", *SHELLS),
 }
 
 
