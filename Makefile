@@ -32,10 +32,14 @@ deploy-tools:
 		go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && touch $(CACHE)/bin/.promtool-$(PROMTOOL_VERSION); }
 	cd deploy/check && npm ci --no-audit --no-fund --silent
 
-# The sdist and the abi3 wheel (CPython 3.11 and later, the native engine inside) in dist/.
+# The sdist and the abi3 wheel (CPython 3.11 and later, the native engine inside) in dist/. auditwheel gives the
+# wheel the manylinux tag of the oldest glibc its symbols allow, so pip on another distribution can tell whether
+# it fits (the linux_* wheel the build makes is replaced).
 wheel: install
 	rm -rf dist build
 	$(BIN)/python -m build --sdist --wheel --outdir dist .
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/auditwheel repair --wheel-dir dist dist/rewardstream-*-linux_*.whl
+	rm dist/rewardstream-*-linux_*.whl
 
 # The wheel installed into a fresh virtualenv with no Rust on PATH, then generate -> backfill -> fit; and the
 # sdist installed without Rust, falling back to the Python engine (scripts/wheel-smoke.sh).

@@ -30,7 +30,7 @@ from pipeline.engine import EngineConfig
 from pipeline.errors import LateEvent
 from pipeline.money.exact import from_minor
 from pipeline.native.choice import DEFAULT_ENGINE, backfill_engine
-from pipeline.sinks import DEFAULT_FORMAT, SUFFIXES, RewardFile, open_rewards
+from pipeline.sinks import DEFAULT_FORMAT, SUFFIXES, open_rewards, pumped
 
 
 @dataclass
@@ -80,8 +80,8 @@ def run_backfill(
     fmt: str = DEFAULT_FORMAT,
 ) -> BackfillSummary:
     """The log at ``input_path`` attributed into ``output_path`` in ``fmt`` (``pipeline.sinks.FORMATS``).
-    JSON Lines go from the engine straight to the file; any other format takes the engine's lines chunk by
-    chunk."""
+    JSON Lines go from the engine straight to the file; any other format takes them through a pipe
+    (``pipeline.sinks.pumped``)."""
     # A file has no ingest times. The one real clock it has is now: an event dated after the backfill started
     # (plus the allowed skew) cannot have happened yet. Any real log lies wholly before that moment, so its
     # rewards do not depend on when the backfill runs.
@@ -99,13 +99,14 @@ def run_backfill(
     with ExitStack() as files:
         src = files.enter_context(open(input_path, "rb"))
         rej = files.enter_context(open(rejected_path(output_path), "wb"))
-        fd: int | None = None
-        sink: RewardFile | None = None
+        # the engines write the reward lines to a descriptor: the file's for JSON Lines, else a pipe into the
+        # format's writer, which converts beside the engine
         if fmt == "jsonl":
-            fd = files.enter_context(open(output_path, "wb", buffering=0)).fileno()  # the engines write to it
+            fd = files.enter_context(open(output_path, "wb", buffering=0)).fileno()
         else:
             sink = open_rewards(output_path, fmt)
             files.callback(sink.close)
+            fd = files.enter_context(pumped(sink))
         for piece, ahead in with_ahead(read_chunks(src, max_line_bytes)):
             if isinstance(piece, Overlong):
                 events_in += 1
@@ -115,9 +116,7 @@ def run_backfill(
                                            f"{max_line_bytes:,} bytes; only its first {len(piece.head)} are kept",
                                  "raw": piece.head.decode("utf-8", "replace")}) + b"\n")
                 continue
-            out, refused, n = runner.feed(piece.data, piece.first_line, fd, ahead)
-            if sink is not None:
-                sink.write(out)
+            _, refused, n = runner.feed(piece.data, piece.first_line, fd, ahead)
             events_in += n
             for number, exc, raw in refused:
                 rejected += 1
@@ -126,9 +125,7 @@ def run_backfill(
                                  "raw": raw.decode("utf-8", "replace").rstrip("\n")}) + b"\n")
             if bar is not None:
                 bar.update(len(piece.data))
-        out = runner.finish(fd)
-        if sink is not None:
-            sink.write(out)
+        runner.finish(fd)
     if bar is not None:
         bar.close()
     s = runner.stats()

@@ -9,6 +9,10 @@ an engine, Kafka or a runtime.
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +22,7 @@ SUFFIXES = {"jsonl": ".jsonl", "parquet": ".parquet"}
 
 
 class RewardFile(Protocol):
-    """Where reward lines go: ``write`` takes whole JSON lines (each ending in a newline)."""
+    """Where reward lines go: ``write`` takes the JSON lines as a byte stream, in pieces of any size."""
 
     def write(self, lines: bytes, /) -> int: ...
 
@@ -34,3 +38,35 @@ def open_rewards(path: Path, fmt: str) -> RewardFile:
 
         return ParquetRewards(path)
     raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+
+
+@contextmanager
+def pumped(out: RewardFile, read_bytes: int = 1 << 20) -> Iterator[int]:
+    """A file descriptor whose bytes go to ``out``: the write end of a pipe a thread drains into it.
+
+    The engines write JSON Lines to a descriptor from a thread of their own (the native backfill's writer); a
+    pipe keeps that path for any format, and the conversion runs beside the engine instead of after it. The
+    pipe's buffer is the back pressure: a slow ``out`` makes the engine's writer wait, never memory grow. If
+    ``out`` fails, the read end is closed, so the engine's next write fails (EPIPE) instead of waiting forever;
+    the failure is raised here once the writer is done."""
+    r, w = os.pipe()
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            while data := os.read(r, read_bytes):
+                out.write(data)
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            os.close(r)
+
+    thread = threading.Thread(target=drain, name="reward-pump", daemon=True)
+    thread.start()
+    try:
+        yield w
+    finally:
+        os.close(w)
+        thread.join()
+        if failed:
+            raise failed[0]

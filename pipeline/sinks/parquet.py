@@ -73,21 +73,24 @@ class ParquetRewards:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
         self._running: Future[None] | None = None
 
-    def write(self, lines: bytes, /) -> int:
-        """Take whole reward lines; a row group is converted and written once ``row_group_bytes`` are held."""
-        if lines:
-            self._pending.append(lines)
-            self._size += len(lines)
+    def write(self, data: bytes, /) -> int:
+        """Take reward lines as a byte stream (a piece may end inside a line); a row group is converted and
+        written once ``row_group_bytes`` are held."""
+        if data:
+            self._pending.append(data)
+            self._size += len(data)
             if self._size >= self._limit:
                 self._hand_over()
-        return len(lines)
+        return len(data)
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, last: bool = False) -> None:
         data = b"".join(self._pending)
-        self._pending.clear()
-        self._size = 0
-        self._wait()  # one piece converts while the next is gathered; a failure surfaces here
-        self._running = self._thread.submit(self._write_group, data)
+        cut = len(data) if last else data.rfind(b"\n") + 1  # whole lines; the rest waits for its end
+        self._pending = [data[cut:]] if cut < len(data) else []
+        self._size = len(data) - cut
+        if cut:
+            self._wait()  # one piece converts while the next is gathered; a failure surfaces here
+            self._running = self._thread.submit(self._write_group, data[:cut])
 
     def _write_group(self, data: bytes) -> None:
         table = rewards_table(data)
@@ -103,7 +106,7 @@ class ParquetRewards:
         """Write what is held and the file's footer; the file is only readable after this."""
         try:
             if self._pending:
-                self._hand_over()
+                self._hand_over(last=True)
             self._wait()
         finally:
             self._thread.shutdown()

@@ -3,6 +3,7 @@ groups; and the README's DuckDB query over it, run as written, against sums comp
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from decimal import Decimal
@@ -18,7 +19,7 @@ import pytest
 from pipeline.cli.main import main
 from pipeline.events.jsonl import iso_ms, reward_to_json
 from pipeline.events.types import AttributedReward, RewardKind
-from pipeline.sinks import open_rewards
+from pipeline.sinks import open_rewards, pumped
 from pipeline.sinks.parquet import REWARD_SCHEMA, ParquetRewards, rewards_table
 from pipeline.synthetic import LogSpec, generate, write_engine_config
 
@@ -116,3 +117,23 @@ def test_the_readme_query_gives_the_value_per_channel_by_model(backfilled: Path,
     # and the exact integers are the JSON amounts' decimals
     assert sum(v for v, _ in got.values()) == sum(
         int(Decimal(str(r["amount"])).scaleb(2)) for r in latest.values())
+
+
+def test_a_failing_file_behind_the_pump_stops_the_writer_and_is_raised() -> None:
+    class Full:
+        def __init__(self) -> None:
+            self.got = 0
+
+        def write(self, data: bytes, /) -> int:
+            self.got += len(data)
+            if self.got > 1 << 20:
+                raise OSError("disk full")
+            return len(data)
+
+        def close(self) -> None:
+            pass
+
+    # the writer's next write fails once the file has; leaving the pump raises the file's error
+    with pytest.raises(OSError, match="disk full"), pumped(Full()) as fd, pytest.raises(BrokenPipeError):
+        for _ in range(64):  # more than the pipe holds once nobody reads
+            os.write(fd, b"x" * (1 << 20))
