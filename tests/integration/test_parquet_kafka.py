@@ -6,20 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.backfill import run_backfill
 from pipeline.backfill.from_kafka import run_kafka_backfill
-from pipeline.cli.common import load_engine_config
 from pipeline.cli.main import main
 from pipeline.compare import differences, facts
 from pipeline.events.jsonl import iso_ms
 from pipeline.kafka import ensure_topics
 from pipeline.settings import Settings
-from pipeline.synthetic import LogSpec, generate
-from tests.integration.stream_harness import produce_lines, write_config
+from tests.integration.stream_harness import file_history, produce_lines
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -32,13 +28,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def test_backfill_from_kafka_and_consume_write_parquet(kafka_settings: Settings, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     settings = kafka_settings
-    ensure_topics(settings)
-    config = load_engine_config(write_config(tmp_path / "rewardstream.toml"))
-    lines = generate(LogSpec(users=300, seed=8, closing_partitions=0))
-    log = tmp_path / "events.jsonl"
-    log.write_text("\n".join(lines) + "\n")
-    run_backfill(log, tmp_path / "file.jsonl", config, progress=False)
-    expected = facts(orjson.loads(x) for x in (tmp_path / "file.jsonl").read_bytes().splitlines())
+    lines, config, expected = file_history(settings, tmp_path, users=300, seed=8)
     produce_lines(settings, lines)
 
     summary = run_kafka_backfill(settings, config, output=tmp_path / "history.parquet", fmt="parquet",
