@@ -61,8 +61,9 @@ class Settings:
                                         "clock, this far behind it, so finals go out without new events.", 300)
     expiry_slice: int = _doc("Journeys expired at most per partition and step, so a sweep never stalls the stream.",
                              1000)
-    engine: str = _doc("Attribution engine of the worker and the backfill: native (Rust, the default) or python "
-                       "(the reference implementation, to compare).", "native")
+    engine: str = _doc("Attribution engine of the worker and the backfill: auto (native when it is installed, else "
+                       "python with a warning), native (Rust; an error when not installed) or python (the "
+                       "reference implementation); names in pipeline.native.choice.", "auto")
     batch_max_events: int = _doc("Most input events the worker takes in one batch.", 2000)
     batch_linger_ms: int = _doc("How often a batch is handed over when it has not filled: the longest an event "
                                 "waits before it is processed (larger batches against latency).", 40)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from pipeline.backfill.lines import MAX_LINE_BYTES, Overlong, read_chunks, with_
 from pipeline.engine import EngineConfig
 from pipeline.errors import LateEvent
 from pipeline.money.exact import from_minor
-from pipeline.native.choice import backfill_engine
+from pipeline.native.choice import DEFAULT_ENGINE, backfill_engine
+from pipeline.sinks import DEFAULT_FORMAT, SUFFIXES, open_rewards, pumped
 
 
 @dataclass
@@ -60,7 +62,10 @@ class BackfillSummary:
 
 
 def rejected_path(output: Path) -> Path:
-    name = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    """``<output>.rejected.jsonl``, the output's format suffix dropped."""
+    name = output.name
+    for suffix in SUFFIXES.values():
+        name = name.removesuffix(suffix)
     return output.with_name(name + ".rejected.jsonl")
 
 
@@ -70,9 +75,13 @@ def run_backfill(
     config: EngineConfig,
     learned: LearnedWeights | None = None,
     progress: bool = True,
-    engine: str = "native",
+    engine: str = DEFAULT_ENGINE,
     max_line_bytes: int = MAX_LINE_BYTES,
+    fmt: str = DEFAULT_FORMAT,
 ) -> BackfillSummary:
+    """The log at ``input_path`` attributed into ``output_path`` in ``fmt`` (``pipeline.sinks.FORMATS``).
+    JSON Lines go from the engine straight to the file; any other format takes them through a pipe
+    (``pipeline.sinks.pumped``)."""
     # A file has no ingest times. The one real clock it has is now: an event dated after the backfill started
     # (plus the allowed skew) cannot have happened yet. Any real log lies wholly before that moment, so its
     # rewards do not depend on when the backfill runs.
@@ -87,9 +96,17 @@ def run_backfill(
 
         bar = tqdm(total=os.path.getsize(input_path), unit="B", unit_scale=True, desc="backfill",
                    mininterval=0.5, leave=False)
-    with open(input_path, "rb") as src, open(output_path, "wb", buffering=0) as out, \
-            open(rejected_path(output_path), "wb") as rej:
-        fd = out.fileno()  # the engines write the reward lines straight to it
+    with ExitStack() as files:
+        src = files.enter_context(open(input_path, "rb"))
+        rej = files.enter_context(open(rejected_path(output_path), "wb"))
+        # the engines write the reward lines to a descriptor: the file's for JSON Lines, else a pipe into the
+        # format's writer, which converts beside the engine
+        if fmt == "jsonl":
+            fd = files.enter_context(open(output_path, "wb", buffering=0)).fileno()
+        else:
+            sink = open_rewards(output_path, fmt)
+            files.callback(sink.close)
+            fd = files.enter_context(pumped(sink))
         for piece, ahead in with_ahead(read_chunks(src, max_line_bytes)):
             if isinstance(piece, Overlong):
                 events_in += 1

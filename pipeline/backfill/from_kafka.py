@@ -40,8 +40,9 @@ from pipeline.engine.partition import (
 from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.jsonl import reward_to_json
 from pipeline.kafka.clients import consumer_config, drain, producer_config
-from pipeline.native.choice import partition_engine
+from pipeline.native.choice import DEFAULT_ENGINE, partition_engine
 from pipeline.settings import Settings
+from pipeline.sinks import DEFAULT_FORMAT, open_rewards
 
 BATCH = 5000  # records per partition step
 LOOKAHEAD = 50_000  # records one input may run ahead of the other in the merge before it is paused
@@ -145,11 +146,12 @@ class _Merge:
 
 
 class _Output:
-    """Rewards to a JSON Lines file or to a topic; refused records to a JSON Lines file."""
+    """Rewards to a file (JSON Lines or Parquet) or to a topic; refused records to a JSON Lines file."""
 
-    def __init__(self, settings: Settings, output: Path | None, to_topic: str | None, rejected: IO[bytes]) -> None:
+    def __init__(self, settings: Settings, output: Path | None, fmt: str, to_topic: str | None,
+                 rejected: IO[bytes]) -> None:
         self.rejected = rejected
-        self.file = output.open("wb") if output is not None else None
+        self.file = open_rewards(output, fmt) if output is not None else None
         self.topic = to_topic
         self.producer: Any = None
         if to_topic is not None:
@@ -219,11 +221,12 @@ def run_kafka_backfill(
     output: Path | None = None,
     to_topic: str | None = None,
     rejected_path: Path,
-    engine: str = "native",
+    engine: str = DEFAULT_ENGINE,
     partitions: list[int] | None = None,
     progress: Callable[[str], None] | None = None,
+    fmt: str = DEFAULT_FORMAT,
 ) -> KafkaBackfillSummary:
-    """Re-attribute the input topics' history into ``output`` (JSON Lines) or ``to_topic`` (Avro)."""
+    """Re-attribute the input topics' history into ``output`` (a file in ``fmt``) or ``to_topic`` (Avro)."""
     from confluent_kafka import Consumer, TopicPartition
 
     if (output is None) == (to_topic is None):
@@ -251,7 +254,7 @@ def run_kafka_backfill(
             raise ValueError(f"the input topics are not co-partitioned: {counts}")
         chosen = partitions if partitions is not None else list(range(counts[TOUCHPOINTS]))
         with rejected_path.open("wb") as rej:
-            out = _Output(settings, output, to_topic, rej)
+            out = _Output(settings, output, fmt, to_topic, rej)
             try:
                 for p in chosen:
                     ends = {s: consumer.get_watermark_offsets(TopicPartition(t, p), timeout=30)

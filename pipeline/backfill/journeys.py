@@ -21,7 +21,7 @@ from pipeline.engine.chunks import BackfillEngine
 from pipeline.errors import InvalidEvent
 from pipeline.events.jsonl import reward_to_json
 from pipeline.events.types import Event
-from pipeline.native.choice import backfill_engine
+from pipeline.native.choice import DEFAULT_ENGINE, backfill_engine, resolve
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class JourneyRun:
 
 
 def _run(path: Path, config: EngineConfig, engine: str) -> tuple[Any, JourneyCollector, int, int]:
-    """The engine over the log: the native one folds its rewards into journeys as it produces them, the
-    Python one's are read back from their JSON form into ``JourneyCollector``."""
+    """The engine over the log (``native`` or ``python``, resolved): the native one folds its rewards into
+    journeys as it produces them, the Python one's are read back from their JSON form into ``JourneyCollector``."""
     reference_ms = time.time_ns() // 1_000_000
     collector = JourneyCollector(config.max_window_ms, config.max_journey_length)
     runner: BackfillEngine
@@ -61,18 +61,20 @@ def _run(path: Path, config: EngineConfig, engine: str) -> tuple[Any, JourneyCol
     return runner, collector, events_in, rejected
 
 
-def journeys_of_log(path: Path, config: EngineConfig, engine: str = "native", with_outcomes: bool = True
+def journeys_of_log(path: Path, config: EngineConfig, engine: str = DEFAULT_ENGINE, with_outcomes: bool = True
                     ) -> JourneyRun:
     """The log's completed journeys (and, ``with_outcomes``, every final touchpoint's outcome: the delay
     model's input). The learned models are not needed: journeys do not depend on the model that splits them."""
     started = time.perf_counter()
+    engine = resolve(engine)
     runner, collector, events_in, rejected = _run(path, config, engine)
     journeys = runner.journeys(with_outcomes) if engine == "native" else collector.finish(collector.end)
     return JourneyRun(journeys, events_in, rejected, time.perf_counter() - started)
 
 
-def paths_of_log(path: Path, config: EngineConfig, engine: str = "native") -> tuple[JourneyPaths, int, int]:
+def paths_of_log(path: Path, config: EngineConfig, engine: str = DEFAULT_ENGINE) -> tuple[JourneyPaths, int, int]:
     """The log's completed journeys as the learned models fit on them: (paths, events in, refused)."""
+    engine = resolve(engine)
     runner, collector, events_in, rejected = _run(path, config, engine)
     paths = runner.paths() if engine == "native" else collector.finish(collector.end).as_paths()
     return paths, events_in, rejected

@@ -10,8 +10,9 @@ from typing import Any
 from pipeline.backfill import rejected_path, run_backfill
 from pipeline.cli.common import add_kafka_arguments, kafka_settings, load_engine_config, load_weights
 from pipeline.events.types import MODEL_NAMES
-from pipeline.native.choice import ENGINES
+from pipeline.native.choice import ENGINES, resolve
 from pipeline.settings import Settings
+from pipeline.sinks import DEFAULT_FORMAT, FORMATS
 
 
 def register(sub: Any) -> None:
@@ -22,7 +23,9 @@ def register(sub: Any) -> None:
     source.add_argument("--from-kafka", action="store_true",
                         help="re-attribute the touchpoint and conversion topics' history (read by assignment: the "
                              "live worker's offsets and state are not touched)")
-    p.add_argument("--output", type=Path, help="attributed rewards, one JSON object a line")
+    p.add_argument("--output", type=Path, help="attributed rewards: one JSON object a line, or Parquet (--format)")
+    p.add_argument("--format", choices=FORMATS, default=DEFAULT_FORMAT, dest="fmt",
+                   help=f"of --output (default: {DEFAULT_FORMAT}); parquet streams row groups as rewards come")
     p.add_argument("--to-topic", help="with --from-kafka: publish the rewards (Avro) to this topic instead of a file")
     p.add_argument("--rejected", type=Path, help="refused events with reasons (default: next to --output)")
     p.add_argument("--partitions", help="with --from-kafka: only these partitions, e.g. 0,3,5")
@@ -30,7 +33,8 @@ def register(sub: Any) -> None:
     add_kafka_arguments(p, config_help="TOML file with an [attribution] table (and [kafka] for --from-kafka)",
                         bootstrap_help="with --from-kafka: Kafka bootstrap servers")
     p.add_argument("--weights", help="fitted weights for data_driven/shapley (default: the config's)")
-    p.add_argument("--engine", choices=ENGINES, help="attribution engine (default: the configuration's, native)")
+    p.add_argument("--engine", choices=ENGINES,
+                   help="attribution engine (default: the configuration's, auto: native when installed)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=run)
 
@@ -46,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_engine_config(args.config, args.model)
         learned = load_weights(args.weights or config.weights_file)
-        engine = args.engine or Settings.load(args.config).engine
+        engine = resolve(args.engine or Settings.load(args.config).engine)
         partitions = [int(p) for p in args.partitions.split(",")] if args.partitions else None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"backfill: {exc}", file=sys.stderr)
         return 2
     if learned is not None and learned.fallback:
@@ -56,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
               "data_driven and shapley attribute as linear", file=sys.stderr)
     if args.from_kafka:
         return _from_kafka(args, config, learned, engine, partitions)
-    summary = run_backfill(args.input, args.output, config, learned, progress=not args.quiet, engine=engine)
+    summary = run_backfill(args.input, args.output, config, learned, progress=not args.quiet, engine=engine,
+                           fmt=args.fmt)
     return _report(summary.lines(), str(args.output), summary.rejected, rejected_path(args.output))
 
 
@@ -78,7 +83,8 @@ def _from_kafka(args: argparse.Namespace, config: Any, learned: Any, engine: str
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:
         summary = run_kafka_backfill(settings, config, learned, output=args.output, to_topic=args.to_topic,
-                                     rejected_path=rejected, engine=engine, partitions=partitions, progress=say)
+                                     rejected_path=rejected, engine=engine, partitions=partitions, progress=say,
+                                     fmt=args.fmt)
     except (ValueError, RuntimeError) as exc:
         print(f"backfill: {exc}", file=sys.stderr)
         return 1

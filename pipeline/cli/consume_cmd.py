@@ -1,4 +1,5 @@
-"""``rewardstream consume``: the attributed-reward topic as JSON Lines (the backfill's output format)."""
+"""``rewardstream consume``: the attributed-reward topic as a file in the backfill's output formats (JSON Lines or
+Parquet)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import orjson
 
 from pipeline.cli.common import add_kafka_arguments, kafka_settings
 from pipeline.kafka.reward_reader import RewardReader
+from pipeline.sinks import DEFAULT_FORMAT, FORMATS, open_rewards
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("consume", help="write the attributed-reward topic as JSON Lines")
+    p = sub.add_parser("consume", help="write the attributed-reward topic as JSON Lines or Parquet")
     p.add_argument("--output", required=True, type=Path)
+    p.add_argument("--format", choices=FORMATS, default=DEFAULT_FORMAT, dest="fmt",
+                   help=f"of --output (default: {DEFAULT_FORMAT}); parquet is complete once the command ends")
     p.add_argument("--until-idle", type=float, default=None,
                    help="stop after this many seconds without a new record (default: run until interrupted)")
     p.add_argument("--group", help="consumer group (default: a new one, reading from the beginning)")
@@ -31,23 +35,26 @@ def run(args: argparse.Namespace) -> int:
     seen: set[str] = set()
     written = duplicates = 0
     last = time.monotonic()
+    out = open_rewards(args.output, args.fmt)
     try:
-        with open(args.output, "wb") as out:
-            while args.until_idle is None or time.monotonic() - last < args.until_idle:
-                records = reader.read(0.5)
-                if records:
-                    last = time.monotonic()
-                for record in records:
-                    if not args.keep_duplicates:
-                        if record["reward_id"] in seen:
-                            duplicates += 1
-                            continue
-                        seen.add(record["reward_id"])
-                    out.write(orjson.dumps(record) + b"\n")
-                    written += 1
+        while args.until_idle is None or time.monotonic() - last < args.until_idle:
+            records = reader.read(0.5)
+            if records:
+                last = time.monotonic()
+            lines = []
+            for record in records:
+                if not args.keep_duplicates:
+                    if record["reward_id"] in seen:
+                        duplicates += 1
+                        continue
+                    seen.add(record["reward_id"])
+                lines.append(orjson.dumps(record) + b"\n")
+            out.write(b"".join(lines))
+            written += len(lines)
     except KeyboardInterrupt:
         pass
     finally:
         reader.close()
+        out.close()
     print(f"wrote {written:,} rewards to {args.output}; dropped {duplicates:,} redelivered")
     return 0

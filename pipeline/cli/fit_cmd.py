@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.attribution.fitting import WEIGHTINGS, fit, fit_delay
 from pipeline.backfill.journeys import paths_of_log
 from pipeline.cli.common import load_engine_config
-from pipeline.native.choice import ENGINES
+from pipeline.native.choice import DEFAULT_ENGINE, ENGINES, resolve
 
 
 def register(sub: Any) -> None:
@@ -26,7 +26,8 @@ def register(sub: Any) -> None:
                    help="Markov order (default: the config's markov_order, 1); auto: best on held-out journeys")
     p.add_argument("--weight-by", choices=WEIGHTINGS, help="removal effects of conversions or of value "
                                                           "(default: the config's markov_weighting)")
-    p.add_argument("--engine", choices=ENGINES, default="native", help="engine that completes the journeys")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
+                   help="engine that completes the journeys (auto: native when installed)")
     p.add_argument("--report", type=Path, help="also write a report here: JSON and PNG (transitions, removal "
                                                "effects, Shapley values, journey counts, credit per model)")
     p.set_defaults(handler=run)
@@ -35,12 +36,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_engine_config(args.config)
-    except (OSError, ValueError) as exc:
+        engine = resolve(args.engine)
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"fit: {exc}", file=sys.stderr)
         return 2
     min_journeys = args.min_journeys if args.min_journeys is not None else config.min_journeys
     started = time.perf_counter()
-    journeys, events_in, refused = paths_of_log(args.input, config, args.engine)
+    journeys, events_in, refused = paths_of_log(args.input, config, engine)
     weights = fit(journeys, min_journeys, order=args.order or config.markov_order,
                   weighting=args.weight_by or config.markov_weighting)
     delay_started = time.perf_counter()
@@ -73,6 +75,6 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.report.fit_report import write_fit_report
 
         png = write_fit_report(args.report, journeys, weights, dataclasses.replace(config, min_journeys=min_journeys),
-                               args.input, args.engine)
+                               args.input, engine)
         print(f"report: {args.report / 'fit-report.json'} and {png}")
     return 0

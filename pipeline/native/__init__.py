@@ -11,6 +11,7 @@ handed back to the Python code given here, so the two engines refuse the same ev
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
@@ -49,15 +50,21 @@ from pipeline.money.exact import to_minor
 
 try:
     from pipeline import _native
-except ImportError as exc:  # pragma: no cover - the build failed or was skipped
+except ImportError as exc:  # the build was skipped (no Rust at install time) or failed
     _native = None
-    IMPORT_ERROR: str | None = (f"the native engine is not built ({exc}); reinstall with `pip install -e .` "
-                                "(needs Rust, see native/rust-toolchain.toml), or choose the python engine")
+    # a module that is simply absent is the optional build skipped; anything else (a broken .so) says itself
+    IMPORT_CAUSE: str | None = ("no pipeline._native: installed without Rust"
+                                if importlib.util.find_spec("pipeline._native") is None else str(exc))
+    IMPORT_ERROR: str | None = (f"the native engine is not installed ({IMPORT_CAUSE}); install a wheel, or "
+                                "reinstall from source with Rust (see native/rust-toolchain.toml), or choose the "
+                                "python engine")
 else:
+    IMPORT_CAUSE = None
     IMPORT_ERROR = None
 
 
 def available() -> bool:
+    """Whether ``pipeline._native`` loaded; ``pipeline.native.choice`` decides what to do when it did not."""
     return _native is not None
 
 

@@ -74,7 +74,6 @@ def json_records(rewards: Iterable[AttributedReward]) -> list[dict[str, Any]]:
 def log_touchpoints(tmp: Path) -> list[Any]:
     """The touchpoints of the log :func:`backfill_rewards` generated in ``tmp``."""
     from pipeline.events.parse import parse_line
-
     from pipeline.events.types import Touchpoint
 
     out = []

@@ -9,18 +9,34 @@ from typing import Any
 
 import orjson
 
+from pipeline.backfill import run_backfill
+from pipeline.cli.common import load_engine_config
+from pipeline.compare import Facts, facts
+from pipeline.engine import EngineConfig
 from pipeline.events.parse import parse_event
 from pipeline.kafka import ensure_topics
 from pipeline.kafka.reward_reader import RewardReader as TopicReader
 from pipeline.producers import EventProducer
 from pipeline.settings import Settings
 from pipeline.shell.worker_process import WorkerProcess
-from pipeline.synthetic import write_engine_config
+from pipeline.synthetic import LogSpec, generate, write_engine_config
 
 
 def write_config(path: Path) -> Path:
     """The synthetic logs' settings, with a future skew wide enough for the closing events."""
     return write_engine_config(path, max_future_skew_hours=24 * 60)
+
+
+def file_history(settings: Settings, tmp_path: Path, users: int, seed: int) -> tuple[list[str], EngineConfig, Facts]:
+    """The input topics created, a generated log (no closing events), its configuration, and the facts of the
+    file backfill of it: what a re-attribution of the topics' history must equal."""
+    ensure_topics(settings)
+    config = load_engine_config(write_config(tmp_path / "rewardstream.toml"))
+    lines = generate(LogSpec(users=users, seed=seed, closing_partitions=0))
+    log = tmp_path / "events.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    run_backfill(log, tmp_path / "file.jsonl", config, progress=False)
+    return lines, config, facts(orjson.loads(x) for x in (tmp_path / "file.jsonl").read_bytes().splitlines())
 
 
 def produce_lines(settings: Settings, lines: list[str]) -> int:

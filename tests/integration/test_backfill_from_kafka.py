@@ -9,15 +9,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.backfill import run_backfill
 from pipeline.backfill.from_kafka import run_kafka_backfill
-from pipeline.cli.common import load_engine_config
 from pipeline.compare import differences, facts
 from pipeline.kafka import admin_client, ensure_topics
 from pipeline.native import available
 from pipeline.settings import Settings
-from pipeline.synthetic import LogSpec, generate
-from tests.integration.stream_harness import RewardReader, produce_lines, wait_for, write_config
+from tests.integration.stream_harness import RewardReader, file_history, produce_lines, wait_for
 
 
 def per_user(data: bytes) -> dict[str, list[bytes]]:
@@ -30,13 +27,7 @@ def per_user(data: bytes) -> dict[str, list[bytes]]:
 @pytest.mark.timeout(300)
 def test_history_from_kafka_equals_the_file_backfill(kafka_settings: Settings, tmp_path: Path) -> None:
     settings = kafka_settings
-    ensure_topics(settings)
-    config = load_engine_config(write_config(tmp_path / "rewardstream.toml"))
-    lines = generate(LogSpec(users=400, seed=5, closing_partitions=0))
-    log = tmp_path / "events.jsonl"
-    log.write_text("\n".join(lines) + "\n")
-    run_backfill(log, tmp_path / "file.jsonl", config, progress=False)
-    expected = facts(orjson.loads(x) for x in (tmp_path / "file.jsonl").read_bytes().splitlines())
+    lines, config, expected = file_history(settings, tmp_path, users=400, seed=5)
     sent = produce_lines(settings, lines)
     # a record no engine can read goes to the rejected file with its topic, partition and offset
     from confluent_kafka import Producer

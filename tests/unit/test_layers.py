@@ -27,6 +27,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "pipeline.native": ("pipeline.stream", "pipeline.backfill", "pipeline.runtime", "pipeline.cli", *SHELLS),
     "pipeline.native.choice": ("pipeline.stream", "pipeline.backfill", "pipeline.runtime", "pipeline.cli", *SHELLS),
     "pipeline.backfill": ("pipeline.stream", "pipeline.runtime", "pipeline.cli", "faust"),
+    "pipeline.sinks.parquet": ("pipeline.attribution", "pipeline.engine", "pipeline.native", "pipeline.backfill",
+                               "pipeline.stream", "pipeline.runtime", "pipeline.cli", *SHELLS),
     "pipeline.replay.experiences": ("pipeline.stream", "pipeline.engine", *SHELLS),
     "pipeline.sinks.postgres": ("pipeline.stream", "pipeline.replay", "pipeline.system", "pipeline.cli", "faust",
                                 "rocksdict", "aiokafka", "mode"),
