@@ -66,6 +66,7 @@ class ReplayBuffer:
         self._store = ReplayStore(path) if path is not None else None
         self._offsets: dict[tuple[str, int], int] = {}
         self._high: dict[tuple[str, int], int] = {}
+        self._partitions: frozenset[tuple[str, int]] = frozenset()  # the consumer's current assignment
         self._assigned = False
         self.skipped_records = 0
         self._listeners: list[Callable[[AttributedReward], None]] = []
@@ -211,7 +212,8 @@ class ReplayBuffer:
 
     def caught_up(self) -> bool:
         """True once every assigned partition has been read to its high watermark."""
-        return self._assigned and bool(self._high) and self.lag() == 0
+        partitions = self._partitions
+        return self._assigned and bool(partitions) and partitions <= self._high.keys() and self.lag() == 0
 
     def wait_until_caught_up(self, timeout: float = 60.0, settle: float = 0.0) -> bool:
         """Block until :meth:`caught_up` (and has stayed so for ``settle`` seconds)."""
@@ -252,16 +254,14 @@ class ReplayBuffer:
                 stored = self._offsets.get((p.topic, p.partition))
                 p.offset = stored if stored is not None else OFFSET_BEGINNING
             c.assign(partitions)
+            self._partitions = frozenset((p.topic, p.partition) for p in partitions)
             self._assigned = True
 
         try:
             consumer.subscribe([s.topic_touchpoints, s.topic_rewards], on_assign=on_assign)
-            last_marks = 0.0
             while not self._stop.is_set():
                 msgs = drain(consumer, self.poll_batch, 0.2)  # at once when records are there
-                if time.monotonic() - last_marks > 0.5:
-                    self._refresh_high_watermarks(consumer, TopicPartition)
-                    last_marks = time.monotonic()
+                self._refresh_high_watermarks(consumer, TopicPartition)
                 if not msgs:
                     continue
                 applied = self._apply(msgs, s.topic_touchpoints, tp_codec, rw_codec)
@@ -311,11 +311,13 @@ class ReplayBuffer:
         return offsets
 
     def _refresh_high_watermarks(self, consumer: Any, topic_partition: Any) -> None:
+        """End offsets as this consumer's own fetches last saw them: librdkafka keeps each fetch response's end
+        offset (the last stable one, read_committed) and log start, so this asks the broker nothing. A query per
+        partition would queue behind the connection's long-polling fetch (``fetch.wait.max.ms``) every time,
+        and this thread, which hands rewards to ``trigger_attribution``, stood still meanwhile."""
         for tp in consumer.assignment():
-            try:
-                low, high = consumer.get_watermark_offsets(topic_partition(tp.topic, tp.partition), timeout=1.0,
-                                                           cached=False)
-            except Exception:  # a transient metadata error only delays the next refresh
+            low, high = consumer.get_watermark_offsets(topic_partition(tp.topic, tp.partition), cached=True)
+            if high < 0:  # no fetch response for the partition yet: its end is not known
                 continue
             key = (tp.topic, tp.partition)
             self._high[key] = high
