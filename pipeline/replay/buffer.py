@@ -24,6 +24,7 @@ from pipeline.attribution.delay_model import DelayModel
 from pipeline.events.avro import AvroCodec, DecodeError, reward_from_record, touchpoint_from_record
 from pipeline.events.types import AttributedReward
 from pipeline.kafka.clients import consumer_config, drain
+from pipeline.kafka.schema_registry import wire_format
 from pipeline.replay.experiences import ExperienceTable
 from pipeline.replay.provisional import Feature
 from pipeline.replay.samplers import Priorities
@@ -70,6 +71,7 @@ class ReplayBuffer:
         self._assigned = False
         self.skipped_records = 0
         self._listeners: list[Callable[[AttributedReward], None]] = []
+        self._wire = wire_format(settings)
         if self._store is not None:
             self._restore()
 
@@ -290,6 +292,7 @@ class ReplayBuffer:
                 if value is None:
                     continue
                 try:
+                    value = self._wire.inbound(value)
                     if topic == topic_touchpoints:
                         self.table.add_touchpoint(touchpoint_from_record(tp_codec.decode(value)))
                     else:
