@@ -4,6 +4,7 @@ SchemaRegistryClient pointed at the registry's Confluent-compatible API, reads t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 import time
@@ -25,6 +26,7 @@ from pipeline.kafka.schema_registry import (
 )
 from pipeline.producers import ConversionProducer, EventProducer, TouchpointProducer
 from pipeline.settings import Settings
+from pipeline.system import DelayedRewardConfig, DelayedRewardSystem
 from tests.integration.stream_harness import Worker, make_settings
 
 
@@ -91,6 +93,20 @@ def test_rewards_in_the_confluent_wire_format_read_by_confluents_deserializer(
         finally:
             reader.close()
         assert any(r["touchpoint_id"] == tp.touchpoint_id for r in ours)
+
+        async def facade() -> tuple[dict[str, float], str]:  # the design document's API over the same topics
+            system = DelayedRewardSystem(DelayedRewardConfig(attribution_timeout_seconds=60,
+                                                             use_database_persistence=False), settings)
+            try:
+                other = f"v-{uuid.uuid4().hex[:8]}"
+                tid = await system.store_pending_reward(episode_id="e", user_id=other, campaign_id="c",
+                                                        channel="email")
+                return await system.trigger_attribution(other, "purchase", "12.50"), tid
+            finally:
+                system.close()
+
+        split, tid = asyncio.run(facade())
+        assert split == {tid: 12.5}
     finally:
         worker.stop()
 
