@@ -248,7 +248,10 @@ class ReplayBuffer:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
         s = self.settings
-        consumer = Consumer(consumer_config(s, self.group, **{"fetch.max.bytes": 52428800}))
+        # A buffer that resumes at the end of its partitions (offsets restored from its store) got its first
+        # records only when the broker's long poll ran out, whatever arrived meanwhile: fetch.wait.max.ms bounds
+        # that wait for trigger_attribution's first answer (see docs/benchmarks.md).
+        consumer = Consumer(consumer_config(s, self.group, **{"fetch.max.bytes": 52428800, "fetch.wait.max.ms": 100}))
         tp_codec, rw_codec = AvroCodec("touchpoint"), AvroCodec("attributed_reward")
 
         def on_assign(c: Any, partitions: list[Any]) -> None:
