@@ -14,8 +14,8 @@ latency     a conversion produced → its attribution readable on the rewards to
             worker carries half of its measured rate, and 1 % of it (fresh topics, live event times).
 memory      worker RSS and on-disk state with ``--open-touchpoints`` open touchpoints (default 1,000,000).
 finals      a partition that goes silent: when each final arrives, against when it was due.
-trigger     ``DelayedRewardSystem.trigger_attribution`` on a warm system, p50, with and without an eligible
-            touchpoint.
+trigger     ``DelayedRewardSystem.trigger_attribution``: the first call of each of ``--new-systems`` new systems
+            (p50), then on a warm system, p50, with and without an eligible touchpoint.
 """
 
 from __future__ import annotations
@@ -465,34 +465,49 @@ def phase_trigger(bootstrap: str, args: argparse.Namespace, tmp: Path) -> None:
     settings = fresh_settings(bootstrap, "trig")
     worker = WorkerProcess(settings, worker_config(tmp), tmp, "trig").start()
 
+    config = DelayedRewardConfig(attribution_timeout_seconds=args.trigger_timeout, state_dir=str(tmp / "trig-state"))
+
+    async def one(system: DelayedRewardSystem, with_touch: bool) -> tuple[float, dict[str, float]]:
+        user = f"trig-{uuid.uuid4().hex[:10]}"
+        if with_touch:
+            await system.store_pending_reward(episode_id="e", user_id=user, campaign_id="c", channel="search")
+        t = time.perf_counter()
+        split = await system.trigger_attribution(user, "purchase", "10.00")
+        return time.perf_counter() - t, split
+
+    async def first_calls() -> list[float]:
+        """The first call of new systems (each one's producer and replay buffer new), once the worker answers."""
+        firsts = []
+        for i in range(args.new_systems + 1):
+            system = DelayedRewardSystem(config, settings)
+            try:
+                seconds, _ = await one(system, True)
+            finally:
+                system.close()
+            if i:  # the first one also waited for the worker's own start
+                firsts.append(seconds)
+        return firsts
+
     async def run() -> tuple[list[float], list[float], int]:
-        config = DelayedRewardConfig(attribution_timeout_seconds=args.trigger_timeout,
-                                     state_dir=str(tmp / "trig-state"))
         system = DelayedRewardSystem(config, settings)
         try:
-            async def one(with_touch: bool) -> tuple[float, dict[str, float]]:
-                user = f"trig-{uuid.uuid4().hex[:10]}"
-                if with_touch:
-                    await system.store_pending_reward(episode_id="e", user_id=user, campaign_id="c",
-                                                      channel="search")
-                t = time.perf_counter()
-                split = await system.trigger_attribution(user, "purchase", "10.00")
-                return time.perf_counter() - t, split
-
-            await one(True)  # warm: worker and buffer have joined and answered once
+            await one(system, True)  # warm: worker and buffer have joined and answered once
             with_touch, without, empty = [], [], 0
             for _ in range(args.trigger_calls):
-                seconds, split = await one(True)
+                seconds, split = await one(system, True)
                 with_touch.append(seconds)
                 empty += not split
             for _ in range(args.trigger_calls):
-                seconds, split = await one(False)
+                seconds, split = await one(system, False)
                 without.append(seconds)
             return with_touch, without, empty
         finally:
             system.close()
 
     try:
+        firsts = asyncio.run(first_calls())
+        row("trigger_attribution, first call of a new system",
+            f"p50 {statistics.median(firsts) * 1000:>6.0f} ms  max {max(firsts) * 1000:.0f} ms ({len(firsts)} systems)")
         with_touch, without, empty = asyncio.run(run())
         row("trigger_attribution, eligible touchpoint",
             f"p50 {statistics.median(with_touch) * 1000:>6.0f} ms  max {max(with_touch) * 1000:.0f} ms "
@@ -513,6 +528,7 @@ def main() -> None:
     ap.add_argument("--open-touchpoints", type=int, default=1_000_000)
     ap.add_argument("--trigger-calls", type=int, default=10)
     ap.add_argument("--trigger-timeout", type=float, default=30.0)
+    ap.add_argument("--new-systems", type=int, default=5, help="new systems whose first trigger_attribution is timed")
     ap.add_argument("--no-quix", action="store_true", help="skip the Quix Streams baseline")
     ap.add_argument("--runtimes", default="faust,kafka",
                     help="worker runtimes to measure (throughput, latency and memory phases), each with the first "

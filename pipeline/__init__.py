@@ -5,7 +5,8 @@ Layout (pure core first, shells around it):
 - ``pipeline.attribution``: exact money, attribution models, fitting of learned models (pure).
 - ``pipeline.engine``: the journey state machine and its event-time watermark (pure).
 - ``pipeline.backfill``: the engine over a JSON Lines log (file I/O only).
-- ``pipeline.kafka``, ``pipeline.local_kafka``: Kafka client adapters and the project-managed broker.
+- ``pipeline.kafka``, ``pipeline.local_kafka``, ``pipeline.local_registry``: Kafka client adapters, the schema
+  registry client, and the project-managed broker and schema registry.
 - ``pipeline.producers``, ``pipeline.replay``: what agents and trainers embed (Kafka adapters).
 - ``pipeline.system``: the design document's ``DelayedRewardSystem`` API over those two.
 - ``pipeline.cli``: the ``rewardstream`` command.

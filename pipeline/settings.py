@@ -82,6 +82,11 @@ class Settings:
     ingest_port: int = _doc("HTTP port of the conversion-ingest endpoint (POST /conversions).", 8080)
     ingest_token: str = _doc("Bearer token the ingest endpoint requires; it refuses to start without one.", "")
     ingest_max_batch: int = _doc("Most conversions one POST to the ingest endpoint may carry.", 10000)
+    serialization: str = _doc("Wire format of every topic's records: single-object (Avro single-object encoding, "
+                              "the fingerprint in the record) or confluent (magic byte 0 and a schema id from "
+                              "registry_url, what Confluent's Avro serializers read and write).", "single-object")
+    registry_url: str = _doc("Base URL of a Confluent-compatible schema registry API, for serialization confluent "
+                             "(the local one: rewardstream registry address).", "")
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -47,3 +47,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture(scope="session")
+def registry_url() -> Iterator[str]:
+    """A Confluent-compatible schema registry API: ``REGISTRY_URL`` when set, else the project-managed local
+    Apicurio Registry, started once per session and stopped after."""
+    env = os.environ.get("REGISTRY_URL")
+    if env:
+        yield env
+        return
+    from pipeline.local_registry import LocalRegistry
+
+    registry = LocalRegistry(instance="pytest")
+    status, started = registry.start()
+    assert status.url
+    yield status.url
+    if started:
+        registry.stop(purge=True)

@@ -40,6 +40,8 @@ from pipeline.engine.partition import (
 from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.jsonl import reward_to_json
 from pipeline.kafka.clients import consumer_config, drain, producer_config
+from pipeline.kafka.framed_inputs import framed
+from pipeline.kafka.schema_registry import wire_format
 from pipeline.native.choice import DEFAULT_ENGINE, partition_engine
 from pipeline.settings import Settings
 from pipeline.sinks import DEFAULT_FORMAT, open_rewards
@@ -259,7 +261,7 @@ def run_kafka_backfill(
                 for p in chosen:
                     ends = {s: consumer.get_watermark_offsets(TopicPartition(t, p), timeout=30)
                             for s, t in topics.items()}
-                    proc = partition_engine(engine, p, config, learned, 10_000)
+                    proc = framed(partition_engine(engine, p, config, learned, 10_000), wire_format(settings))
                     n_in, n_rej = _backfill_partition(consumer, topics, p, ends, proc, config, out)
                     events_in += n_in
                     rejected += n_rej

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.backfill import rejected_path, run_backfill
-from pipeline.cli.common import add_kafka_arguments, kafka_settings, load_engine_config, load_weights
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, load_engine_config, load_weights, wire_flags
 from pipeline.events.types import MODEL_NAMES
 from pipeline.native.choice import ENGINES, resolve
 from pipeline.settings import Settings
@@ -78,7 +78,7 @@ def _from_kafka(args: argparse.Namespace, config: Any, learned: Any, engine: str
                 ) -> int:
     from pipeline.backfill.from_kafka import run_kafka_backfill
 
-    settings = kafka_settings(args.config, args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap, **wire_flags(args))
     rejected = args.rejected or (rejected_path(args.output) if args.output else Path(f"{args.to_topic}.rejected.jsonl"))
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     try:

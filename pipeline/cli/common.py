@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine.config import EngineConfig
+from pipeline.events.wire import SERIALIZATIONS
 from pipeline.kafka.topics import ensure_topics
 from pipeline.local_kafka import LocalKafka, LocalKafkaError
 from pipeline.settings import Settings
@@ -43,6 +44,15 @@ def add_kafka_arguments(p: argparse.ArgumentParser, config_help: str = "TOML fil
     :func:`kafka_settings`)."""
     p.add_argument("--config", help=config_help)
     p.add_argument("--bootstrap", help=bootstrap_help)
+    p.add_argument("--serialization", choices=SERIALIZATIONS,
+                   help="wire format of the topics' records (default: the serialization setting, single-object)")
+    p.add_argument("--registry-url", help="Confluent-compatible schema registry API, for --serialization confluent "
+                                          "(the local one: rewardstream registry address)")
+
+
+def wire_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The --serialization and --registry-url flags as settings overrides (None: not given)."""
+    return {"serialization": args.serialization, "registry_url": args.registry_url}
 
 
 def kafka_settings(path: str | Path | None, bootstrap: str | None = None, **overrides: Any) -> Settings:

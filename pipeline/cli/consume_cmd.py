@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.cli.common import add_kafka_arguments, kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, wire_flags
 from pipeline.kafka.reward_reader import RewardReader
 from pipeline.sinks import DEFAULT_FORMAT, FORMATS, open_rewards
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = kafka_settings(args.config, args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap, **wire_flags(args))
     reader = RewardReader(settings, args.group, **{"enable.auto.commit": True})
     seen: set[str] = set()
     written = duplicates = 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.cli.common import add_kafka_arguments, kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, wire_flags
 from pipeline.errors import InvalidEvent
 from pipeline.ingest.conversions_file import IngestSummary, detect_format, parse_row, rows
 from pipeline.producers import DeliveryError, EventProducer
@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 
 
 def run_file(args: argparse.Namespace) -> int:
-    settings = kafka_settings(args.config, args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap, **wire_flags(args))
     fmt = detect_format(args.file, args.format)
     rejected_path = args.rejected or args.file.with_name(args.file.name + ".rejected.jsonl")
     summary = IngestSummary()
@@ -82,7 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from pipeline.ingest.http_endpoint import build_app
     from pipeline.kafka.topics import ensure_topics
 
-    settings = kafka_settings(args.config, args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap, **wire_flags(args))
     ensure_topics(settings)
     producer = EventProducer(settings)
     try:

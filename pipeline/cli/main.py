@@ -22,6 +22,7 @@ from pipeline.cli import (
     ingest_cmd,
     kafka_cmd,
     produce_cmd,
+    registry_cmd,
     replay_cmd,
     report_cmd,
     servers_cmd,
@@ -35,8 +36,9 @@ from pipeline.cli import (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rewardstream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (kafka_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd, replay_cmd,
-                   ingest_cmd, verify_cmd, demo_cmd, evaluate_cmd, report_cmd, servers_cmd, sink_cmd, cache_cmd):
+    for module in (kafka_cmd, registry_cmd, topics_cmd, backfill_cmd, fit_cmd, worker_cmd, produce_cmd, consume_cmd,
+                   replay_cmd, ingest_cmd, verify_cmd, demo_cmd, evaluate_cmd, report_cmd, servers_cmd, sink_cmd,
+                   cache_cmd):
         module.register(sub)
     return parser
 

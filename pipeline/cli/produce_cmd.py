@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.cli.common import add_kafka_arguments, kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, wire_flags
 from pipeline.errors import InvalidEvent
 from pipeline.events.parse import parse_event
 from pipeline.producers import DeliveryError, EventProducer
@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = kafka_settings(args.config, args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap, **wire_flags(args))
     producer = EventProducer(settings)
     refused = 0
     bar: Any = None

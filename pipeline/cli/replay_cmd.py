@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.cli.common import add_kafka_arguments, kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, wire_flags
 from pipeline.replay import ReplayBuffer
 
 
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = kafka_settings(args.config, args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap, **wire_flags(args))
     stop = False
 
     def on_signal(_sig: int, _frame: Any) -> None:

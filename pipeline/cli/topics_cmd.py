@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from pipeline.cli.common import add_kafka_arguments, kafka_settings
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, wire_flags
 from pipeline.kafka import TopicMismatchError, ensure_topics, partition_counts
 from pipeline.kafka.topics import project_topics
 
@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = kafka_settings(args.config, args.bootstrap)
+    settings = kafka_settings(args.config, args.bootstrap, **wire_flags(args))
     try:
         if args.action == "create":
             counts = ensure_topics(settings)

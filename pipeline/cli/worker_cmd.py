@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from pipeline.cli.common import add_kafka_arguments, kafka_settings, load_engine_config, load_weights
+from pipeline.cli.common import add_kafka_arguments, kafka_settings, load_engine_config, load_weights, wire_flags
 from pipeline.http_auth import WeakToken, is_loopback, require_token
 from pipeline.kafka import partition_counts
 from pipeline.kafka.topics import project_topics
@@ -62,7 +62,7 @@ def check_topics(settings: Settings) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     settings = kafka_settings(args.config, args.bootstrap, web_port=args.web_port, datadir=args.datadir,
-                              runtime=args.runtime)
+                              runtime=args.runtime, **wire_flags(args))
     config = load_engine_config(args.config)
     learned = load_weights(args.weights or config.weights_file)
     problem = check_runtime(settings) or check_web(settings) or check_topics(settings)

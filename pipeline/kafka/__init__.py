@@ -1,4 +1,7 @@
-"""Thin confluent-kafka adapters: client configuration and topic administration."""
+"""Thin confluent-kafka adapters: client configuration and topic administration; the schema registry's REST
+client and the wire format of the topics (``schema_registry.wire_format``); ``framed_inputs``, the partition
+engine wrapper that reframes input records for the engines (imports ``pipeline.engine.partition``, below the
+runtimes that use it)."""
 
 from pipeline.kafka.clients import (
     admin_client,

@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.jsonl import reward_to_json
 from pipeline.kafka.clients import consumer_config, drain
+from pipeline.kafka.schema_registry import wire_format
 from pipeline.settings import Settings
 
 
@@ -29,6 +30,7 @@ class RewardReader:
                                                  **overrides))
         self.consumer.subscribe([settings.topic_rewards])
         self.codec = AvroCodec("attributed_reward")
+        self.wire = wire_format(settings)
 
     def read(self, seconds: float) -> list[dict[str, Any]]:
         """Records that arrive within ``seconds`` (returning early once some came and the fetched ones ran out)."""
@@ -42,7 +44,7 @@ class RewardReader:
                 value = msg.value()
                 if msg.error() or value is None:
                     continue
-                reward = reward_from_record(self.codec.decode(value))
+                reward = reward_from_record(self.codec.decode(self.wire.inbound(value)))
                 if msg.key() != reward.user_id.encode():
                     raise KeyMismatch(f"reward {reward.reward_id} keyed {msg.key()!r}, not by its user id")
                 out.append(reward_to_json(reward))

@@ -112,38 +112,24 @@ def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
     return bool(md.brokers)
 
 
-class LocalKafka:
-    """One local broker instance. ``start`` is idempotent; ``status`` detects a killed broker."""
+class InstanceFiles:
+    """The folder of one instance of a detached local server (the broker, the schema registry): its pid file,
+    what it was started with (a JSON file) and its log, named after ``kind``."""
 
-    def __init__(
-        self,
-        *,
-        cache_dir: Path | None = None,
-        instance: str = "default",
-        port: int | None = None,
-        kafka_version: str = DEFAULT_KAFKA_VERSION,
-        heap: str = "1g",
-    ) -> None:
-        self.cache_dir = cache_dir or default_cache_dir()
-        self.instance = instance
-        self.requested_port = port
-        self.kafka_version = kafka_version
-        self.heap = heap
-        self.home = self.cache_dir / "brokers" / instance
-        self.libs = self.cache_dir / f"kafka-{kafka_version}" / "libs"
+    kind = "server"
+    home: Path
 
-    # ----------------------------------------------------------------- files
     @property
     def pid_file(self) -> Path:
-        return self.home / "broker.pid"
+        return self.home / f"{self.kind}.pid"
 
     @property
     def log_file(self) -> Path:
-        return self.home / "broker.log"
+        return self.home / f"{self.kind}.log"
 
     @property
     def _meta_file(self) -> Path:
-        return self.home / "broker.json"
+        return self.home / f"{self.kind}.json"
 
     def _read_meta(self) -> dict[str, object]:
         try:
@@ -162,8 +148,70 @@ class LocalKafka:
         try:
             text = self.log_file.read_text(errors="replace").splitlines()
         except OSError:
-            return "(no broker log)"
+            return f"(no {self.kind} log)"
         return "\n".join(text[-lines:])
+
+    def _is_ours(self, pid: int) -> bool:
+        """Guards against pid reuse: the pid still runs this kind of server."""
+        raise NotImplementedError
+
+    def _kill(self, pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+    def stop(self, timeout: float = 30.0, purge: bool = False) -> str:
+        """SIGTERM for a controlled shutdown, SIGKILL if it does not exit within ``timeout``.
+        ``purge`` also deletes the instance's folder: data, log and settings (throwaway instances, e.g. CI)."""
+        result = self._stop(timeout)
+        if purge and self.home.exists():
+            shutil.rmtree(self.home)
+            result += f"; removed {self.home}"
+        return result
+
+    def _stop(self, timeout: float) -> str:
+        pid = self._read_pid()
+        if pid is None:
+            return "not running"
+        if not (_pid_alive(pid) and self._is_ours(pid)):
+            self.pid_file.unlink(missing_ok=True)
+            return f"not running (removed stale pid file for {pid})"
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _pid_alive(pid):
+            _reap(pid)
+            time.sleep(0.2)
+        how = "stopped"
+        if _pid_alive(pid):
+            self._kill(pid)
+            how = "killed after it ignored SIGTERM"
+            while _pid_alive(pid):
+                _reap(pid)
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return f"{how} (pid {pid})"
+
+
+class LocalKafka(InstanceFiles):
+    """One local broker instance. ``start`` is idempotent; ``status`` detects a killed broker."""
+
+    kind = "broker"
+
+    def __init__(
+        self,
+        *,
+        cache_dir: Path | None = None,
+        instance: str = "default",
+        port: int | None = None,
+        kafka_version: str = DEFAULT_KAFKA_VERSION,
+        heap: str = "1g",
+    ) -> None:
+        self.cache_dir = cache_dir or default_cache_dir()
+        self.instance = instance
+        self.requested_port = port
+        self.kafka_version = kafka_version
+        self.heap = heap
+        self.home = self.cache_dir / "brokers" / instance
+        self.libs = self.cache_dir / f"kafka-{kafka_version}" / "libs"
 
     # ----------------------------------------------------------------- tools
     @staticmethod
@@ -216,7 +264,7 @@ class LocalKafka:
         bootstrap = meta.get("bootstrap") if isinstance(meta.get("bootstrap"), str) else None
         if pid is None:
             return BrokerStatus(False, None, None, "not running")
-        if not (_pid_alive(pid) and _is_kafka_process(pid)):
+        if not (_pid_alive(pid) and self._is_ours(pid)):
             return BrokerStatus(False, pid, None, f"dead: pid {pid} from {self.pid_file} is gone (killed?)")
         assert bootstrap is None or isinstance(bootstrap, str)
         if bootstrap and broker_answers(bootstrap):
@@ -283,7 +331,7 @@ class LocalKafka:
         current = self.status()
         if current.running:
             return current, False
-        if current.pid is not None and _pid_alive(current.pid) and _is_kafka_process(current.pid):
+        if current.pid is not None and _pid_alive(current.pid) and self._is_ours(current.pid):
             # Alive but not answering: a previous start may still be booting. Give it the timeout.
             bootstrap = current.bootstrap
             if bootstrap and self._wait_ready(bootstrap, current.pid, timeout, None):
@@ -347,40 +395,8 @@ class LocalKafka:
             time.sleep(0.3)
         return False
 
-    def _kill(self, pid: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-
-    def stop(self, timeout: float = 30.0, purge: bool = False) -> str:
-        """SIGTERM for a controlled shutdown, SIGKILL if it does not exit within ``timeout``.
-        ``purge`` also deletes the instance's data, log and settings (throwaway instances, e.g. CI)."""
-        result = self._stop(timeout)
-        if purge and self.home.exists():
-            shutil.rmtree(self.home)
-            result += f"; removed {self.home}"
-        return result
-
-    def _stop(self, timeout: float) -> str:
-        pid = self._read_pid()
-        if pid is None:
-            return "not running"
-        if not (_pid_alive(pid) and _is_kafka_process(pid)):
-            self.pid_file.unlink(missing_ok=True)
-            return f"not running (removed stale pid file for {pid})"
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
-            _reap(pid)
-            time.sleep(0.2)
-        how = "stopped"
-        if _pid_alive(pid):
-            self._kill(pid)
-            how = "killed after it ignored SIGTERM"
-            while _pid_alive(pid):
-                _reap(pid)
-                time.sleep(0.1)
-        self.pid_file.unlink(missing_ok=True)
-        return f"{how} (pid {pid})"
+    def _is_ours(self, pid: int) -> bool:
+        return _is_kafka_process(pid)
 
 
 def _reap(pid: int) -> None:

@@ -1,9 +1,10 @@
 """Publish events to the touchpoint and conversion topics from sync or asyncio code.
 
-Avro single-object encoded, keyed by user_id with the partitioner that co-partitions with the worker's
-tables, idempotent (no duplicates from retries), validated before they leave the process: a bad event is
-refused at the call with :class:`InvalidEvent`, not discovered in the dead-letter topic. A background
-thread serves delivery reports, so neither sync nor async callers need to poll.
+Avro (single-object encoded, or in the Confluent wire format with ``serialization = "confluent"``), keyed by
+user_id with the partitioner that co-partitions with the worker's tables, idempotent (no duplicates from retries),
+validated before they leave the process: a bad event is refused at the call with :class:`InvalidEvent`, not
+discovered in the dead-letter topic. A background thread serves delivery reports, so neither sync nor async
+callers need to poll.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipeline.events.avro import AvroCodec, conversion_to_record, touchpoint_to_
 from pipeline.events.types import Conversion, Event, Touchpoint
 from pipeline.events.validate import validate_event
 from pipeline.kafka.clients import producer_config
+from pipeline.kafka.schema_registry import wire_format
 from pipeline.settings import Settings
 
 
@@ -51,6 +53,7 @@ class EventProducer:
         self.validate = validate
         self._producer = Producer(producer_config(settings, **overrides))
         self._codecs = {Touchpoint: AvroCodec("touchpoint"), Conversion: AvroCodec("conversion")}
+        self.wire = wire_format(settings)  # the topics' framing (single-object, or Confluent's with a registry)
         self._lock = threading.Lock()
         self.failures: list[str] = []
         self.delivered = 0
@@ -65,10 +68,10 @@ class EventProducer:
         if self.validate:
             event = validate_event(event)
         if isinstance(event, Touchpoint):
-            return (self.settings.topic_touchpoints, event.user_id.encode(),
-                    self._codecs[Touchpoint].encode(touchpoint_to_record(event)))
-        return (self.settings.topic_conversions, event.user_id.encode(),
-                self._codecs[Conversion].encode(conversion_to_record(event)))
+            topic, value = self.settings.topic_touchpoints, self._codecs[Touchpoint].encode(touchpoint_to_record(event))
+        else:
+            topic, value = self.settings.topic_conversions, self._codecs[Conversion].encode(conversion_to_record(event))
+        return topic, event.user_id.encode(), self.wire.outbound(topic, value)
 
     # ------------------------------------------------------------------ sending
 

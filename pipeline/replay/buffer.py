@@ -24,6 +24,7 @@ from pipeline.attribution.delay_model import DelayModel
 from pipeline.events.avro import AvroCodec, DecodeError, reward_from_record, touchpoint_from_record
 from pipeline.events.types import AttributedReward
 from pipeline.kafka.clients import consumer_config, drain
+from pipeline.kafka.schema_registry import wire_format
 from pipeline.replay.experiences import ExperienceTable
 from pipeline.replay.provisional import Feature
 from pipeline.replay.samplers import Priorities
@@ -66,9 +67,11 @@ class ReplayBuffer:
         self._store = ReplayStore(path) if path is not None else None
         self._offsets: dict[tuple[str, int], int] = {}
         self._high: dict[tuple[str, int], int] = {}
+        self._partitions: frozenset[tuple[str, int]] = frozenset()  # the consumer's current assignment
         self._assigned = False
         self.skipped_records = 0
         self._listeners: list[Callable[[AttributedReward], None]] = []
+        self._wire = wire_format(settings)
         if self._store is not None:
             self._restore()
 
@@ -211,7 +214,8 @@ class ReplayBuffer:
 
     def caught_up(self) -> bool:
         """True once every assigned partition has been read to its high watermark."""
-        return self._assigned and bool(self._high) and self.lag() == 0
+        partitions = self._partitions
+        return self._assigned and bool(partitions) and partitions <= self._high.keys() and self.lag() == 0
 
     def wait_until_caught_up(self, timeout: float = 60.0, settle: float = 0.0) -> bool:
         """Block until :meth:`caught_up` (and has stayed so for ``settle`` seconds)."""
@@ -244,7 +248,10 @@ class ReplayBuffer:
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
         s = self.settings
-        consumer = Consumer(consumer_config(s, self.group, **{"fetch.max.bytes": 52428800}))
+        # A buffer that resumes at the end of its partitions (offsets restored from its store) got its first
+        # records only when the broker's long poll ran out, whatever arrived meanwhile: fetch.wait.max.ms bounds
+        # that wait for trigger_attribution's first answer (see docs/benchmarks.md).
+        consumer = Consumer(consumer_config(s, self.group, **{"fetch.max.bytes": 52428800, "fetch.wait.max.ms": 100}))
         tp_codec, rw_codec = AvroCodec("touchpoint"), AvroCodec("attributed_reward")
 
         def on_assign(c: Any, partitions: list[Any]) -> None:
@@ -252,16 +259,14 @@ class ReplayBuffer:
                 stored = self._offsets.get((p.topic, p.partition))
                 p.offset = stored if stored is not None else OFFSET_BEGINNING
             c.assign(partitions)
+            self._partitions = frozenset((p.topic, p.partition) for p in partitions)
             self._assigned = True
 
         try:
             consumer.subscribe([s.topic_touchpoints, s.topic_rewards], on_assign=on_assign)
-            last_marks = 0.0
             while not self._stop.is_set():
                 msgs = drain(consumer, self.poll_batch, 0.2)  # at once when records are there
-                if time.monotonic() - last_marks > 0.5:
-                    self._refresh_high_watermarks(consumer, TopicPartition)
-                    last_marks = time.monotonic()
+                self._refresh_high_watermarks(consumer, TopicPartition)
                 if not msgs:
                     continue
                 applied = self._apply(msgs, s.topic_touchpoints, tp_codec, rw_codec)
@@ -290,6 +295,7 @@ class ReplayBuffer:
                 if value is None:
                     continue
                 try:
+                    value = self._wire.inbound(value)
                     if topic == topic_touchpoints:
                         self.table.add_touchpoint(touchpoint_from_record(tp_codec.decode(value)))
                     else:
@@ -311,11 +317,13 @@ class ReplayBuffer:
         return offsets
 
     def _refresh_high_watermarks(self, consumer: Any, topic_partition: Any) -> None:
+        """End offsets as this consumer's own fetches last saw them: librdkafka keeps each fetch response's end
+        offset (the last stable one, read_committed) and log start, so this asks the broker nothing. A query per
+        partition would queue behind the connection's long-polling fetch (``fetch.wait.max.ms``) every time,
+        and this thread, which hands rewards to ``trigger_attribution``, stood still meanwhile."""
         for tp in consumer.assignment():
-            try:
-                low, high = consumer.get_watermark_offsets(topic_partition(tp.topic, tp.partition), timeout=1.0,
-                                                           cached=False)
-            except Exception:  # a transient metadata error only delays the next refresh
+            low, high = consumer.get_watermark_offsets(topic_partition(tp.topic, tp.partition), cached=True)
+            if high < 0:  # no fetch response for the partition yet: its end is not known
                 continue
             key = (tp.topic, tp.partition)
             self._high[key] = high

@@ -47,6 +47,8 @@ from pipeline.engine.partition import (
 )
 from pipeline.kafka import partition_for
 from pipeline.kafka.clients import admin_client, consumer_config, drain, producer_config
+from pipeline.kafka.framed_inputs import framed
+from pipeline.kafka.schema_registry import wire_format
 from pipeline.kafka.topics import ensure_topics
 from pipeline.native.choice import partition_engine
 from pipeline.runtime.end_offsets import EndOffsets
@@ -124,6 +126,7 @@ class KafkaWorker:
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
         }))
         self.admin = admin_client(settings)
+        self.wire = wire_format(settings)  # the topics' framing: inputs reframed for the engine, outputs back
         self.end_offsets = EndOffsets(self.admin)
         self.idleness = Idleness(settings.idle_timeout_seconds, settings.max_event_delay_seconds * 1000)
         self.parts: dict[int, OwnedPartition] = {}
@@ -282,13 +285,15 @@ class KafkaWorker:
             part.overlay.update(out.writes)
             produce(self.changelog, out.writes, partition, self._changelog_delivered)
         if out.reward_records:
-            produce(self.settings.topic_rewards, out.reward_records)
+            produce(self.settings.topic_rewards, self.wire.outbound_records(self.settings.topic_rewards,
+                                                                            out.reward_records))
             self._txn_rewards += len(out.reward_records)
         if out.refused:
             frontier = part.engine.newest_ms()
             letters = [(r.key or b"", dead_letter(self.topic_of[r.source], partition, r.offset, r.key, r.value,
                                                   error, frontier)) for r, error in out.refused]
-            produce(self.settings.topic_dead_letters, letters)
+            produce(self.settings.topic_dead_letters,
+                    self.wire.outbound_records(self.settings.topic_dead_letters, letters))
             self._txn_dead += len(letters)
 
     def _produce(self, topic: str, records: Sequence[tuple[bytes, bytes | None]], partition: int = -1,
@@ -385,8 +390,8 @@ class KafkaWorker:
     # ------------------------------------------------------------------ partitions come and go
 
     def _engine(self, partition: int, store: PartitionStore) -> PartitionEngine:
-        engine = partition_engine(self.settings.engine, partition, self.config, self.learned,
-                                  self.settings.expiry_slice, outbox=False)
+        engine = framed(partition_engine(self.settings.engine, partition, self.config, self.learned,
+                                         self.settings.expiry_slice, outbox=False), self.wire)
         engine.restore(store.items())
         return engine
 

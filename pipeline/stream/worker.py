@@ -44,6 +44,8 @@ from pipeline.engine.partition import (
     Write,
 )
 from pipeline.engine.partition.journey_codec import Reward, rewards_of
+from pipeline.kafka.framed_inputs import framed
+from pipeline.kafka.schema_registry import wire_format
 from pipeline.native.choice import partition_engine
 from pipeline.settings import Settings
 from pipeline.shell.dead_letters import dead_letter
@@ -85,6 +87,7 @@ class StreamWorker:
         self.redelivery = redelivery
         self.on_failure = on_failure
         self.hole_reader = hole_reader
+        self.wire = wire_format(settings)  # the topics' framing: inputs reframed for the engine, outputs back
         self.holes = OffsetHoles()
         self.topic_of = {TOUCHPOINTS: settings.topic_touchpoints, CONVERSIONS: settings.topic_conversions}
         self.processors: dict[int, PartitionEngine] = {}
@@ -104,8 +107,8 @@ class StreamWorker:
     def processor(self, partition: int) -> PartitionEngine:
         proc = self.processors.get(partition)
         if proc is None:
-            proc = partition_engine(self.settings.engine, partition, self.config, self.learned,
-                                    self.settings.expiry_slice)
+            proc = framed(partition_engine(self.settings.engine, partition, self.config, self.learned,
+                                           self.settings.expiry_slice), self.wire)
             scheduled = proc.restore(self.table.items(partition))
             rewards, through = self.redelivery.take(partition)
             log.info("partition %d taken up: %d journeys with a deadline, clock at %s, %d rewards to resend",
@@ -250,7 +253,8 @@ class StreamWorker:
             pending = self._unapplied.setdefault(partition, {})
             for key, value in writes:
                 pending[key] = (self._seq, value)
-        deliveries = self.output.send(changelog, rewards, dead)
+        deliveries = self.output.send(changelog, self.wire.outbound_records(self.settings.topic_rewards, rewards),
+                                      self.wire.outbound_records(self.settings.topic_dead_letters, dead))
         if self._committer is None:
             self._committer = asyncio.get_running_loop().create_task(self._commit_in_order())
         await self._in_flight.put(_InFlight(self._seq, changelog, deliveries, len(dead), acknowledge, events,

@@ -77,9 +77,16 @@ class DelayedRewardSystem:
     def __init__(self, config: DelayedRewardConfig | None = None, settings: Settings | None = None) -> None:
         self.config = config or DelayedRewardConfig()
         self.settings = settings or Settings.load()
-        ensure_topics(self.settings)
         self.stores = Stores(self.config, self.settings)  # an unreachable host or URL named in config: raises here
+        # The producer before the topics: an idempotent producer fetches its producer id once a broker connection
+        # is up, on a timer of librdkafka's (up to 0.5 s), and that runs while the topics are checked.
         self._producer = EventProducer(self.settings)  # touchpoints and conversions
+        try:
+            ensure_topics(self.settings)
+        except BaseException:
+            self._producer.close()
+            self.stores.close()
+            raise
         self.buffer = ReplayBuffer(
             self.settings, group=self.config.trainer_group, capacity=self.config.replay_buffer_size,
             path=Path(self.config.state_dir) if self.config.use_database_persistence else None,
