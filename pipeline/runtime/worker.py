@@ -55,11 +55,14 @@ from pipeline.runtime.restore import restore
 from pipeline.runtime.routing import PartitionOwners, client_id
 from pipeline.runtime.store import PartitionStore
 from pipeline.settings import Settings
+from pipeline.shell import outages
 from pipeline.shell.changelog import changelog_config, changelog_topic
 from pipeline.shell.dead_letters import dead_letter
 from pipeline.shell.failure import fatal
 from pipeline.shell.idleness import TICK_SECONDS, Idleness
+from pipeline.shell.outages import DEPENDENCIES, KAFKA
 from pipeline.shell.stats import WorkerCounters, retire, stats_json
+from pipeline.shell.tick_timing import TICKS
 
 log = logging.getLogger("rewardstream.worker")
 
@@ -145,6 +148,7 @@ class KafkaWorker:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> int:
+        outages.install()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         ensure_topics(self.settings, [self.changelog], config=changelog_config())
@@ -247,7 +251,15 @@ class KafkaWorker:
 
     def _tick(self) -> None:
         """Once a second: the broker's end offsets for idleness, and the wall clock's step for idle partitions."""
-        self.idleness.broker_says(self.end_offsets.collect(), {})
+        with TICKS.timed(holds_loop=True):
+            self._tick_timed()
+
+    def _tick_timed(self) -> None:
+        asked_at = self.end_offsets.requested_at
+        ends = self.end_offsets.collect()
+        if ends:
+            DEPENDENCIES.up(KAFKA, asked_at)  # only an answer says the broker is back
+        self.idleness.broker_says(ends, {})
         self.end_offsets.request([(self.topic_of[s], p) for p in self.parts for s in SOURCES])
         for partition, part in self.parts.items():
             idle = self._idle(partition)
