@@ -328,8 +328,11 @@ class KafkaWorker:
                    for p, part in self.parts.items() for s in SOURCES]
         try:
             self.producer.flush(CLIENT_TIMEOUT_S)  # every delivery report in: the changelog offsets reached
-            if self._delivery_error is not None:
-                raise RuntimeError(f"a changelog record was not delivered: {self._delivery_error}")
+            if self._delivery_error is not None:  # e.g. timed out while a killed node's partitions moved
+                log.warning("transaction aborted (a changelog record was not delivered: %s): undoing its %d "
+                            "events and reading them again", self._delivery_error, self._txn_events)
+                self._abort()
+                return
             if offsets:
                 self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(),
                                                           CLIENT_TIMEOUT_S)
