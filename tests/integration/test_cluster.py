@@ -5,6 +5,7 @@ runtime loses nothing and a read_committed reader sees every reward once, with t
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -63,6 +64,7 @@ def test_a_node_and_then_the_coordinator_killed_lose_and_double_nothing(cluster:
     lines, expected = _log(settings, tmp_path, config, users=1000, seed=41)
     worker = Worker(settings, config, tmp_path, "w1").start()
     reader = RewardReader(settings)
+    stop = threading.Event()
     producer = SteadyProducer(settings, lines, 200, 0.1)  # acks=all: rides out each kill (min ISR 2 of 2 left)
     try:
         producer.start()
@@ -79,13 +81,24 @@ def test_a_node_and_then_the_coordinator_killed_lose_and_double_nothing(cluster:
         wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > len(lines) // 3, 120, "progress", worker.tail)
         coordinator = _coordinator(settings)
         cluster.node(coordinator).kill()  # the group's coordinator: the group moves to another node
+        # a worker whose open transaction's coordinator died may stop (exit 3, nothing committed); restarted as a
+        # supervisor would, it does the transaction again
+        supervisor = threading.Thread(target=_supervise, args=(worker, stop), daemon=True)
+        supervisor.start()
         producer.join(timeout=240)
         assert not producer.is_alive() and producer.sent == len(lines)
         got = _run_until_complete(reader, expected, [worker], timeout=240)
         _assert_equal(got, expected)
         twice = [rid for rid, n in Counter(r["reward_id"] for r in reader.records).items() if n > 1]
         assert twice == [], twice[:5]
-        assert worker.alive() and _coordinator(settings) != coordinator
+        assert _coordinator(settings) != coordinator
     finally:
+        stop.set()
         reader.close()
         worker.stop()
+
+
+def _supervise(worker: Worker, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        if not worker.alive():
+            worker.start()
