@@ -81,7 +81,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from pipeline.ingest.http_endpoint import build_app
     from pipeline.kafka.topics import ensure_topics
+    from pipeline.shell import outages
 
+    outages.install()  # a broker outage: one line when it goes, repeated client errors held back
     settings = kafka_settings(args.config, args.bootstrap, **wire_flags(args))
     ensure_topics(settings)
     producer = EventProducer(settings)

@@ -1,4 +1,4 @@
-"""Fetch, format, start, probe and stop a single-node KRaft broker.
+"""Fetch, format, start, probe and stop a single-node KRaft broker, or the nodes of a local cluster.
 
 Everything lives in a cache directory outside the repository (``$REWARDSTREAM_CACHE`` or
 ``~/.cache/rewardstream``): the Maven-resolved jars per Kafka version, and one folder per broker
@@ -39,6 +39,20 @@ def new_cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One node of a local multi-node KRaft cluster (``LocalCluster``): its id and ports, the controller quorum
+    and the replication every topic gets."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    voters: str  # controller.quorum.voters: id@host:port of every node
+    cluster_id: str
+    replication: int
+    min_insync: int
 
 
 class LocalKafkaError(RuntimeError):
@@ -204,14 +218,18 @@ class LocalKafka(InstanceFiles):
         port: int | None = None,
         kafka_version: str = DEFAULT_KAFKA_VERSION,
         heap: str = "1g",
+        node: ClusterNode | None = None,
     ) -> None:
         self.cache_dir = cache_dir or default_cache_dir()
         self.instance = instance
-        self.requested_port = port
+        self.node = node
+        self.requested_port = node.port if node else port
         self.kafka_version = kafka_version
         self.heap = heap
         self.home = self.cache_dir / "brokers" / instance
         self.libs = self.cache_dir / f"kafka-{kafka_version}" / "libs"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._bootstrap = ""
 
     # ----------------------------------------------------------------- tools
     @staticmethod
@@ -285,6 +303,8 @@ class LocalKafka(InstanceFiles):
             why = "requested" if self.requested_port is not None else f"instance {self.instance!r}'s own port"
             raise LocalKafkaError(f"port {port} on 127.0.0.1 ({why}) is taken by another process; free it, or "
                                   "choose another with --port (clients of this instance then need the new address)")
+        if self.node is not None:
+            return port, self.node.controller_port
         old_controller = meta.get("controller_port")
         if isinstance(old_controller, int) and old_controller != port and _port_free(old_controller):
             return port, old_controller
@@ -294,10 +314,13 @@ class LocalKafka(InstanceFiles):
         return port, controller
 
     def _server_properties(self, port: int, controller_port: int) -> str:
+        node = self.node
+        rf = str(node.replication) if node else "1"
+        min_isr = str(node.min_insync) if node else "1"
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+            "node.id": str(node.node_id) if node else "1",
+            "controller.quorum.voters": node.voters if node else f"1@127.0.0.1:{controller_port}",
             "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
             "controller.listener.names": "CONTROLLER",
@@ -308,16 +331,17 @@ class LocalKafka(InstanceFiles):
             # silently make 1-partition topics that break co-partitioning.
             "auto.create.topics.enable": "false",
             "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
+            # one node: everything RF 1 / min ISR 1 (exactly-once included); a cluster: its nodes' replication
+            # for every topic, the offsets and transaction logs too, so losing a node loses no commit
+            "default.replication.factor": rf,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": "4",
-            # Exactly-once on one node: the transaction log must accept RF 1 / min ISR 1.
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": min_isr,
             "transaction.state.log.num.partitions": "4",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             "num.network.threads": "2",
             "num.io.threads": "4",
@@ -326,8 +350,9 @@ class LocalKafka(InstanceFiles):
         }
         return "".join(f"{k}={v}\n" for k, v in settings.items())
 
-    def start(self, timeout: float = 90.0) -> tuple[BrokerStatus, bool]:
-        """Start the broker unless one already runs. Returns (status, started_now)."""
+    def start(self, timeout: float = 90.0, wait: bool = True) -> tuple[BrokerStatus, bool]:
+        """Start the broker unless one already runs. Returns (status, started_now). Without ``wait`` it returns
+        once the process runs (a cluster's node answers only once a quorum of its controllers runs)."""
         current = self.status()
         if current.running:
             return current, False
@@ -344,7 +369,9 @@ class LocalKafka(InstanceFiles):
         props = self.home / "server.properties"
         props.write_text(self._server_properties(port, controller_port))
         cluster_file = self.home / "cluster.id"
-        if not cluster_file.exists() or cluster_file.read_text().startswith("-"):  # one an older version wrote
+        if self.node is not None:
+            cluster_file.write_text(self.node.cluster_id)
+        elif not cluster_file.exists() or cluster_file.read_text().startswith("-"):  # one an older version wrote
             cluster_file.write_text(new_cluster_id())
         classpath = f"{libs}/*"
         fmt = subprocess.run(
@@ -372,13 +399,31 @@ class LocalKafka(InstanceFiles):
         self._meta_file.write_text(json.dumps({"bootstrap": bootstrap, "port": port,
                                                "controller_port": controller_port,
                                                "kafka_version": self.kafka_version}))
+        self._proc, self._bootstrap = proc, bootstrap
+        if not wait:
+            return BrokerStatus(False, proc.pid, bootstrap, "starting"), True
+        return self.ready(timeout), True
+
+    def ready(self, timeout: float = 90.0) -> BrokerStatus:
+        """Wait for the broker this object started to answer metadata."""
+        proc, bootstrap = self._proc, self._bootstrap
+        assert proc is not None
         if not self._wait_ready(bootstrap, proc.pid, timeout, proc):
             self._kill(proc.pid)
             raise LocalKafkaError(
                 f"broker did not answer on {bootstrap} within {timeout:.0f}s\n"
                 f"--- broker log tail ---\n{self.log_tail()}"
             )
-        return self.status(), True
+        return self.status()
+
+    def kill(self) -> None:
+        """kill -9 the broker: no controlled shutdown, no leadership handed over."""
+        pid = self._read_pid()
+        if pid is not None and _pid_alive(pid) and _is_kafka_process(pid):
+            self._kill(pid)
+            while _pid_alive(pid):
+                _reap(pid)
+                time.sleep(0.1)
 
     def _wait_ready(self, bootstrap: str, pid: int, timeout: float, proc: subprocess.Popen[bytes] | None) -> bool:
         deadline = time.monotonic() + timeout
@@ -403,3 +448,46 @@ def _reap(pid: int) -> None:
     """Collect our own child if the broker was started by this process, so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+class LocalCluster:
+    """``nodes`` KRaft nodes from the same jars, each broker and controller (a quorum of all of them), each with
+    its own ports and directory; every topic (offsets and transaction logs included) replicated ``nodes`` times
+    with ``min.insync.replicas`` ``nodes - 1``: one node can die without losing an acknowledged write."""
+
+    def __init__(self, instance: str, nodes: int = 3, cache_dir: Path | None = None, heap: str = "512m") -> None:
+        ports = _distinct_ports(2 * nodes)
+        voters = ",".join(f"{i + 1}@127.0.0.1:{ports[nodes + i]}" for i in range(nodes))
+        cluster_id = new_cluster_id()
+        self.nodes = [
+            LocalKafka(cache_dir=cache_dir, instance=f"{instance}-node{i + 1}", heap=heap,
+                       node=ClusterNode(i + 1, ports[i], ports[nodes + i], voters, cluster_id, nodes,
+                                        max(1, nodes - 1)))
+            for i in range(nodes)]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{node.requested_port}" for node in self.nodes)
+
+    def start(self, timeout: float = 120.0) -> str:
+        for node in self.nodes:
+            node.start(wait=False)
+        for node in self.nodes:
+            node.ready(timeout)
+        return self.bootstrap
+
+    def node(self, node_id: int) -> LocalKafka:
+        return next(n for n in self.nodes if n.node is not None and n.node.node_id == node_id)
+
+    def stop(self, purge: bool = True) -> None:
+        for node in self.nodes:
+            node.stop(timeout=10.0, purge=purge)
+
+
+def _distinct_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports

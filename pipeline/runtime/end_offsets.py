@@ -9,6 +9,7 @@ means no answers, never a stalled loop.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 log = logging.getLogger("rewardstream.worker")
@@ -21,6 +22,7 @@ class EndOffsets:
         self._admin = admin
         self._timeout = timeout
         self._futures: dict[Any, Any] = {}
+        self.requested_at = 0.0  # monotonic time of the request whose answers ``collect`` returns
 
     def collect(self) -> dict[TopicPartitionKey, int]:
         """The answers to the last request that are in (those still out are dropped: a new request follows)."""
@@ -38,6 +40,7 @@ class EndOffsets:
         from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        self.requested_at = time.monotonic()
         try:
             self._futures = self._admin.list_offsets(
                 {TopicPartition(t, p): latest for t, p in partitions},

@@ -29,10 +29,11 @@ import signal
 import socket
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.engine import EngineConfig, EngineStats, Journey
@@ -58,11 +59,14 @@ from pipeline.runtime.restore import restore
 from pipeline.runtime.routing import PartitionOwners, client_id
 from pipeline.runtime.store import PartitionStore
 from pipeline.settings import Settings
+from pipeline.shell import outages
 from pipeline.shell.changelog import changelog_config, changelog_topic
 from pipeline.shell.dead_letters import dead_letter
 from pipeline.shell.failure import fatal
 from pipeline.shell.idleness import TICK_SECONDS, Idleness
+from pipeline.shell.outages import DEPENDENCIES, KAFKA
 from pipeline.shell.stats import WorkerCounters, retire, stats_json
+from pipeline.shell.tick_timing import TICKS
 
 log = logging.getLogger("rewardstream.worker")
 
@@ -70,6 +74,7 @@ POLL_SECONDS = 0.005  # the longest the loop waits for input when there is none 
 TRANSACTION_TIMEOUT_MS = 10_000  # a killed worker's open transaction is aborted by the broker after this long
 CLIENT_TIMEOUT_S = 60.0  # blocking client calls: commit, committed offsets, restore's end offset
 RESTORE_TIMEOUT_S = 600.0
+RETRY_PAUSE_S = 0.5  # between attempts of a client call that failed with a transient error
 GC_YOUNG_THRESHOLD = 50_000  # allocations between collections of the youngest generation (Python's default: 700)
 
 
@@ -150,6 +155,7 @@ class KafkaWorker:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> int:
+        outages.install()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         ensure_topics(self.settings, [self.changelog], config=changelog_config())
@@ -259,7 +265,15 @@ class KafkaWorker:
 
     def _tick(self) -> None:
         """Once a second: the broker's end offsets for idleness, and the wall clock's step for idle partitions."""
-        self.idleness.broker_says(self.end_offsets.collect(), {})
+        with TICKS.timed(holds_loop=True):
+            self._tick_timed()
+
+    def _tick_timed(self) -> None:
+        asked_at = self.end_offsets.requested_at
+        ends = self.end_offsets.collect()
+        if ends:
+            DEPENDENCIES.up(KAFKA, asked_at)  # only an answer says the broker is back
+        self.idleness.broker_says(ends, {})
         self.end_offsets.request([(self.topic_of[s], p) for p in self.parts for s in SOURCES])
         for partition, part in self.parts.items():
             idle = self._idle(partition)
@@ -330,12 +344,15 @@ class KafkaWorker:
                    for p, part in self.parts.items() for s in SOURCES]
         try:
             self.producer.flush(CLIENT_TIMEOUT_S)  # every delivery report in: the changelog offsets reached
-            if self._delivery_error is not None:
-                raise RuntimeError(f"a changelog record was not delivered: {self._delivery_error}")
+            if self._delivery_error is not None:  # e.g. timed out while a killed node's partitions moved
+                log.warning("transaction aborted (a changelog record was not delivered: %s): undoing its %d "
+                            "events and reading them again", self._delivery_error, self._txn_events)
+                self._abort()
+                return
             if offsets:
-                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(),
-                                                          CLIENT_TIMEOUT_S)
-            self.producer.commit_transaction(CLIENT_TIMEOUT_S)
+                metadata = self.consumer.consumer_group_metadata()
+                _retrying(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, CLIENT_TIMEOUT_S))
+            _retrying(lambda: self.producer.commit_transaction(CLIENT_TIMEOUT_S))
         except KafkaException as exc:
             self._failed(exc.args[0])
             return
@@ -369,7 +386,7 @@ class KafkaWorker:
         from confluent_kafka import KafkaException, TopicPartition
 
         try:
-            self.producer.abort_transaction(CLIENT_TIMEOUT_S)
+            _retrying(lambda: self.producer.abort_transaction(CLIENT_TIMEOUT_S))
         except KafkaException as exc:
             fatal(f"transaction could not be aborted: {exc.args[0].str()}")
         self._in_txn = False
@@ -404,14 +421,15 @@ class KafkaWorker:
         try:
             wanted = [TopicPartition(self.topic_of[s], p) for p in numbers for s in SOURCES]
             starts: dict[tuple[str, int], int] = {}
-            for tp in self.follower.committed(wanted, timeout=CLIENT_TIMEOUT_S):
+            for tp in _retrying(lambda: self.follower.committed(wanted, timeout=CLIENT_TIMEOUT_S)):
                 offset = tp.offset
                 if offset < 0:  # nothing committed yet: from the start of what the topic holds
-                    offset = self.follower.get_watermark_offsets(tp, timeout=CLIENT_TIMEOUT_S)[0]
+                    offset = _retrying(partial(self.follower.get_watermark_offsets, tp, timeout=CLIENT_TIMEOUT_S))[0]
                 starts[(tp.topic, tp.partition)] = offset
             for p in numbers:
                 store = PartitionStore(self.root, p, self.settings.rocksdb_cache_mb)
-                restored = restore(store, self.restorer, self.admin, self.changelog, RESTORE_TIMEOUT_S)
+                restored = _retrying(partial(restore, store, self.restorer, self.admin, self.changelog,
+                                             RESTORE_TIMEOUT_S))
                 self.restored_records += restored
                 committed = {s: starts[(self.topic_of[s], p)] for s in SOURCES}
                 merge = PartitionMerge(self.settings.max_task_idle_ms, self.settings.idle_timeout_seconds * 1000)
@@ -488,3 +506,33 @@ class KafkaWorker:
         }
         engines = {p: part.engine for p, part in self.parts.items()}
         self.views.publish(stats_json(self.counters, engines, self._idle, self.config, extra=extra))
+
+
+T = TypeVar("T")
+
+
+def _retrying(call: Callable[[], T], within: float = CLIENT_TIMEOUT_S) -> T:
+    """``call()``, again after a pause while it fails with an error Kafka calls retriable (a leader or coordinator
+    moving, a broker just restarted: ``FENCED_LEADER_EPOCH``, ``NOT_COORDINATOR``, timeouts), for up to ``within``
+    seconds; any other error at once."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.fatal() or err.txn_requires_abort() or not _transient(err) or time.monotonic() > deadline:
+                raise
+            log.info("retrying after a transient error: %s", err.str())
+            time.sleep(RETRY_PAUSE_S)
+
+
+def _transient(err: Any) -> bool:
+    from confluent_kafka import KafkaError
+
+    return bool(err.retriable()) or err.code() in (KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH,
+                                                   KafkaError.NOT_LEADER_FOR_PARTITION,
+                                                   KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+                                                   KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT)

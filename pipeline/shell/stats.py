@@ -15,6 +15,8 @@ from typing import Any
 from pipeline.engine import EngineConfig, EngineStats
 from pipeline.engine.partition import PartitionEngine
 from pipeline.money.exact import from_minor
+from pipeline.shell.outages import DEPENDENCIES
+from pipeline.shell.tick_timing import TICKS
 
 
 @dataclass
@@ -76,5 +78,9 @@ def stats_json(counters: WorkerCounters, processors: Mapping[int, PartitionEngin
         "partitions": sorted(processors),
         "first_event_at": c.first_event_at,
         "last_event_at": c.last_event_at,
+        "dependencies": DEPENDENCIES.metrics(),
+        "log_lines_held_back": DEPENDENCIES.suppressed_lines,
+        "tick": {"count": TICKS.count, "total_seconds": TICKS.total_seconds, "last_seconds": TICKS.last_seconds,
+                 "max_seconds": TICKS.max_seconds, "max_stall_seconds": TICKS.max_stall_seconds},
         **(extra or {}),
     }

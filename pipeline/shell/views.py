@@ -54,4 +54,30 @@ def prometheus_text(stats: dict[str, Any]) -> str:
     lines.append("# TYPE rewardstream_conversions_by_model_total counter")
     for model, n in sorted(stats["per_model"].items()):
         lines.append(f'rewardstream_conversions_by_model_total{{model="{model}"}} {n}')
+    lines += _dependency_lines(stats.get("dependencies", {}), stats.get("log_lines_held_back", 0))
+    tick = stats.get("tick")
+    if tick:
+        lines += ["# TYPE rewardstream_tick_seconds summary",
+                  f"rewardstream_tick_seconds_count {tick['count']}",
+                  f"rewardstream_tick_seconds_sum {tick['total_seconds']}",
+                  "# TYPE rewardstream_tick_last_seconds gauge",
+                  f"rewardstream_tick_last_seconds {tick['last_seconds']}",
+                  "# TYPE rewardstream_tick_max_seconds gauge",
+                  f"rewardstream_tick_max_seconds {tick['max_seconds']}",
+                  "# TYPE rewardstream_tick_max_stall_seconds gauge",
+                  f"rewardstream_tick_max_stall_seconds {tick['max_stall_seconds']}"]
     return "\n".join(lines) + "\n"
+
+
+def _dependency_lines(deps: dict[str, dict[str, float]], held_back: int) -> list[str]:
+    """Whether each dependency answers, how often and how long it did not (``pipeline.shell.outages``)."""
+    lines = ["# TYPE rewardstream_dependency_up gauge"]
+    lines += [f'rewardstream_dependency_up{{dependency="{name}"}} {int(d["up"])}' for name, d in deps.items()]
+    lines.append("# TYPE rewardstream_dependency_outages_total counter")
+    lines += [f'rewardstream_dependency_outages_total{{dependency="{name}"}} {int(d["outages"])}'
+              for name, d in deps.items()]
+    lines.append("# TYPE rewardstream_dependency_outage_seconds_total counter")
+    lines += [f'rewardstream_dependency_outage_seconds_total{{dependency="{name}"}} {d["outage_seconds"]:.3f}'
+              for name, d in deps.items()]
+    return [*lines, "# TYPE rewardstream_log_lines_held_back_total counter",
+            f"rewardstream_log_lines_held_back_total {held_back}"]

@@ -32,6 +32,8 @@ from pipeline.settings import Settings
 from pipeline.shell.changelog import CHANGELOG_RETENTION_MS, JOURNEYS_TABLE, changelog_topic
 from pipeline.shell.failure import fatal
 from pipeline.shell.idleness import TICK_SECONDS, Idleness
+from pipeline.shell.outages import DEPENDENCIES, KAFKA
+from pipeline.shell.tick_timing import TICKS
 from pipeline.stream import web
 from pipeline.stream.faust_runtime import app_kwargs
 from pipeline.stream.local_state import JourneyTable
@@ -105,13 +107,19 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
         partitions = owned()
         if not partitions:
             return
+        with TICKS.timed():
+            await _tick(partitions)
+
+    async def _tick(partitions: list[int]) -> None:
         tps = [TP(topic, p) for topic in input_topics for p in partitions]
+        asked_at = time.monotonic()
         try:
             ends = await app.consumer.highwaters(*tps)
             positions = {tp: await app.consumer.position(tp) for tp in tps}
         except Exception as exc:  # the broker is out of reach: no input counts as caught up meanwhile
-            log.debug("end offsets unavailable: %s", exc)
+            DEPENDENCIES.down(KAFKA, f"end offsets unavailable: {type(exc).__name__}: {exc}")
         else:
+            DEPENDENCIES.up(KAFKA, asked_at)
             idleness.broker_says({(tp.topic, tp.partition): end for tp, end in ends.items()},
                                  {(tp.topic, tp.partition): pos for tp, pos in positions.items()})
         still = set(owned())  # a rebalance may have begun while the broker answered

@@ -13,6 +13,7 @@ import faust
 from faust.worker import Worker
 
 from pipeline.settings import Settings
+from pipeline.shell import outages
 
 
 def credentials(settings: Settings) -> Any:
@@ -67,3 +68,4 @@ class QuietWorker(Worker):
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
         logger.setLevel(level or logging.WARNING)
+        outages.install()  # mode has set up the root logger's handlers by now

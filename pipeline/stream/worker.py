@@ -51,6 +51,7 @@ from pipeline.settings import Settings
 from pipeline.shell.dead_letters import dead_letter
 from pipeline.shell.idleness import Idleness
 from pipeline.shell.stats import WorkerCounters, retire, stats_json
+from pipeline.shell.tick_timing import TICKS
 from pipeline.stream.local_state import JourneyTable
 from pipeline.stream.offset_holes import HoleReader, OffsetHoles
 from pipeline.stream.output import OutputProducer, Pending
@@ -207,21 +208,27 @@ class StreamWorker:
     async def tick(self, partitions: Iterable[int]) -> None:
         """The timer's step for the partitions this worker owns (called once their state is restored)."""
         async with self.lock:
-            outputs = []
-            for partition in partitions:
-                proc = self.processor(partition)
-                idle = self._idle(partition)
-                # The wall clock moves a partition only when all its inputs are idle, and only once it has seen
-                # an event: a partition without history has nothing to finalise, and a floor raised there
-                # would refuse as late the history it may yet be given.
-                floor = None
-                if len(idle) == len(SOURCES) and proc.newest_ms() is not None:
-                    floor = self.idleness.floor_ms()
-                out = proc.advance(self._loader(partition), idle, floor)
-                if out.writes or self._needs_mark(partition):
-                    outputs.append((partition, out))  # a quiet partition's last batch gets its mark
+            with TICKS.stall():
+                outputs = self._advance(partitions)
             if outputs or self._resend:
                 await self._send(outputs, lambda: None, 0)
+
+    def _advance(self, partitions: Iterable[int]) -> list[tuple[int, BatchOutput]]:
+        """The wall clock's step of every partition: the part of the tick that holds the event loop."""
+        outputs = []
+        for partition in partitions:
+            proc = self.processor(partition)
+            idle = self._idle(partition)
+            # The wall clock moves a partition only when all its inputs are idle, and only once it has seen
+            # an event: a partition without history has nothing to finalise, and a floor raised there
+            # would refuse as late the history it may yet be given.
+            floor = None
+            if len(idle) == len(SOURCES) and proc.newest_ms() is not None:
+                floor = self.idleness.floor_ms()
+            out = proc.advance(self._loader(partition), idle, floor)
+            if out.writes or self._needs_mark(partition):
+                outputs.append((partition, out))  # a quiet partition's last batch gets its mark
+        return outputs
 
     def _needs_mark(self, partition: int) -> bool:
         """Whether rewards were delivered past the partition's last delivered mark."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,3 +92,21 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, on_fail: 
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{on_fail()}")
+
+
+class SteadyProducer(threading.Thread):
+    """Produces ``lines`` in batches with a pause between them (a steady load); a batch waits for ``gate`` (held
+    by a test while the broker is away, when a producer's flush would time out)."""
+
+    def __init__(self, settings: Settings, lines: list[str], batch: int, pause_s: float,
+                 gate: threading.Lock | None = None) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.lines, self.batch, self.pause_s = settings, lines, batch, pause_s
+        self.gate = gate or threading.Lock()
+        self.sent = 0
+
+    def run(self) -> None:
+        for start in range(0, len(self.lines), self.batch):
+            with self.gate:
+                self.sent += produce_lines(self.settings, self.lines[start:start + self.batch])
+            time.sleep(self.pause_s)

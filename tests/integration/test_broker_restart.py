@@ -1,6 +1,7 @@
-"""The broker stopped and started again while events flow: the worker and the producers ride it
-out, and the rewards equal the backfill's (nothing lost, nothing paid twice). A broker of its own, so the
-other tests' broker never goes away."""
+"""The broker stopped for ``OUTAGE_S`` and started again while events flow (the producer pauses over the
+outage, the worker does not): the worker rides it out, the rewards equal the backfill's (nothing lost, nothing
+paid twice), and the worker says so in a few lines (``pipeline.shell.outages``), not one per failed attempt.
+Both runtimes. A broker of its own, so the other tests' broker never goes away."""
 
 from __future__ import annotations
 
@@ -12,18 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.cli.worker_cmd import RUNTIMES
 from pipeline.local_kafka import LocalKafka
 from pipeline.ports import free_port
 from pipeline.settings import Settings
 from tests.integration.stream_harness import (
     RewardReader,
+    SteadyProducer,
     Worker,
     make_settings,
-    produce_lines,
     wait_for,
     write_config,
 )
 from tests.integration.test_stream import _assert_equal, _log, _run_until_complete, replaying
+
+OUTAGE_S = 24
+LINE_BUDGET = 10  # log lines a worker may write from the broker's stop until it has been back 30 s
 
 
 @pytest.fixture
@@ -36,33 +41,38 @@ def own_broker(kafka_settings: Settings) -> tuple[LocalKafka, Settings]:
 
 
 @pytest.mark.timeout(900)
-def test_broker_restart_loses_and_doubles_nothing(own_broker: tuple[LocalKafka, Settings], tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_broker_restart_loses_and_doubles_nothing(own_broker: tuple[LocalKafka, Settings], tmp_path: Path,
+                                                  runtime: str) -> None:
     broker, base = own_broker
-    settings = replaying(make_settings(base, f"rs-restart-{uuid.uuid4().hex[:8]}"))
+    settings = replaying(make_settings(base.with_overrides(runtime=runtime), f"rs-restart-{uuid.uuid4().hex[:8]}"))
     config = write_config(tmp_path / "rewardstream.toml")
     lines, expected = _log(settings, tmp_path, config, users=1500, seed=21)
     # the production default: an input must be caught up and silent this long, while the broker answers
     worker = Worker(settings, config, tmp_path, "w1", idle_timeout_seconds=30).start()
     reader = RewardReader(settings)
-    sent = 0
 
-    def steady() -> None:  # about 1,000 events/s, through the outage (the producer buffers and retries)
-        nonlocal sent
-        for start in range(0, len(lines), 100):
-            sent += produce_lines(settings, lines[start:start + 100])
-            time.sleep(0.1)
-
-    producer = threading.Thread(target=steady, daemon=True)
+    up = threading.Lock()  # held while the broker is away
+    producer = SteadyProducer(settings, lines, 100, 0.1, up)  # about 1,000 events/s, before and after the outage
     try:
         producer.start()
         wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > 0, 120, "first events", worker.tail)
         time.sleep(3)
-        assert "stopped" in broker.stop()
-        time.sleep(15)
-        status, started = broker.start()
+        before = _lines(worker.log)
+        with up:
+            assert "stopped" in broker.stop()
+            time.sleep(OUTAGE_S)
+            status, started = broker.start()
         assert started and status.bootstrap == settings.bootstrap_servers  # same port: clients reconnect
+        time.sleep(30)
+        during = _lines(worker.log)[len(before):]
+        assert len(during) <= LINE_BUDGET, "\n".join(during)
+        assert any("kafka back after" in line for line in during), "\n".join(during)
+        status, metrics = worker.get("/metrics/")
+        assert status == 200 and b'rewardstream_dependency_up{dependency="kafka"} 1' in metrics
+        assert b'rewardstream_dependency_outages_total{dependency="kafka"} 0' not in metrics
         producer.join(timeout=300)
-        assert not producer.is_alive() and sent == len(lines)
+        assert not producer.is_alive() and producer.sent == len(lines)
         got = _run_until_complete(reader, expected, [worker], timeout=480)
         _assert_equal(got, expected)
         stats = worker.stats()
@@ -70,3 +80,7 @@ def test_broker_restart_loses_and_doubles_nothing(own_broker: tuple[LocalKafka, 
     finally:
         reader.close()
         worker.stop()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(errors="replace").splitlines() if path.exists() else []
