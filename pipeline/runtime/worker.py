@@ -74,6 +74,7 @@ POLL_SECONDS = 0.005  # the longest the loop waits for input when there is none 
 TRANSACTION_TIMEOUT_MS = 10_000  # a killed worker's open transaction is aborted by the broker after this long
 CLIENT_TIMEOUT_S = 60.0  # blocking client calls: commit, committed offsets, restore's end offset
 RESTORE_TIMEOUT_S = 600.0
+PREFETCH_KIB = 16 * 1024  # records a consumer fetches ahead of the loop, at most
 RETRY_PAUSE_S = 0.5  # between attempts of a client call that failed with a transient error
 GC_YOUNG_THRESHOLD = 50_000  # allocations between collections of the youngest generation (Python's default: 700)
 
@@ -117,15 +118,17 @@ class KafkaWorker:
         self.root = Path(settings.datadir) / "journeys"
         self.transactional_id = transactional_id(settings)
         group = settings.app_id
-        self.consumer = Consumer(consumer_config(settings, group, **{
+        # librdkafka prefetches up to 64 MiB a consumer by default; a batch is a few MiB at most
+        prefetch = {"queued.max.messages.kbytes": PREFETCH_KIB}
+        self.consumer = Consumer(consumer_config(settings, group, **prefetch, **{
             "client.id": client_id(settings.web_host, settings.web_port),  # how other workers find our views
             "partition.assignment.strategy": "cooperative-sticky",
             "enable.auto.offset.store": False,
             "session.timeout.ms": 12_000,  # a killed worker's partitions move after this long
             "heartbeat.interval.ms": 2_000,
         }))
-        self.follower = Consumer(consumer_config(settings, group, **{"enable.auto.offset.store": False}))
-        self.restorer = Consumer(consumer_config(settings, f"{group}-restore"))
+        self.follower = Consumer(consumer_config(settings, group, **prefetch, **{"enable.auto.offset.store": False}))
+        self.restorer = Consumer(consumer_config(settings, f"{group}-restore", **prefetch))
         self.producer = Producer(producer_config(settings, **{
             "transactional.id": self.transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
@@ -273,8 +276,10 @@ class KafkaWorker:
         ends = self.end_offsets.collect()
         if ends:
             DEPENDENCIES.up(KAFKA, asked_at)  # only an answer says the broker is back
-        self.idleness.broker_says(ends, {})
-        self.end_offsets.request([(self.topic_of[s], p) for p in self.parts for s in SOURCES])
+        self.idleness.broker_says({tp: end for tp, end in ends.items() if tp[1] in self.parts}, {})
+        # every input partition, owned or not: a worker that lost its partitions over an outage must still learn
+        # that the broker is back
+        self.end_offsets.request([(self.topic_of[s], p) for p in range(self.settings.partitions) for s in SOURCES])
         for partition, part in self.parts.items():
             idle = self._idle(partition)
             floor = None
@@ -421,15 +426,17 @@ class KafkaWorker:
         try:
             wanted = [TopicPartition(self.topic_of[s], p) for p in numbers for s in SOURCES]
             starts: dict[tuple[str, int], int] = {}
-            for tp in _retrying(lambda: self.follower.committed(wanted, timeout=CLIENT_TIMEOUT_S)):
+            refresh = self._refresh_metadata
+            for tp in _retrying(lambda: self.follower.committed(wanted, timeout=CLIENT_TIMEOUT_S), refresh):
                 offset = tp.offset
                 if offset < 0:  # nothing committed yet: from the start of what the topic holds
-                    offset = _retrying(partial(self.follower.get_watermark_offsets, tp, timeout=CLIENT_TIMEOUT_S))[0]
+                    offset = _retrying(partial(self.follower.get_watermark_offsets, tp, timeout=CLIENT_TIMEOUT_S),
+                                       refresh)[0]
                 starts[(tp.topic, tp.partition)] = offset
             for p in numbers:
                 store = PartitionStore(self.root, p, self.settings.rocksdb_cache_mb)
                 restored = _retrying(partial(restore, store, self.restorer, self.admin, self.changelog,
-                                             RESTORE_TIMEOUT_S))
+                                             RESTORE_TIMEOUT_S), refresh)
                 self.restored_records += restored
                 committed = {s: starts[(self.topic_of[s], p)] for s in SOURCES}
                 merge = PartitionMerge(self.settings.max_task_idle_ms, self.settings.idle_timeout_seconds * 1000)
@@ -442,6 +449,15 @@ class KafkaWorker:
                 (self.topic_of[CONVERSIONS], p)]) for p in numbers])
         except Exception as exc:
             fatal(f"partitions {numbers} could not be taken up: {type(exc).__name__}: {exc}")
+
+    def _refresh_metadata(self) -> None:
+        """Every client asks the brokers for the topics' metadata again (leaders and their epochs)."""
+        for client in (self.follower, self.restorer, self.admin):
+            for topic in (*self.topic_of.values(), self.changelog):
+                try:
+                    client.list_topics(topic, timeout=5)
+                except Exception as exc:  # the broker is still out of reach: the next attempt asks again
+                    log.debug("metadata of %s not refreshed: %s", topic, exc)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         """Partitions moving to another worker: the open transaction goes out first (with their offsets), so
@@ -511,10 +527,12 @@ class KafkaWorker:
 T = TypeVar("T")
 
 
-def _retrying(call: Callable[[], T], within: float = CLIENT_TIMEOUT_S) -> T:
+def _retrying(call: Callable[[], T], refresh: Callable[[], None] = lambda: None,
+              within: float = CLIENT_TIMEOUT_S) -> T:
     """``call()``, again after a pause while it fails with an error Kafka calls retriable (a leader or coordinator
     moving, a broker just restarted: ``FENCED_LEADER_EPOCH``, ``NOT_COORDINATOR``, timeouts), for up to ``within``
-    seconds; any other error at once."""
+    seconds; any other error at once. ``refresh`` runs before each new attempt (fresh metadata: a client keeps
+    the leader epochs it cached before a broker restarted until it asks again)."""
     from confluent_kafka import KafkaException
 
     deadline = time.monotonic() + within
@@ -527,6 +545,7 @@ def _retrying(call: Callable[[], T], within: float = CLIENT_TIMEOUT_S) -> T:
                 raise
             log.info("retrying after a transient error: %s", err.str())
             time.sleep(RETRY_PAUSE_S)
+            refresh()
 
 
 def _transient(err: Any) -> bool:
