@@ -82,5 +82,5 @@ def restore(store: PartitionStore, reader: Any, admin: Any, topic: str, timeout:
         applied += len(pending)
     finally:
         reader.unassign()
-    log.info("%s[%d]: restored %d records up to offset %d", topic, partition, applied, end)
+    log.debug("%s[%d]: restored %d records up to offset %d", topic, partition, applied, end)
     return applied

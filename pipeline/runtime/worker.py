@@ -433,6 +433,7 @@ class KafkaWorker:
                     offset = _retrying(partial(self.follower.get_watermark_offsets, tp, timeout=CLIENT_TIMEOUT_S),
                                        refresh)[0]
                 starts[(tp.topic, tp.partition)] = offset
+            restored_now = 0
             for p in numbers:
                 store = PartitionStore(self.root, p, self.settings.rocksdb_cache_mb)
                 restored = _retrying(partial(restore, store, self.restorer, self.admin, self.changelog,
@@ -441,8 +442,8 @@ class KafkaWorker:
                 committed = {s: starts[(self.topic_of[s], p)] for s in SOURCES}
                 merge = PartitionMerge(self.settings.max_task_idle_ms, self.settings.idle_timeout_seconds * 1000)
                 self.parts[p] = OwnedPartition(p, store, self._engine(p, store), merge, committed)
-                log.info("partition %d taken up: %d changelog records restored, inputs from %s", p, restored,
-                         committed)
+                restored_now += restored
+            log.info("partitions %s taken up: %d changelog records restored", numbers, restored_now)
             consumer.incremental_assign([TopicPartition(self.topic_of[TOUCHPOINTS], p, starts[
                 (self.topic_of[TOUCHPOINTS], p)]) for p in numbers])
             self.follower.incremental_assign([TopicPartition(self.topic_of[CONVERSIONS], p, starts[
