@@ -276,7 +276,11 @@ class KafkaWorker:
         ends = self.end_offsets.collect()
         if ends:
             DEPENDENCIES.up(KAFKA, asked_at)  # only an answer says the broker is back
-        self.idleness.broker_says({tp: end for tp, end in ends.items() if tp[1] in self.parts}, {})
+        # where this worker reads next: an input that delivered nothing since it was taken up (the log's end was
+        # reached before, or it never had a record) is caught up by its position, not by a record
+        positions = {(self.topic_of[s], p): part.consumed.get(s, part.committed[s])
+                     for p, part in self.parts.items() for s in SOURCES}
+        self.idleness.broker_says({tp: end for tp, end in ends.items() if tp in positions}, positions)
         # every input partition, owned or not: a worker that lost its partitions over an outage must still learn
         # that the broker is back
         self.end_offsets.request([(self.topic_of[s], p) for p in range(self.settings.partitions) for s in SOURCES])
