@@ -40,11 +40,12 @@ def own_broker(kafka_settings: Settings) -> tuple[LocalKafka, Settings]:
     broker.stop(purge=True)
 
 
-# The Kafka runtime takes its partitions up again and loses and doubles nothing, but once the broker is back one of
-# its clients is seen failing again and the outage filter marks kafka down a second time: /metrics then says the
-# broker is down while it answers (seen in 2 runs of 2; not yet found which client). Remove the mark once fixed.
-KAFKA_DEPENDENCY_FLAPS = pytest.mark.xfail(strict=False, reason="kafka runtime: kafka marked down again after it "
-                                                                "is back")
+# The Kafka runtime takes its partitions up again after the restart (FENCED_LEADER_EPOCH retried with fresh
+# metadata), but its run does not complete: the expected finals do not all arrive within the wait, and the outage
+# filter marks kafka down again once it is back (a client's stale connection attempt). Seen in 3 runs of 3 on
+# 2026-12-06; the cause is not found yet. Remove the mark once fixed.
+KAFKA_DEPENDENCY_FLAPS = pytest.mark.xfail(strict=False, reason="kafka runtime: the run does not complete after a "
+                                                                "broker restart (under investigation)")
 
 
 @pytest.mark.timeout(900)
