@@ -44,12 +44,12 @@ def own_broker(kafka_settings: Settings) -> tuple[LocalKafka, Settings]:
 # metadata), but its run does not complete: the expected finals do not all arrive within the wait, and the outage
 # filter marks kafka down again once it is back (a client's stale connection attempt). Seen in 3 runs of 3 on
 # 2026-12-06; the cause is not found yet. Remove the mark once fixed.
-KAFKA_DEPENDENCY_FLAPS = pytest.mark.xfail(run=False, reason="kafka runtime: the run does not complete after a broker "
-                                                             "restart (under investigation; it waits 8 minutes to fail)")
+KAFKA_RESTART_STALLS = pytest.mark.xfail(run=False, reason="kafka runtime: the run does not complete after a broker "
+                                                           "restart (under investigation; it waits 8 min to fail)")
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("runtime", [pytest.param(r, marks=KAFKA_DEPENDENCY_FLAPS) if r == "kafka" else r
+@pytest.mark.parametrize("runtime", [pytest.param(r, marks=KAFKA_RESTART_STALLS) if r == "kafka" else r
                                      for r in RUNTIMES])
 def test_broker_restart_loses_and_doubles_nothing(own_broker: tuple[LocalKafka, Settings], tmp_path: Path,
                                                   runtime: str) -> None:
