@@ -107,7 +107,7 @@ class OwnedPartition:
 
 class KafkaWorker:
     def __init__(self, settings: Settings, config: EngineConfig, learned: LearnedWeights | None) -> None:
-        from confluent_kafka import Consumer, Producer
+        from confluent_kafka import Consumer
 
         self.settings = settings
         self.config = config
@@ -129,10 +129,7 @@ class KafkaWorker:
         }))
         self.follower = Consumer(consumer_config(settings, group, **prefetch, **{"enable.auto.offset.store": False}))
         self.restorer = Consumer(consumer_config(settings, f"{group}-restore", **prefetch))
-        self.producer = Producer(producer_config(settings, **{
-            "transactional.id": self.transactional_id,
-            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-        }))
+        self.producer = self._new_producer()
         self.admin = admin_client(settings)
         self.wire = wire_format(settings)  # the topics' framing: inputs reframed for the engine, outputs back
         self.end_offsets = EndOffsets(self.admin)
@@ -380,6 +377,14 @@ class KafkaWorker:
         self.transactions += 1
         self._txn_rewards = self._txn_dead = self._txn_events = 0
 
+    def _new_producer(self) -> Any:
+        from confluent_kafka import Producer
+
+        return Producer(producer_config(self.settings, **{
+            "transactional.id": self.transactional_id,
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+        }))
+
     def _failed(self, err: Any) -> None:
         """A transaction that could not commit: stop if this worker was fenced or the producer is broken, else
         abort it and undo what it wrote."""
@@ -397,7 +402,15 @@ class KafkaWorker:
         try:
             _retrying(lambda: self.producer.abort_transaction(CLIENT_TIMEOUT_S))
         except KafkaException as exc:
-            fatal(f"transaction could not be aborted: {exc.args[0].str()}")
+            if exc.args[0].fatal():
+                fatal(f"transaction could not be aborted: {exc.args[0].str()}")
+            # The transaction coordinator moved with the transaction half ended (seen when its node was killed):
+            # a new producer with the same transactional id fences the old one and has the broker abort what it
+            # left open, as a restarted worker would.
+            log.warning("transaction could not be aborted (%s): starting a new producer", exc.args[0].str())
+            self.producer.flush(0)
+            self.producer = self._new_producer()
+            _retrying(lambda: self.producer.init_transactions(CLIENT_TIMEOUT_S))
         self._in_txn = False
         self._changelog_offsets.clear()
         self._delivery_error = None
