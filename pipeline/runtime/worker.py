@@ -572,4 +572,5 @@ def _transient(err: Any) -> bool:
     return bool(err.retriable()) or err.code() in (KafkaError.FENCED_LEADER_EPOCH, KafkaError.UNKNOWN_LEADER_EPOCH,
                                                    KafkaError.NOT_LEADER_FOR_PARTITION,
                                                    KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
-                                                   KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT)
+                                                   KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT,
+                                                   KafkaError._NOENT)  # "no leaders found": a node just died
