@@ -51,18 +51,20 @@ def test_a_kill_between_produce_and_commit_shows_every_reward_once(kafka_runtime
     exactly once, with the backfill's facts."""
     settings, config = kafka_runtime
     settings = replaying(settings).with_overrides(commit_interval_ms=2000)  # transactions open long enough
-    lines, expected = _log(settings, tmp_path, config, users=3000, seed=31)
+    # enough work that the worker is busy for seconds, transactions open all along, when it is killed
+    lines, expected = _log(settings, tmp_path, config, users=12000, seed=31)
     produce_lines(settings, lines)
     worker = Worker(settings, config, tmp_path, "w1").start()
     committed = RewardReader(settings)
     uncommitted = TopicReader(settings, **{"isolation.level": "read_uncommitted"})
     try:
         aborted = 0
+        everything: list[dict[str, Any]] = []  # what a read_uncommitted reader has seen: aborted records too
         for _ in range(3):  # a kill right after a commit leaves nothing open: kill again
-            wait_for(lambda: (worker.stats() or {}).get("rewards_out", 0) > 0, 120, "progress", worker.tail)
+            wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > 0, 120, "progress", worker.tail)
             worker.kill()
             committed.poll(3)
-            everything = _read_all(uncommitted, 3)
+            everything += _read_all(uncommitted, 3)
             aborted = len(everything) - len(committed.records)
             worker.start()
             if aborted > 0:
