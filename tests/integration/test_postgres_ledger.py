@@ -134,24 +134,39 @@ def test_postgres_stopped_mid_stream_the_sink_waits_and_resumes_with_nothing_los
         server.stop(purge=True)
 
 
+def sink_is_inside_a_transaction(url: str) -> bool:
+    """Whether another session of the ledger's database (the sink's) has a transaction open: a kill now lands
+    between a batch's first write and its commit."""
+    return count(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL") > 0
+
+
 def test_kill_9_of_the_sink_mid_batch_leaves_every_fact_exactly_once(
         topic: Settings, database_url: str, rewards: list[AttributedReward]) -> None:
-    produce_rewards(topic, rewards)
+    # Two thirds of the facts first: the kill lands before the sink could have written everything, however fast
+    # the machine; the rest after the kill, for the restarted sink.
+    two_thirds = 2 * len(rewards) // 3
+    produce_rewards(topic, rewards[:two_thirds])
     env = {**os.environ, "REWARDSTREAM_TOPIC_REWARDS": topic.topic_rewards}
     cmd = [sys.executable, "-m", "pipeline.cli.main", "sink", "postgres", "--bootstrap", topic.bootstrap_servers,
            "--database-url", database_url, "--max-batch", "300"]
+    produced = len({r.reward_id for r in rewards[:two_thirds]})
     total = len({r.reward_id for r in rewards})
-    for kill_at in (total // 3,):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            wait_for(lambda at=kill_at: count(database_url) >= at, 60, f"{kill_at} facts before the kill")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        assert count(database_url) < total
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: count(database_url) == total, 60, "every fact after the restarts")
+        deadline = time.monotonic() + 60
+        while not (count(database_url) >= produced // 3 and sink_is_inside_a_transaction(database_url)):
+            assert time.monotonic() < deadline, "timed out waiting for the sink to be mid-batch past a third"
+            assert count(database_url) < produced, "the sink wrote everything before it was seen mid-batch"
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert produced // 3 <= count(database_url) < produced
+    produce_rewards(topic, rewards[two_thirds:])
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: count(database_url) == total, 60, "every fact after the restart")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
