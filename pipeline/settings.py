@@ -119,7 +119,7 @@ class Settings:
 
     @classmethod
     def documentation(cls) -> list[tuple[str, str, Any]]:
-        """(environment variable, description, default) for every setting, for the README and --help."""
+        """(environment variable, description, default) for every setting."""
         return [(ENV_PREFIX + f.name.upper(), f.metadata["doc"], f.default) for f in dataclasses.fields(cls)]
 
 

@@ -3,7 +3,7 @@
 Blocks are read no larger than ``max_line_bytes``, so within a block only its first line (the carry of the
 previous block plus the block's head) can be over the limit; every other complete line fits. A line over the
 limit is not kept: its bytes are skipped up to its newline and it is reported with its size and first bytes,
-so one 50 MB line costs neither 288 MB of memory nor a 50 MB rejected entry.
+so an oversized line costs neither memory several times its size nor a rejected entry as large as itself.
 """
 
 from __future__ import annotations
@@ -83,6 +83,6 @@ def with_ahead(pieces: Iterator[Chunk | Overlong]) -> Iterator[tuple[Chunk | Ove
 
 
 def newlines(data: bytes) -> int:
-    """``data.count(b"\\n")``, about 3.7 times as fast: 0.12 ms a MB here against 0.43 (bytes.count was 0.024 s of
-    `rewardstream fit`'s 0.65 s on the 219k-event log). The comparison makes a temporary of the chunk's size."""
+    """``data.count(b"\\n")``, several times as fast (docs/benchmarks.md): ``bytes.count`` showed up in
+    `rewardstream fit`'s profile. The comparison makes a temporary of the chunk's size."""
     return int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 # Before numpy loads: its arrays here are small, and OpenBLAS's worker threads spin beside the engine after
-# any BLAS call (6 % of a backfill's CPU on 2 cores, measured with perf). A user's own setting wins.
+# any BLAS call, taking CPU from the engine's threads (docs/benchmarks.md). A user's own setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pipeline.cli import (

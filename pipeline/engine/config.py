@@ -17,7 +17,8 @@ from pipeline.units import DAY_MS, HOUR_MS, SECOND_MS
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Every field has a default that suits e-commerce journeys; see the README for each one's meaning."""
+    """Every field has a default that suits e-commerce journeys; config/example.toml's [attribution] table says
+    what each one means."""
 
     default_model: str = "linear"
     window_ms: int = 7 * DAY_MS

@@ -75,7 +75,8 @@ class AttributedReward(NamedTuple):
     conversion's own currency. For ``final`` events the amount is the touchpoint's total and the
     conversion fields are empty. An ``unattributed`` event names the conversion and its ``reason``; its
     touchpoint fields are empty and ``touch_time_ms`` is the conversion's time. A NamedTuple: the engine
-    builds one per share, so construction cost matters (a frozen dataclass of 20 fields costs ~5x more)."""
+    builds one per share, so construction cost matters (a frozen dataclass of 20 fields costs several times
+    more)."""
 
     kind: RewardKind
     touchpoint_id: str

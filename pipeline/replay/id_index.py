@@ -1,8 +1,9 @@
 """Slot of an experience by (user, touchpoint id): an open-addressing hash table in two flat int arrays.
 
-A Python dict of a million string keys costs ~170 B per entry (the strings, the dict slots, the int values);
-this costs 4 B per table cell (2–4 cells per slot) plus the 8-byte hash kept per slot. Linear probing with
-backward-shift deletion, so evictions leave no tombstones and lookups stay short as the ring turns over.
+A Python dict of string keys pays for the strings, the dict slots and the int values (docs/benchmarks.md has
+the figure for a million keys); this costs 4 B per table cell (2–4 cells per slot) plus the 8-byte hash kept
+per slot. Linear probing with backward-shift deletion, so evictions leave no tombstones and lookups stay short
+as the ring turns over.
 The caller confirms a hash match against the stored ids (``same``): a 64-bit collision is never taken for a hit.
 """
 

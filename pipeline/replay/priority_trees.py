@@ -1,8 +1,9 @@
 """The trees behind prioritized sampling: a sum tree (draws with P(i) = p_i / Σp) and a min tree (the smallest
 positive priority, which gives the buffer-wide largest importance weight).
 
-The native core's ``PriorityTrees`` walks each leaf up in Rust (256 eager updates in ~17 µs on a million rows).
-Without the native build, :class:`NumpyPriorityTrees` does the same a tree level at a time (~0.5 ms per 256).
+The native core's ``PriorityTrees`` walks each leaf up in Rust. Without the native build,
+:class:`NumpyPriorityTrees` does the same a tree level at a time, slower but vectorised (figures:
+docs/benchmarks.md).
 """
 
 from __future__ import annotations

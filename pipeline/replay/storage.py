@@ -22,7 +22,7 @@ IntArray = npt.NDArray[np.int64]
 
 # Everything a batch reads per row, side by side in one int64 row, gathered with one np.take: a draw from a
 # million slots is memory-latency bound, one row per cache line beats one miss per column, and np.take of a
-# plain 2-D array is ~4x faster than of a structured dtype.
+# plain 2-D array is several times faster than of a structured dtype.
 SEQ = 0          # experiences ever added before this one; -1: empty slot
 ATTRIBUTED = 1   # exact sum of the latest revision of each pair, base currency minor units
 FINAL_MINOR = 2  # the final total once final
@@ -96,7 +96,7 @@ def _is_vector(value: Any) -> bool:
 
 class BytesColumn:
     """Strings unique to a row (touchpoint ids, user ids) as UTF-8 in a fixed-width bytes column, widened
-    (copied once) when a longer one arrives: a Python string would cost ~60 bytes more per row."""
+    (copied once) when a longer one arrives: a Python string per row would cost its object header on top."""
 
     def __init__(self, capacity: int) -> None:
         self.values: npt.NDArray[np.bytes_] = np.zeros(capacity, dtype="S8")

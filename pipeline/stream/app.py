@@ -3,9 +3,10 @@ a one-second timer keeps partitions without input moving; the journeys table is 
 rocksdict, changelogged) so that Faust assigns, restores and hands over its partitions.
 
 Faust-specific choices, each checked against faust-streaming 0.15.3 source:
-- ``take_events`` batches: Faust forbids table writes inside ``take()`` (#497), so the batch path writes the
-  table's RocksDB and its changelog itself (``local_state``, ``output``) and lets ``take_events`` acknowledge
-  the inputs only after that; the table keeps serving assignment, recovery and standby replicas.
+- ``noack_take`` batches: Faust forbids table writes inside ``take()`` (#497), so the batch path writes the
+  table's RocksDB and its changelog itself (``local_state``, ``output``), and the worker acknowledges a batch's
+  inputs only once its output is durable (Faust acknowledges nothing by itself with ``noack_take``); the table
+  keeps serving assignment, recovery and standby replicas.
 - Raw bytes on every topic (``value_type=bytes``): Avro with fastavro is cheaper than Faust records.
 - at_least_once, not exactly_once: Faust's transactional send derives the producer from the consumer's
   assignment, so a sink topic the app does not consume is sent outside the transaction (faust #177/#440).

@@ -62,8 +62,8 @@ class QuietWorker(Worker):
     """Faust's Worker, minus its terminal spinner's hook on the root logger.
 
     The stock Worker sets the root logger to DEBUG so that its spinner turns on every log call; then every
-    ``log.debug`` in aiokafka and Faust builds a LogRecord that nobody reads (7–13 % of a worker's CPU in a
-    profile, see shared notes). Here the root logger keeps the requested level."""
+    ``log.debug`` in aiokafka and Faust builds a LogRecord that nobody reads, a visible share of a worker's CPU
+    (docs/benchmarks.md). Here the root logger keeps the requested level."""
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None

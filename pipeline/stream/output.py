@@ -1,13 +1,14 @@
 """What a batch sends: journey changelog records, rewards and dead letters, through confluent-kafka.
 
-Faust's own send path (aiokafka, a future per record, a 100-message producer buffer) cost ~100 µs a record;
-librdkafka takes a record for ~1 µs. A batch's records are produced at once and awaited together without
-blocking the event loop; the caller applies the batch to local state and lets Faust acknowledge the inputs
-only after every record was acknowledged (acks=all, idempotent). Any failed delivery fails the batch.
+Faust's own send path (aiokafka, a future per record, a 100-message producer buffer) costs far more per record
+than librdkafka's ``produce`` (figures: docs/benchmarks.md, "Figures once quoted in code comments"). A batch's
+records are produced at once and awaited together without blocking the event loop; the caller applies the
+batch to local state and acknowledges the inputs only after every record was acknowledged (acks=all,
+idempotent). Any failed delivery fails the batch.
 
-Delivery reports are served on the event loop's thread (``poll(0)`` between awaits). A thread of its own
-blocking in ``poll`` was tried and measured: its callbacks take the GIL from the event loop thousands of times
-a second, and the worker ran at 4.9k instead of 7.3k events/s.
+Delivery reports are served on the event loop's thread (``poll(0)`` between awaits), not by a thread of its own
+blocking in ``poll``: that thread's callbacks take the GIL from the event loop thousands of times a second, which
+slows the worker down (docs/benchmarks.md).
 """
 
 from __future__ import annotations
