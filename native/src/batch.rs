@@ -1,8 +1,8 @@
 //! The replay buffer's batch columns in one pass over the gathered rows.
 //!
 //! In numpy each derived column (money from minor units, delay with NaN for unpaid rows, channel and final
-//! from the flags, the reward source) is one or two calls of ~0.5-1 µs on 256 rows; a batch needs about twenty.
-//! Here the rows are gathered and every column written in a single loop. The layout is
+//! from the flags, the reward source) is one or two calls, and a batch needs about twenty: on a small batch the
+//! calls' overhead is the cost. Here the rows are gathered and every column written in a single loop. The layout is
 //! `pipeline/replay/storage.py`'s int64 record: seq, attributed minor, final minor, original (f64 bits), touch
 //! ms, first credit ms (-1: none), flags (channel << 1 | final).
 

@@ -1,4 +1,4 @@
-//! Journey values as the worker stores them (see `pipeline/stream/journey_codec.py` for the layout):
+//! Journey values as the worker stores them (see `pipeline/engine/partition/journey_codec.py` for the layout):
 //!
 //! ```text
 //! u8 version | u32 body length | body | u32 outbox count | (u32 length | reward record)*
@@ -16,7 +16,8 @@ use serde::Deserialize;
 use crate::config::{model_index, MODEL_NAMES};
 use crate::intern::Interner;
 use crate::avro::{long as zz, string};
-use crate::journey::{Journey, Split, Touches};
+use crate::journey::{Journey, Split};
+use crate::touches::Touches;
 
 pub const FORMAT_VERSION: u8 = 3;
 

@@ -3,15 +3,14 @@
 //! Deadlines are an event's time plus a fixed window or retention, and events come nearly in time order, so
 //! entries often arrive in order within a family (touchpoints' windows, conversions' retentions). Such an entry
 //! is appended to a sorted lane, and taking the smallest compares the lanes' fronts: sequential memory and a
-//! handful of comparisons, where a binary heap of 50k entries sifted each pop through 16 levels of cold lines
-//! (14 % of the engine's time on one-touchpoint journeys). Entries that fit no lane go to a binary heap beside
-//! the lanes, so any order is still taken exactly smallest first.
+//! handful of comparisons, where a large binary heap sifts each pop through many levels of cold cache lines.
+//! Entries that fit no lane go to a binary heap beside the lanes, so any order is still taken exactly smallest
+//! first.
 //!
-//! How much goes to the lanes depends on the journeys. Short ones in time order: nearly all (the benchmark's
-//! one-touchpoint engine, 1.6 -> 1.85 M events/s). Long ones: a journey's next deadline is scheduled when its
-//! previous touch expires, in no particular order, and the synthetic log of `rewardstream fit` sends 85 % of
-//! its entries to the heap; there the lanes cost about 3 % (1.26-1.27 M events/s without them, 1.22-1.24 M
-//! with them).
+//! How much goes to the lanes depends on the journeys. Short ones in time order: nearly all, and that is where
+//! the lanes pay. Long ones: a journey's next deadline is scheduled when its previous touch expires, in no
+//! particular order, so most entries go to the heap and the lanes cost a little; the figures are in
+//! docs/benchmarks.md.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};

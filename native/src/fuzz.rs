@@ -16,7 +16,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
 use crate::intern::Interner;
-use crate::jsonl::{parse_line, serde_fields, Parsed};
+use crate::event_fields::serde_fields;
+use crate::jsonl::{parse_line, Parsed};
 use crate::scan::fields;
 use crate::validate;
 

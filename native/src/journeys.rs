@@ -11,8 +11,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use crate::intern::{Interner, Sym};
 use crate::journey::{Kind, Reward, Sink};
 
-/// A list that grows by blocks: a Vec of every final grew by doubling, copying up to 10 MB and touching fresh
-/// pages each time (a fifth of fit's engine thread was the kernel zeroing pages, most of it for this).
+/// A list that grows by blocks: a Vec of every final would grow by doubling, copying everything and touching
+/// fresh pages (which the kernel zeroes) each time.
 pub struct Chunks<T> {
     blocks: Vec<Vec<T>>,
 }

@@ -5,10 +5,12 @@
 use std::cell::RefCell;
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::config::{Config, Learned, Ratio};
+use crate::config::{
+    Config, Learned, Ratio, DATA_DRIVEN, FIRST_CLICK, LAST_CLICK, LINEAR, POSITION_BASED, SHAPLEY, TIME_DECAY,
+};
 use crate::intern::{Interner, Sym};
-use crate::journey::Touches;
 use crate::money::{gcd, Weights};
+use crate::touches::Touches;
 
 const SCALE: f64 = (1u64 << 52) as f64;
 
@@ -50,10 +52,10 @@ impl Models {
         let n = touches.len();
         let items = touches.items();
         match model {
-            0 => Some(Weights::One(n, n - 1)),
-            1 => Some(Weights::One(n, 0)),
-            2 => Some(Weights::Equal(n)),
-            3 => {
+            LAST_CLICK => Some(Weights::One(n, n - 1)),
+            FIRST_CLICK => Some(Weights::One(n, 0)),
+            LINEAR => Some(Weights::Equal(n)),
+            TIME_DECAY => {
                 let newest = items.iter().map(|t| t.time).max().unwrap();
                 let hl = self.half_life_ms as f64;
                 // Python computes 2.0 ** x with libm's pow; the base is hidden from the optimiser so that
@@ -64,10 +66,14 @@ impl Models {
                     (two.powf(x) * SCALE) as u64 as u128 // ≤ 2^52: through 64 bits, no library call
                 }).collect()))
             }
-            4 => Some(if n <= 2 { Weights::Equal(n) } else { Weights::Each(self.position_based(n)) }),
-            5 | 6 => {
+            POSITION_BASED => Some(if n <= 2 { Weights::Equal(n) } else { Weights::Each(self.position_based(n)) }),
+            DATA_DRIVEN | SHAPLEY => {
                 let channels: Vec<Sym> = items.iter().map(|t| t.channel).collect();
-                let w = if model == 5 { self.data_driven(&channels, names) } else { self.shapley(&channels, names) };
+                let w = if model == DATA_DRIVEN {
+                    self.data_driven(&channels, names)
+                } else {
+                    self.shapley(&channels, names)
+                };
                 w.map(Weights::Each)
             }
             _ => None,

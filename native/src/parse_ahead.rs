@@ -2,9 +2,9 @@
 //!
 //! Parsing a chunk on a second thread while the engine runs on it (`Backfill::feed`'s scoped thread) overlaps
 //! the two only within the chunk: the engine waits for the first lines at every chunk's start, and whenever the
-//! parsing thread loses its core to the output writer (two cores, three busy threads) the engine waits again:
-//! 250-290 ms of a one-second, one-touchpoint backfill. Handed the next chunk one call early, the parsing runs a
-//! whole chunk ahead, and the engine finds its lines ready.
+//! parsing thread loses its core to the output writer (two cores, three busy threads) the engine waits again.
+//! Handed the next chunk one call early, the parsing runs a whole chunk ahead, and the engine finds its lines
+//! ready.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -35,7 +35,7 @@ impl Ahead {
         lines.clear();
         lines.reserve(data.1 / 128); // about a line per 180 bytes: grown here, not on the thread, in most chunks
         let thread = std::thread::Builder::new().name("backfill-parse".into()).spawn(move || {
-            for (index, line) in crate::lines(text, 0) {
+            for (index, line) in jsonl::lines(text, 0) {
                 lines.push((index, line, jsonl::parse_line(line, &config)));
             }
             lines

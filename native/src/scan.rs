@@ -1,37 +1,15 @@
 //! An input line's fields read by hand, for the shape producers write: one flat object of known keys, strings
-//! without escapes, numbers, and flat arrays of numbers. serde's derived reader took 700 ns a line of the fit log
-//! (a third of a backfill's CPU); this takes a fraction of that. Any other line (escapes, unknown or repeated
-//! keys, nesting, anything malformed) is left to serde: `fields` returns None and decides nothing, so a line it
-//! takes must be one serde takes too, with the same fields; `tests` checks that against serde over every small
-//! mutation of sample lines.
+//! without escapes, numbers, and flat arrays of numbers, which serde's derived reader (`event_fields`) reads at
+//! a large share of a backfill's CPU. Any other line (escapes, unknown or repeated keys, nesting, anything
+//! malformed) is left to serde: `fields` returns None and decides nothing, so a line it takes must be one serde
+//! takes too, with the same fields; `tests` checks that against serde over every small mutation of sample lines.
 
 use std::borrow::Cow;
 
-/// The fields of an input event: strings as serde's `Text` gives them (borrowed: this reader takes no escapes),
-/// and the rest as their raw JSON text (what a `RawValue` holds).
-#[derive(Debug, Default, PartialEq)]
-pub struct Fields<'a> {
-    pub kind: Option<Cow<'a, str>>,
-    pub touchpoint_id: Option<Cow<'a, str>>,
-    pub episode_id: Option<Cow<'a, str>>,
-    pub user_id: Option<Cow<'a, str>>,
-    pub campaign_id: Option<Cow<'a, str>>,
-    pub channel: Option<Cow<'a, str>>,
-    pub creative_type: Option<Cow<'a, str>>,
-    pub timestamp: Option<&'a str>,
-    pub immediate_reward: Option<&'a str>,
-    pub state: Option<&'a str>,
-    pub action: Option<&'a str>,
-    pub conversion_id: Option<Cow<'a, str>>,
-    pub event: Option<Cow<'a, str>>,
-    pub value: Option<&'a str>,
-    pub currency: Option<Cow<'a, str>>,
-    pub refund_of: Option<Cow<'a, str>>,
-    pub model: Option<Cow<'a, str>>,
-}
+use crate::event_fields::Fields;
 
 /// Where a string's body ends: the first quote, backslash or control character (eight bytes at a time: a line's
-/// strings were most of this reader's time byte by byte).
+/// strings are most of this reader's work).
 fn string_end(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -250,7 +228,7 @@ pub fn fields(line: &[u8]) -> Option<Fields<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jsonl::serde_fields;
+    use crate::event_fields::serde_fields;
 
     const LINES: [&str; 5] = [
         r#"{"type":"touchpoint","touchpoint_id":"tp-1","episode_id":"ep-1","user_id":"user-1","campaign_id":"c","channel":"video","creative_type":"text","timestamp":1767225838860,"immediate_reward":0.0,"state":[0.4974,-0.4272,1e-3,0],"action":4}"#,

@@ -9,8 +9,8 @@ use std::ops::Deref;
 use triomphe::ThinArc;
 
 /// A shared, immutable user id in one pointer: the length lives in the allocation with the bytes. Half of an
-/// `Rc<str>`: 8 bytes less in every slot of the journey map and every entry of the expiry heap (4 bytes an
-/// open touchpoint with five to a journey). Hashes, compares and borrows as its `str`.
+/// `Rc<str>`: 8 bytes less in every slot of the journey map and every entry of the expiry heap. Hashes, compares
+/// and borrows as its `str`.
 #[derive(Clone)]
 pub struct UserKey(ThinArc<(), u8>);
 

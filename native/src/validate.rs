@@ -12,6 +12,7 @@ pub const MIN_TIMESTAMP_MS: i64 = 946_684_800_000; // 2000-01-01
 pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000; // 2100-01-01
 pub const MAX_ID_LENGTH: usize = 256;
 pub const MAX_ABS_REWARD: f64 = 1e9;
+pub const MAX_VALUE: i64 = 1_000_000_000_000; // a conversion's value, in currency units
 pub const MAX_JSON_DEPTH: usize = 32;
 
 /// Python's `str.strip()` whitespace among ASCII characters.
@@ -152,7 +153,7 @@ pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// A decimal amount as Python's `parse_money` reads it, in minor units of a currency with `exp` decimals:
-/// digits, an optional fraction, no sign (the caller strips a refund's minus), at most 1e12, no more
+/// digits, an optional fraction, no sign (the caller strips a refund's minus), at most `MAX_VALUE`, no more
 /// decimals than the currency has (trailing zeros allowed). None: Python decides.
 pub fn decimal_to_minor(text: &str, exp: u32) -> Option<i64> {
     let (int_part, frac) = match text.split_once('.') {
@@ -168,16 +169,16 @@ pub fn decimal_to_minor(text: &str, exp: u32) -> Option<i64> {
         return None;
     }
     let int_part = int_part.trim_start_matches('0');
-    if int_part.len() > 13 {
-        return None;
+    if int_part.len() > MAX_VALUE.ilog10() as usize + 1 {
+        return None; // more digits than MAX_VALUE has: past it, and maybe past an i64
     }
     let whole: i64 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
     let mut f: i64 = 0;
     for i in 0..exp as usize {
         f = f * 10 + frac.as_bytes().get(i).map_or(0, |b| (b - b'0') as i64);
     }
-    // at most 1e12 (exactly 1e12 is allowed)
-    if whole > 1_000_000_000_000 || (whole == 1_000_000_000_000 && f > 0) {
+    // at most MAX_VALUE (exactly MAX_VALUE is allowed)
+    if whole > MAX_VALUE || (whole == MAX_VALUE && f > 0) {
         return None;
     }
     Some(whole * 10i64.pow(exp) + f)

@@ -1,11 +1,11 @@
 //! The backfill's reward lines, formatted and written to the output file by a thread of their own.
 //!
 //! The engine's thread hands over its rewards as compact records (`records`); this thread formats them as JSON
-//! lines (floats, ISO times, escapes: a fifth of the engine thread's work before) and writes them.
+//! lines (floats, ISO times, escapes: a large share of the engine thread's work if done there) and writes them.
 //!
-//! Copying a chunk's lines into the kernel's page cache took 22–30 % of the backfill's time (perf, journeys of
-//! five touchpoints: `copy_folio_from_iter_atomic` and the zeroing of fresh page-cache pages). On its own thread
-//! that copy overlaps the engine's work on the next chunk. One buffer is written while one waits and one is
+//! Copying a chunk's lines into the kernel's page cache (`copy_folio_from_iter_atomic` and the zeroing of fresh
+//! page-cache pages) is a large share of a backfill's time. On its own thread that copy overlaps the engine's
+//! work on the next chunk. One buffer is written while one waits and one is
 //! filled; written buffers come back for reuse. There are never more than three: a new multi-megabyte buffer
 //! per chunk would be fresh pages for the kernel to zero every time.
 //!
