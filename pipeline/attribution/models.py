@@ -20,7 +20,7 @@ from typing import Protocol
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.shapley import coalition_rates, shapley_values
-from pipeline.events.types import MODEL_NAMES
+from pipeline.events.types import MODEL_NAMES, AttributionModel
 
 _SCALE = float(1 << 52)
 
@@ -40,7 +40,7 @@ def _scaled(values: Sequence[float]) -> list[int] | None:
 
 
 class LastClick:
-    name = "last_click"
+    name = AttributionModel.LAST_CLICK.value
 
     def weights(self, times: Sequence[int], channels: Sequence[str], conversion_ms: int) -> list[int]:
         w = [0] * len(times)
@@ -49,7 +49,7 @@ class LastClick:
 
 
 class FirstClick:
-    name = "first_click"
+    name = AttributionModel.FIRST_CLICK.value
 
     def weights(self, times: Sequence[int], channels: Sequence[str], conversion_ms: int) -> list[int]:
         w = [0] * len(times)
@@ -58,7 +58,7 @@ class FirstClick:
 
 
 class Linear:
-    name = "linear"
+    name = AttributionModel.LINEAR.value
 
     def weights(self, times: Sequence[int], channels: Sequence[str], conversion_ms: int) -> list[int]:
         return [1] * len(times)
@@ -70,7 +70,7 @@ class TimeDecay:
     touch so that long gaps never underflow every weight to zero)."""
 
     half_life_ms: float
-    name: str = "time_decay"
+    name: str = AttributionModel.TIME_DECAY.value
 
     def weights(self, times: Sequence[int], channels: Sequence[str], conversion_ms: int) -> list[int]:
         newest = max(times)
@@ -85,7 +85,7 @@ class PositionBased:
 
     first: Fraction = Fraction(2, 5)
     last: Fraction = Fraction(2, 5)
-    name: str = "position_based"
+    name: str = AttributionModel.POSITION_BASED.value
 
     def __post_init__(self) -> None:
         if self.first < 0 or self.last < 0 or self.first + self.last > 1:
@@ -108,7 +108,7 @@ class DataDriven:
     channel's touches in the journey."""
 
     learned: LearnedWeights
-    name: str = "data_driven"
+    name: str = AttributionModel.DATA_DRIVEN.value
 
     def weights(self, times: Sequence[int], channels: Sequence[str], conversion_ms: int) -> list[int] | None:
         if self.learned.fallback:
@@ -121,7 +121,7 @@ class DataDriven:
 class Shapley:
     """Shapley value of each channel in the journey's coalition, split evenly over its touches."""
 
-    name = "shapley"
+    name = AttributionModel.SHAPLEY.value
 
     def __init__(self, learned: LearnedWeights, max_channels: int = 16) -> None:
         self.learned = learned
@@ -155,15 +155,15 @@ class ModelSettings:
 
 
 # The registry: every model by the name a conversion's ``model`` field uses. Adding a model is a class above
-# and a line here (its name also goes into the wire format's MODEL_NAMES, which this checks at import).
+# and a line here (its name also goes into the wire format's AttributionModel, which this checks at import).
 REGISTRY: dict[str, Callable[[ModelSettings], Model]] = {
-    "last_click": lambda s: LastClick(),
-    "first_click": lambda s: FirstClick(),
-    "linear": lambda s: Linear(),
-    "time_decay": lambda s: TimeDecay(s.half_life_ms),
-    "position_based": lambda s: PositionBased(s.position_first, s.position_last),
-    "data_driven": lambda s: DataDriven(s.learned),
-    "shapley": lambda s: Shapley(s.learned),
+    LastClick.name: lambda s: LastClick(),
+    FirstClick.name: lambda s: FirstClick(),
+    Linear.name: lambda s: Linear(),
+    TimeDecay.name: lambda s: TimeDecay(s.half_life_ms),
+    PositionBased.name: lambda s: PositionBased(s.position_first, s.position_last),
+    DataDriven.name: lambda s: DataDriven(s.learned),
+    Shapley.name: lambda s: Shapley(s.learned),
 }
 if tuple(REGISTRY) != MODEL_NAMES:
     raise ImportError(f"attribution models {tuple(REGISTRY)} differ from the wire format's {MODEL_NAMES}")

@@ -18,7 +18,9 @@ from pipeline.errors import InvalidEvent
 from pipeline.events.types import MODEL_NAMES, Conversion, Event, Touchpoint
 from pipeline.money.currency import MINOR_UNITS
 
-# Event time must lie in a plausible range; anything else is a unit mistake (seconds vs ms) or garbage.
+# The limits of a valid event; the native fast path (native/src/validate.rs) applies the same ones, and
+# tests/unit/test_native_agrees.py holds the two equal. Event time must lie in a plausible range; anything else
+# is a unit mistake (seconds vs ms) or garbage.
 MIN_TIMESTAMP_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TIMESTAMP_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 MAX_ID_LENGTH = 256

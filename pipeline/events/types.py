@@ -41,8 +41,23 @@ class Conversion:
 
 Event = Touchpoint | Conversion
 
-# Attribution models a conversion may name in its ``model`` field (implemented in pipeline.attribution).
-MODEL_NAMES = ("last_click", "first_click", "linear", "time_decay", "position_based", "data_driven", "shapley")
+
+class AttributionModel(StrEnum):
+    """The attribution models a conversion may name in its ``model`` field (implemented in
+    ``pipeline.attribution``), in the order the native engine numbers them. The one place their names are
+    spelled in Python; ``tests/unit/test_native_agrees.py`` holds the native engine's and config/example.toml's
+    list to it."""
+
+    LAST_CLICK = "last_click"
+    FIRST_CLICK = "first_click"
+    LINEAR = "linear"
+    TIME_DECAY = "time_decay"
+    POSITION_BASED = "position_based"
+    DATA_DRIVEN = "data_driven"
+    SHAPLEY = "shapley"
+
+
+MODEL_NAMES: tuple[str, ...] = tuple(m.value for m in AttributionModel)
 
 
 class RewardKind(StrEnum):

@@ -14,19 +14,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+# the design document's AttributionModel is the wire format's model names: one enum, re-exported here
+from pipeline.events.types import AttributionModel as AttributionModel
 from pipeline.sinks.postgres.database_url import describe, is_postgres_url
 from pipeline.sinks.redis_cache.connection import redis_url_of
 from pipeline.units import DAY_MS
-
-
-class AttributionModel(StrEnum):
-    LAST_CLICK = "last_click"
-    FIRST_CLICK = "first_click"
-    LINEAR = "linear"
-    TIME_DECAY = "time_decay"
-    POSITION_BASED = "position_based"
-    DATA_DRIVEN = "data_driven"
-    SHAPLEY = "shapley"
 
 
 class ConversionEvent(StrEnum):

@@ -15,6 +15,8 @@ from pipeline.errors import InvalidEvent
 from pipeline.events.avro import AvroCodec, conversion_from_record, touchpoint_from_record
 from pipeline.events.types import Event
 
+# The native engine names sources and keys the same way (native/src/keys.rs); tests/unit/test_native_agrees.py
+# holds the two equal.
 TOUCHPOINTS = "touchpoints"
 CONVERSIONS = "conversions"
 SOURCES = (TOUCHPOINTS, CONVERSIONS)
