@@ -98,5 +98,6 @@ class WorkerViews:
         self._snapshot = snapshot  # one reference swap: the views read whole snapshots only
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a serving loop that was never started otherwise
+            self._server.shutdown()
         self._server.server_close()

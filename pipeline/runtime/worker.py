@@ -27,6 +27,7 @@ import gc
 import logging
 import signal
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -76,6 +77,9 @@ CLIENT_TIMEOUT_S = 60.0  # blocking client calls: commit, committed offsets, res
 RESTORE_TIMEOUT_S = 600.0
 PREFETCH_KIB = 16 * 1024  # records a consumer fetches ahead of the loop, at most
 RETRY_PAUSE_S = 0.5  # between attempts of a client call that failed with a transient error
+# how long send_offsets_to_transaction may take before its producer is given up for a new one: past the
+# transaction's timeout the broker has aborted the transaction anyway
+SEND_OFFSETS_BOUND_S = TRANSACTION_TIMEOUT_MS / 1000 + 5
 GC_YOUNG_THRESHOLD = 50_000  # allocations between collections of the youngest generation (Python's default: 700)
 
 
@@ -147,6 +151,7 @@ class KafkaWorker:
         self._txn_events = 0
         self._changelog_offsets: dict[int, int] = {}  # partition → highest changelog offset of the open txn
         self._delivery_error: str | None = None
+        self._abandoned: list[Any] = []  # producers given up inside a call that never returned
         self.transactions = 0
         self.aborted = 0
         self.restored_records = 0
@@ -269,6 +274,12 @@ class KafkaWorker:
             self._tick_timed()
 
     def _tick_timed(self) -> None:
+        # A client hands its log lines to the logger only when it is polled: lines an idle client wrote during an
+        # outage would come out when it is next used (a restore, after the broker is back) and say the broker is
+        # down again. The restorer is unassigned here, and so is the follower while no partition is owned.
+        self.restorer.poll(0)
+        if not self.parts:
+            self.follower.poll(0)
         asked_at = self.end_offsets.requested_at
         ends = self.end_offsets.collect()
         if ends:
@@ -357,10 +368,23 @@ class KafkaWorker:
                 return
             if offsets:
                 metadata = self.consumer.consumer_group_metadata()
-                _retrying(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, CLIENT_TIMEOUT_S))
+                producer = self.producer
+                _retrying(lambda: returning_within(
+                    partial(producer.send_offsets_to_transaction, offsets, metadata, TRANSACTION_TIMEOUT_MS / 1000),
+                    SEND_OFFSETS_BOUND_S))
             _retrying(lambda: self.producer.commit_transaction(CLIENT_TIMEOUT_S))
         except KafkaException as exc:
             self._failed(exc.args[0])
+            return
+        except CallHung as hung:
+            # librdkafka can wait for ever for a group coordinator it dropped (issue 5511: a node that left the
+            # cluster's metadata, as a killed coordinator's does): the producer is given up, a new one with the
+            # same transactional id has the broker abort what the old one left open
+            log.warning("transaction abandoned (%s): a new producer; its %d events are read again", hung,
+                        self._txn_events)
+            self._abandoned.append(self.producer)  # never destroyed: a thread of ours still waits inside it
+            self._restart_producer()
+            self._undo()
             return
         self._in_txn = False
         for p, part in self.parts.items():
@@ -378,11 +402,18 @@ class KafkaWorker:
         self._txn_rewards = self._txn_dead = self._txn_events = 0
 
     def _new_producer(self) -> Any:
+        """The transactional producer. It never re-bootstraps: when every broker was out of reach, librdkafka
+        (2.10 and later) drops the brokers it had learned and starts again from the bootstrap servers, and a
+        dropped broker can stay cached as the group's coordinator, so the next ``send_offsets_to_transaction``
+        waits for it for ever, past its own timeout (librdkafka issue 5511, unfixed in 2.16). Seen here after
+        every broker restart: the worker took its partitions up again and then stopped in that call. Without
+        re-bootstrap the learned brokers stay, and reconnect when the broker is back."""
         from confluent_kafka import Producer
 
         return Producer(producer_config(self.settings, **{
             "transactional.id": self.transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "metadata.recovery.strategy": "none",
         }))
 
     def _failed(self, err: Any) -> None:
@@ -397,7 +428,7 @@ class KafkaWorker:
         self._abort()
 
     def _abort(self) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
+        from confluent_kafka import KafkaException
 
         try:
             _retrying(lambda: self.producer.abort_transaction(CLIENT_TIMEOUT_S))
@@ -409,8 +440,20 @@ class KafkaWorker:
             # left open, as a restarted worker would.
             log.warning("transaction could not be aborted (%s): starting a new producer", exc.args[0].str())
             self.producer.flush(0)
-            self.producer = self._new_producer()
-            _retrying(lambda: self.producer.init_transactions(CLIENT_TIMEOUT_S))
+            self._restart_producer()
+        self._undo()
+
+    def _restart_producer(self) -> None:
+        """A new transactional producer with the same id: its ``init_transactions`` fences the old one and has
+        the broker abort the transaction the old one left open, as a restarted worker's would."""
+        self.producer = self._new_producer()
+        _retrying(lambda: self.producer.init_transactions(CLIENT_TIMEOUT_S))
+
+    def _undo(self) -> None:
+        """The open transaction is gone (aborted): its writes are forgotten, every partition's engine is rebuilt
+        from its committed store and its inputs are read again from the committed offsets."""
+        from confluent_kafka import TopicPartition
+
         self._in_txn = False
         self._changelog_offsets.clear()
         self._delivery_error = None
@@ -543,6 +586,33 @@ class KafkaWorker:
 
 
 T = TypeVar("T")
+
+
+class CallHung(Exception):
+    """A client call did not return within its bound (it is still running on a thread of its own)."""
+
+
+def returning_within(call: Callable[[], T], seconds: float) -> T:
+    """``call()`` on a thread of its own, its result or its exception; ``CallHung`` if it has not returned after
+    ``seconds``. For the client calls that can wait past their own timeout; the caller must give up the client
+    the call is still inside."""
+    box: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box.append((True, call()))
+        except BaseException as exc:  # handed to the caller's thread
+            box.append((False, exc))
+        done.set()
+
+    threading.Thread(target=run, name="bounded-client-call", daemon=True).start()
+    if not done.wait(seconds):
+        raise CallHung(f"{getattr(call, 'func', call).__name__} did not return in {seconds:.0f} s")
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 def _retrying(call: Callable[[], T], refresh: Callable[[], None] = lambda: None,

@@ -40,17 +40,8 @@ def own_broker(kafka_settings: Settings) -> tuple[LocalKafka, Settings]:
     broker.stop(purge=True)
 
 
-# The Kafka runtime takes its partitions up again after the restart (FENCED_LEADER_EPOCH retried with fresh
-# metadata), but its run does not complete: the expected finals do not all arrive within the wait, and the outage
-# filter marks kafka down again once it is back (a client's stale connection attempt). Seen in 3 runs of 3 on
-# 2026-12-06; the cause is not found yet. Remove the mark once fixed.
-KAFKA_RESTART_STALLS = pytest.mark.xfail(run=False, reason="kafka runtime: the run does not complete after a broker "
-                                                           "restart (under investigation; it waits 8 min to fail)")
-
-
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("runtime", [pytest.param(r, marks=KAFKA_RESTART_STALLS) if r == "kafka" else r
-                                     for r in RUNTIMES])
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_broker_restart_loses_and_doubles_nothing(own_broker: tuple[LocalKafka, Settings], tmp_path: Path,
                                                   runtime: str) -> None:
     broker, base = own_broker
