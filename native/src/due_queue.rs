@@ -9,8 +9,7 @@
 //!
 //! How much goes to the lanes depends on the journeys. Short ones in time order: nearly all, and that is where
 //! the lanes pay. Long ones: a journey's next deadline is scheduled when its previous touch expires, in no
-//! particular order, so most entries go to the heap and the lanes cost a little; the figures are in
-//! docs/benchmarks.md.
+//! particular order, so most entries go to the heap and the lanes cost a little.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
