@@ -24,15 +24,15 @@ class OffsetRangeReader:
 
     def read(self, topic: str, partition: int, start: int, end: int, timeout: float = 60.0) -> list[Any]:
         """The records at offsets ``start`` to ``end - 1`` (fewer where the log has none, as after a
-        transaction marker). The record at ``end`` exists, so the read always ends."""
-        from confluent_kafka import TopicPartition
+        transaction marker). The read ends at the record at ``end`` or at the end of the partition's log."""
+        from confluent_kafka import KafkaError, TopicPartition
 
         if self._consumer is None:
             from confluent_kafka import Consumer
 
             self._consumer = Consumer(consumer_config(
                 self.settings, f"{self.settings.app_id}-hole-reader-{uuid.uuid4().hex[:8]}",
-                **{"isolation.level": "read_uncommitted", "enable.partition.eof": False, "fetch.wait.max.ms": 10}))
+                **{"isolation.level": "read_uncommitted", "enable.partition.eof": True, "fetch.wait.max.ms": 10}))
         consumer = self._consumer
         consumer.assign([TopicPartition(topic, partition, start)])
         out: list[Any] = []
@@ -41,6 +41,8 @@ class OffsetRangeReader:
             while time.monotonic() < deadline:
                 for msg in consumer.consume(500, 0.05):
                     if msg.error():
+                        if msg.error().code() == KafkaError._PARTITION_EOF and msg.offset() >= start:
+                            return out  # the log's end: nothing more of the range exists
                         continue
                     if msg.offset() >= end:
                         return out

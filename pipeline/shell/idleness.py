@@ -87,6 +87,17 @@ class Idleness:
             return state.last_offset + 1 >= state.end_offset
         return state.position is not None and state.position >= state.end_offset
 
+    def silent_behind(self, tp: TopicPartition, silent_s: float) -> int | None:
+        """The broker's fresh end offset of an input that has delivered nothing for ``silent_s`` while the
+        broker answered, or None: where the input should have got to (its records may never have come)."""
+        state = self.inputs.get(tp)
+        now = self._monotonic()
+        if state is None or state.end_offset is None or now - state.checked_at > self.freshness_s:
+            return None
+        if now - max(state.last_arrival, state.answering_since) < silent_s:
+            return None
+        return state.end_offset
+
     def idle(self, tp: TopicPartition) -> bool:
         state = self._state(tp)
         silent_since = max(state.last_arrival, state.answering_since, self.resumed.get(tp[1], -1e18))

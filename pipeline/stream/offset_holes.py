@@ -7,7 +7,10 @@ transaction markers). Seen here as one touchpoint of the rebalance test (twice i
 reached its journey and never got its final, while the offsets around it were processed and committed.
 
 So the worker checks every input partition's offsets itself. A partition it takes up should start at its
-group's committed offset, and then go on where it left off; a record past that leaves a hole. The records
+group's committed offset, and then go on where it left off; a record past that leaves a hole. A hole at the end
+of what a partition holds has no record after it: an input that has delivered nothing for a while though the
+broker's end offset is past where it stands has one too (seen as the last two records of a demo's first day,
+never delivered while the demo waited for them). The records
 Kafka holds inside a hole (none, for a transaction marker) are read directly and processed first. Records
 before the expected offset are repeats (Faust seeking back, or delivering again what a hole's read already
 processed): their effects are in the state already, so they are acknowledged and skipped.
@@ -76,6 +79,18 @@ class OffsetHoles:
         if expected is not None and offset > expected:
             return Hole(tp[0], tp[1], expected, offset, first)
         return None
+
+    def tail(self, tp: TopicPartition, end: int) -> Hole | None:
+        """The broker's log of the partition ends at ``end`` while nothing past the expected offset came: the
+        hole at its tail (no later record shows it). The expectation moves to ``end``: what Faust delivers of it
+        later is a repeat."""
+        expected = self.next.get(tp)
+        if expected is None or end <= expected:
+            return None
+        first = tp in self._fresh
+        self._fresh.discard(tp)
+        self.next[tp] = end
+        return Hole(tp[0], tp[1], expected, end, first)
 
     def forget(self, tp: TopicPartition) -> None:
         """The partition moved away: whoever has it next starts from the committed offset."""

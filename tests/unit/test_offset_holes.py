@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pipeline.engine import EngineConfig
-from pipeline.engine.partition import CONVERSIONS, TOUCHPOINTS, InputRecord
+from pipeline.engine.partition import CONVERSIONS, TOUCHPOINTS, BatchOutput, InputRecord
 from pipeline.settings import Settings
 from pipeline.shell.idleness import Idleness
 from pipeline.stream.offset_holes import Hole, OffsetHoles
@@ -124,3 +126,73 @@ async def test_records_delivered_again_after_a_hole_was_read_are_skipped_not_pro
     assert offsets(again) == [(TOUCHPOINTS, 7)]
     assert worker.counters.repeats_skipped == 4  # offset 1 (before the committed 3) and 4, 5, 6
     assert worker.counters.hole_records == 2
+
+
+def test_a_tail_hole_runs_from_the_expected_offset_to_the_brokers_end_and_moves_the_expectation() -> None:
+    holes = OffsetHoles()
+    assert holes.tail(TP, 9) is None  # nothing known about the partition
+    holes.delivered(TP, 4)
+    assert holes.tail(TP, 5) is None  # caught up
+    assert holes.tail(TP, 9) == Hole("touchpoints", 3, 5, 9)
+    assert holes.next[TP] == 9 and holes.repeat(TP, 8)  # Faust's late delivery of them is a repeat
+    assert holes.tail(TP, 9) is None
+
+
+def test_an_input_is_silent_behind_only_when_the_broker_answered_and_nothing_came_for_long_enough() -> None:
+    clock = [100.0]
+    idle = Idleness(30, 0, monotonic=lambda: clock[0])
+    assert idle.silent_behind(TP, 10) is None  # the broker never answered
+    idle.arrived(TP, 4)
+    idle.broker_says({TP: 9}, {TP: 5})
+    assert idle.silent_behind(TP, 10) is None  # a record just came
+    clock[0] += 11
+    assert idle.silent_behind(TP, 10) is None  # the broker's word is stale
+    idle.broker_says({TP: 9}, {TP: 5})
+    assert idle.silent_behind(TP, 10) is None  # answering again only now: its silence starts again
+    answer_each_second(idle, {TP: 9}, clock, 9)
+    assert idle.silent_behind(TP, 10) is None
+    answer_each_second(idle, {TP: 9}, clock, 1)
+    assert idle.silent_behind(TP, 10) == 9
+
+
+def answer_each_second(idle: Idleness, ends: dict[tuple[str, int], int], clock: list[float], seconds: int) -> None:
+    """The broker's answers to the worker's tick, once a second."""
+    for _ in range(seconds):
+        clock[0] += 1
+        idle.broker_says(ends, {})
+
+
+async def test_the_worker_reads_the_records_faust_never_delivered_at_a_partitions_end() -> None:
+    settings = Settings()
+    kafka = FakeKafka(settings, {})
+    clock = [100.0]
+    worker = StreamWorker(settings, EngineConfig(), None, table=None, output=None,  # type: ignore[arg-type]
+                          idleness=Idleness(30, 0, monotonic=lambda: clock[0]), redelivery=Redelivery(),
+                          on_failure=print, hole_reader=kafka)
+    tps = (settings.topic_touchpoints, 3)
+    for r in await worker._fill_holes(3, [record(TOUCHPOINTS, 0), record(TOUCHPOINTS, 1)]):
+        worker.idleness.arrived(tps, r.offset)
+    worker.idleness.broker_says({tps: 5}, {})
+    answer_each_second(worker.idleness, {tps: 5}, clock, 9)
+    assert await worker._fill_tail_holes([3]) == [] and not kafka.asked  # not silent long enough yet
+    answer_each_second(worker.idleness, {tps: 5}, clock, 1)
+    worker.processor = lambda partition: Recorder()  # type: ignore[assignment,method-assign]
+    worker._loader = lambda partition: None  # type: ignore[assignment,method-assign,return-value]
+    outputs = await worker._fill_tail_holes([3])
+    assert kafka.asked == [Hole(settings.topic_touchpoints, 3, 2, 5)]
+    assert [p for p, _ in outputs] == [3] and Recorder.seen == [(TOUCHPOINTS, 3), (TOUCHPOINTS, 4)]  # 2: a marker
+    assert worker.counters.hole_records == 2 and worker.counters.events_in == 2
+    # Faust delivers them late: repeats, not processed twice
+    assert offsets(await worker._fill_holes(3, [record(TOUCHPOINTS, 3), record(TOUCHPOINTS, 4),
+                                                record(TOUCHPOINTS, 5)])) == [(TOUCHPOINTS, 5)]
+    assert await worker._fill_tail_holes([3]) == []
+
+
+class Recorder:
+    """A partition engine that only records what it was given."""
+
+    seen: ClassVar[list[tuple[str, int]]] = []
+
+    def process(self, records: list[InputRecord], load: object, idle: object) -> BatchOutput:
+        Recorder.seen += offsets(records)
+        return BatchOutput()
