@@ -10,6 +10,7 @@ takes the same bound, KAFKA-10167).
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from typing import Any
@@ -19,15 +20,18 @@ from pipeline.runtime.store import PartitionStore, stored_value
 log = logging.getLogger("rewardstream.worker")
 
 RESTORE_BATCH = 10_000  # records applied to the store in one WriteBatch
+END_OFFSET_TIMEOUT_S = 10.0  # one ask for a changelog partition's end (asked again with fresh metadata after)
 
 
 class RestoreStalled(RuntimeError):
     """The changelog could not be read to its end in time (broker out of reach, a transaction never decided)."""
 
 
-def high_watermark(admin: Any, topic: str, partition: int, timeout: float) -> int:
-    """The end of the changelog partition including records of open transactions."""
-    from confluent_kafka import IsolationLevel, TopicPartition
+def high_watermark(admin: Any, topic: str, partition: int, timeout: float = END_OFFSET_TIMEOUT_S) -> int:
+    """The end of the changelog partition including records of open transactions. No answer within
+    ``timeout`` is a ``_TIMED_OUT`` Kafka error, which callers retry with fresh metadata: the request may have
+    gone to a leader that has just died."""
+    from confluent_kafka import IsolationLevel, KafkaError, KafkaException, TopicPartition
     from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 
     latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
@@ -35,7 +39,11 @@ def high_watermark(admin: Any, topic: str, partition: int, timeout: float) -> in
     tp = TopicPartition(topic, partition)
     futures = admin.list_offsets({tp: latest}, isolation_level=IsolationLevel.READ_UNCOMMITTED,
                                  request_timeout=timeout)
-    return int(futures[tp].result(timeout).offset)
+    try:
+        return int(futures[tp].result(timeout + 1).offset)
+    except concurrent.futures.TimeoutError:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                        f"{topic}[{partition}]: no end offset within {timeout:.0f} s")) from None
 
 
 def restore(store: PartitionStore, reader: Any, admin: Any, topic: str, timeout: float) -> int:
@@ -44,7 +52,7 @@ def restore(store: PartitionStore, reader: Any, admin: Any, topic: str, timeout:
     from confluent_kafka import KafkaError, TopicPartition
 
     partition = store.partition
-    end = high_watermark(admin, topic, partition, timeout)
+    end = high_watermark(admin, topic, partition)
     start = store.offset() + 1
     if start >= end:
         return 0

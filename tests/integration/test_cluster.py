@@ -17,8 +17,18 @@ import pytest
 from pipeline.kafka import admin_client
 from pipeline.local_kafka import LocalCluster
 from pipeline.settings import Settings
-from tests.integration.stream_harness import RewardReader, SteadyProducer, Worker, make_settings, wait_for, write_config
-from tests.integration.test_stream import _assert_equal, _log, _run_until_complete, replaying
+from tests.integration.stream_harness import (
+    RewardReader,
+    SteadyProducer,
+    Worker,
+    assert_equal,
+    generated_log,
+    make_settings,
+    replaying,
+    run_until_complete,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -56,18 +66,12 @@ def _replicas(settings: Settings, topic: str) -> set[int]:
     return {len(p.replicas) for p in meta.partitions.values()}
 
 
-# Seen failing (CI run of 2026-12-06): with the transaction coordinator's node killed, aborting the open
-# transaction failed with INVALID_TXN_STATE and the worker stopped (exit 3). The worker now starts a new
-# transactional producer in that case; not yet seen through this test often enough to trust it. Remove the mark
-# once it passes reliably.
-@pytest.mark.xfail(strict=False, reason="kafka runtime: recovery from a killed transaction coordinator not yet "
-                                        "reliable")
 @pytest.mark.timeout(420)
 def test_a_node_and_then_the_coordinator_killed_lose_and_double_nothing(cluster: LocalCluster,
                                                                          tmp_path: Path) -> None:
     settings = _settings(cluster)
     config = write_config(tmp_path / "rewardstream.toml")
-    lines, expected = _log(settings, tmp_path, config, users=1000, seed=41)
+    lines, expected = generated_log(settings, tmp_path, config, users=1000, seed=41)
     worker = Worker(settings, config, tmp_path, "w1").start()
     reader = RewardReader(settings)
     stop = threading.Event()
@@ -93,8 +97,8 @@ def test_a_node_and_then_the_coordinator_killed_lose_and_double_nothing(cluster:
         supervisor.start()
         producer.join(timeout=240)
         assert not producer.is_alive() and producer.sent == len(lines)
-        got = _run_until_complete(reader, expected, [worker], timeout=240)
-        _assert_equal(got, expected)
+        got = run_until_complete(reader, expected, [worker], timeout=240)
+        assert_equal(got, expected)
         twice = [rid for rid, n in Counter(r["reward_id"] for r in reader.records).items() if n > 1]
         assert twice == [], twice[:5]
         assert _coordinator(settings) != coordinator

@@ -248,3 +248,22 @@ def test_returning_within_gives_the_result_the_exception_or_says_it_hung() -> No
             worker_module.returning_within(never.wait, 0.1)
     finally:
         never.set()
+
+
+def test_a_changelog_end_offset_not_answered_in_time_is_a_timeout_kafka_error_retried_with_fresh_metadata(
+        ) -> None:
+    """The ask went to a leader that just died: it must not wait for the restore's whole timeout."""
+    import concurrent.futures
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    from pipeline.runtime.restore import high_watermark
+
+    class SilentAdmin:
+        def list_offsets(self, request: dict[Any, Any], **kwargs: Any) -> dict[Any, concurrent.futures.Future[Any]]:
+            return {tp: concurrent.futures.Future() for tp in request}
+
+    with pytest.raises(KafkaException) as caught:
+        high_watermark(SilentAdmin(), "changelog", 3, timeout=0.1)
+    assert caught.value.args[0].code() == KafkaError._TIMED_OUT
+    assert worker_module._transient(caught.value.args[0])
