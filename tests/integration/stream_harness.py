@@ -12,7 +12,7 @@ import orjson
 
 from pipeline.backfill import run_backfill
 from pipeline.cli.common import load_engine_config
-from pipeline.compare import Facts, facts
+from pipeline.compare import Facts, differences, facts
 from pipeline.engine import EngineConfig
 from pipeline.events.parse import parse_event
 from pipeline.kafka import ensure_topics
@@ -110,3 +110,54 @@ class SteadyProducer(threading.Thread):
             with self.gate:
                 self.sent += produce_lines(self.settings, self.lines[start:start + self.batch])
             time.sleep(self.pause_s)
+
+
+def is_sentinel(user: str) -> bool:
+    return user.startswith("sentinel-")
+
+
+def generated_log(settings: Settings, tmp: Path, config: Path, users: int, seed: int, closing: bool = True
+         ) -> tuple[list[str], Facts]:
+    """A generated log (months old), ending with closing events unless ``closing`` is False, and the backfill's
+    facts for it. Tests that stream such a log in pieces, with pauses between them, are replaying history: they
+    close the windows with closing events and tell the worker their events may be that old (see
+    ``replaying``), or a pause would let the wall clock finalise what the next piece still changes."""
+    lines = generate(LogSpec(users=users, seed=seed, closing_partitions=settings.partitions if closing else 0))
+    return lines, backfill_facts(tmp, lines, config)
+
+
+def backfill_facts(tmp: Path, lines: list[str], config: Path) -> Facts:
+    log = tmp / "events.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    out = tmp / "backfill.jsonl"
+    summary = run_backfill(log, out, load_engine_config(config), progress=False)
+    assert summary.rejected == 0, (tmp / "backfill.rejected.jsonl").read_text()[:2000]
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    return facts(records, is_sentinel)
+
+
+def run_until_complete(reader: RewardReader, expected: Facts, workers: list[Worker], timeout: float) -> Facts:
+    got = Facts({}, {}, {})
+
+    def complete() -> bool:
+        nonlocal got
+        reader.poll(2)
+        got = facts(reader.records, is_sentinel)
+        return len(got.finals) >= len(expected.finals) and len(got.amounts) >= len(expected.amounts)
+
+    def state() -> str:  # at the timeout, not when the wait began: what arrived, and where each worker was
+        lines = [f"have {len(got.finals)} of {len(expected.finals)} finals, {len(got.amounts)} of "
+                 f"{len(expected.amounts)} rewards; {len(reader.records)} records read",
+                 f"differences: {differences(got, expected)[:3]}"]
+        for w in workers:
+            stats = w.stats() if w.alive() else None
+            lines.append(f"--- {w.name} ({'alive' if w.alive() else 'stopped'}) stats: "
+                         f"{orjson.dumps(stats).decode() if stats else None}\n{w.tail()}")
+        return "\n".join(lines)
+
+    wait_for(complete, timeout, f"all {len(expected.finals)} finals", state)
+    return got
+
+
+def assert_equal(got: Facts, expected: Facts) -> None:
+    assert differences(got, expected) == []

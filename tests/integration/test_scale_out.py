@@ -12,8 +12,18 @@ import pytest
 
 from pipeline.cli.worker_cmd import RUNTIMES
 from pipeline.settings import Settings
-from tests.integration.stream_harness import RewardReader, Worker, make_settings, produce_lines, wait_for, write_config
-from tests.integration.test_stream import _assert_equal, _log, _run_until_complete, replaying
+from tests.integration.stream_harness import (
+    RewardReader,
+    Worker,
+    assert_equal,
+    generated_log,
+    make_settings,
+    produce_lines,
+    replaying,
+    run_until_complete,
+    wait_for,
+    write_config,
+)
 
 
 @pytest.mark.timeout(900)
@@ -23,7 +33,7 @@ def test_three_workers_twelve_partitions_one_killed_and_replaced(kafka_settings:
     settings = replaying(make_settings(kafka_settings.with_overrides(partitions=12, runtime=runtime),
                                        f"rs-scale-{uuid.uuid4().hex[:8]}"))
     config = write_config(tmp_path / "rewardstream.toml")
-    lines, expected = _log(settings, tmp_path, config, users=23_000, seed=31)
+    lines, expected = generated_log(settings, tmp_path, config, users=23_000, seed=31)
     assert len(lines) >= 200_000, len(lines)
 
     workers = [Worker(settings, config, tmp_path, f"w{i}").start() for i in (1, 2, 3)]
@@ -43,8 +53,8 @@ def test_three_workers_twelve_partitions_one_killed_and_replaced(kafka_settings:
         victim.kill()  # kill -9 mid-run: no commit, no flush
         workers.append(Worker(settings, config, tmp_path, "w4").start())  # a replacement with an empty disk
         produce_lines(settings, lines[half:])
-        got = _run_until_complete(reader, expected, workers, timeout=720)
-        _assert_equal(got, expected)
+        got = run_until_complete(reader, expected, workers, timeout=720)
+        assert_equal(got, expected)
         live = [w for w in workers if w.alive()]
         assert len(live) == 3
         partitions = sorted(p for w in live for p in (w.stats() or {}).get("partitions", []))

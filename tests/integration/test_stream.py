@@ -11,10 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.backfill import run_backfill
-from pipeline.cli.common import load_engine_config
 from pipeline.cli.worker_cmd import RUNTIMES
-from pipeline.compare import Facts, differences, facts
 from pipeline.events.avro import AvroCodec, conversion_to_record, touchpoint_to_record
 from pipeline.events.parse import parse_event
 from pipeline.events.types import Conversion, Touchpoint
@@ -24,9 +21,13 @@ from pipeline.synthetic import LogSpec, generate
 from tests.integration.stream_harness import (
     RewardReader,
     Worker,
+    assert_equal,
+    generated_log,
+    is_sentinel,
     make_settings,
     produce_lines,
     replaying,
+    run_until_complete,
     wait_for,
     write_config,
 )
@@ -43,57 +44,6 @@ def listening_hosts(port: int) -> set[str]:
     return hosts
 
 
-def _is_sentinel(user: str) -> bool:
-    return user.startswith("sentinel-")
-
-
-def _log(settings: Settings, tmp: Path, config: Path, users: int, seed: int, closing: bool = True
-         ) -> tuple[list[str], Facts]:
-    """A generated log (months old), ending with closing events unless ``closing`` is False, and the backfill's
-    facts for it. Tests that stream such a log in pieces, with pauses between them, are replaying history: they
-    close the windows with closing events and tell the worker their events may be that old (see
-    ``replaying``), or a pause would let the wall clock finalise what the next piece still changes."""
-    lines = generate(LogSpec(users=users, seed=seed, closing_partitions=settings.partitions if closing else 0))
-    return lines, _expected(tmp, lines, config)
-
-
-def _expected(tmp: Path, lines: list[str], config: Path) -> Facts:
-    log = tmp / "events.jsonl"
-    log.write_text("\n".join(lines) + "\n")
-    out = tmp / "backfill.jsonl"
-    summary = run_backfill(log, out, load_engine_config(config), progress=False)
-    assert summary.rejected == 0, (tmp / "backfill.rejected.jsonl").read_text()[:2000]
-    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    return facts(records, _is_sentinel)
-
-
-def _run_until_complete(reader: RewardReader, expected: Facts, workers: list[Worker], timeout: float) -> Facts:
-    got = Facts({}, {}, {})
-
-    def complete() -> bool:
-        nonlocal got
-        reader.poll(2)
-        got = facts(reader.records, _is_sentinel)
-        return len(got.finals) >= len(expected.finals) and len(got.amounts) >= len(expected.amounts)
-
-    def state() -> str:  # at the timeout, not when the wait began: what arrived, and where each worker was
-        lines = [f"have {len(got.finals)} of {len(expected.finals)} finals, {len(got.amounts)} of "
-                 f"{len(expected.amounts)} rewards; {len(reader.records)} records read",
-                 f"differences: {differences(got, expected)[:3]}"]
-        for w in workers:
-            stats = w.stats() if w.alive() else None
-            lines.append(f"--- {w.name} ({'alive' if w.alive() else 'stopped'}) stats: "
-                         f"{orjson.dumps(stats).decode() if stats else None}\n{w.tail()}")
-        return "\n".join(lines)
-
-    wait_for(complete, timeout, f"all {len(expected.finals)} finals", state)
-    return got
-
-
-def _assert_equal(got: Facts, expected: Facts) -> None:
-    assert differences(got, expected) == []
-
-
 @pytest.fixture(params=RUNTIMES)
 def stream_env(kafka_settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Settings, Path]:
     """Every stream test runs on both runtimes."""
@@ -106,18 +56,18 @@ def test_stream_equals_backfill(stream_env: tuple[Settings, Path], tmp_path: Pat
     """No closing events: when the worker has read everything and its inputs are silent, the wall clock (with
     the default maximum event delay) closes every window of the months-old log, as the backfill's end does."""
     settings, config = stream_env
-    lines, expected = _log(settings, tmp_path, config, users=6000, seed=11, closing=False)
+    lines, expected = generated_log(settings, tmp_path, config, users=6000, seed=11, closing=False)
     assert len(lines) >= 50_000
     assert any(t for t in expected.finals.values()) and expected.unattributed
     produce_lines(settings, lines)
     worker = Worker(settings, config, tmp_path, "w1").start()
     reader = RewardReader(settings)
     try:
-        got = _run_until_complete(reader, expected, [worker], timeout=420)
-        _assert_equal(got, expected)
+        got = run_until_complete(reader, expected, [worker], timeout=420)
+        assert_equal(got, expected)
         stats = worker.stats()
         assert stats is not None and stats["rejected"] == 0 and stats["duplicates"] > 0
-        user = next(r["user_id"] for r in reversed(reader.records) if not _is_sentinel(r["user_id"]))
+        user = next(r["user_id"] for r in reversed(reader.records) if not is_sentinel(r["user_id"]))
         status, _ = worker.get(f"/journeys/{user}/")
         assert status in (200, 404)
         status, body = worker.get("/metrics/")
@@ -132,7 +82,7 @@ def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tupl
                                                                  tmp_path: Path) -> None:
     settings, config = stream_env
     settings = replaying(settings)
-    lines, expected = _log(settings, tmp_path, config, users=3000, seed=12)
+    lines, expected = generated_log(settings, tmp_path, config, users=3000, seed=12)
     half = len(lines) // 2
     produce_lines(settings, lines[:half])
     worker = Worker(settings, config, tmp_path, "w1").start()
@@ -146,8 +96,8 @@ def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tupl
         worker.kill()
         worker.wipe_state()  # state must come back from the changelog alone
         worker.start()
-        got = _run_until_complete(reader, expected, [worker], timeout=420)
-        _assert_equal(got, expected)
+        got = run_until_complete(reader, expected, [worker], timeout=420)
+        assert_equal(got, expected)
     finally:
         reader.close()
         worker.stop()
@@ -157,7 +107,7 @@ def test_crash_and_lost_local_state_lose_and_double_pay_nothing(stream_env: tupl
 def test_rebalance_adds_and_removes_workers(stream_env: tuple[Settings, Path], tmp_path: Path) -> None:
     settings, config = stream_env
     settings = replaying(settings)
-    lines, expected = _log(settings, tmp_path, config, users=3000, seed=13)
+    lines, expected = generated_log(settings, tmp_path, config, users=3000, seed=13)
     third = len(lines) // 3
     produce_lines(settings, lines[:third])
     w1 = Worker(settings, config, tmp_path, "w1").start()
@@ -172,14 +122,14 @@ def test_rebalance_adds_and_removes_workers(stream_env: tuple[Settings, Path], t
                  "partitions spread over three workers", lambda: "\n".join(w.tail() for w in workers))
         workers[1].stop()
         produce_lines(settings, lines[2 * third:])
-        got = _run_until_complete(reader, expected, workers, timeout=420)
-        _assert_equal(got, expected)
+        got = run_until_complete(reader, expected, workers, timeout=420)
+        assert_equal(got, expected)
         # /journeys/{user} is routed to the owner: every live worker answers the same for any user
         live = [w for w in workers if w.alive()]
         assert len(live) == 2
         # (conversions older than the refund retention are forgotten by now, so some users answer 404)
         users = sorted({r["user_id"] for r in reader.records if r["kind"] == "attribution"
-                        and not _is_sentinel(r["user_id"])})[-60:]
+                        and not is_sentinel(r["user_id"])})[-60:]
         found = 0
         for user in users:
             answers = [w.get(f"/journeys/{user}/") for w in live]

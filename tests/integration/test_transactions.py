@@ -15,13 +15,16 @@ from pipeline.settings import Settings
 from tests.integration.stream_harness import (
     RewardReader,
     Worker,
+    assert_equal,
+    generated_log,
+    is_sentinel,
     make_settings,
     produce_lines,
     replaying,
+    run_until_complete,
     wait_for,
     write_config,
 )
-from tests.integration.test_stream import _assert_equal, _is_sentinel, _log, _run_until_complete
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ def test_a_kill_between_produce_and_commit_shows_every_reward_once(kafka_runtime
     settings, config = kafka_runtime
     settings = replaying(settings).with_overrides(commit_interval_ms=2000)  # transactions open long enough
     # enough work that the worker is busy for seconds, transactions open all along, when it is killed
-    lines, expected = _log(settings, tmp_path, config, users=12000, seed=31)
+    lines, expected = generated_log(settings, tmp_path, config, users=12000, seed=31)
     produce_lines(settings, lines)
     worker = Worker(settings, config, tmp_path, "w1").start()
     committed = RewardReader(settings)
@@ -70,8 +73,8 @@ def test_a_kill_between_produce_and_commit_shows_every_reward_once(kafka_runtime
             if aborted > 0:
                 break
         assert aborted > 0, "no kill landed inside an open transaction"
-        got = _run_until_complete(committed, expected, [worker], timeout=420)
-        _assert_equal(got, expected)
+        got = run_until_complete(committed, expected, [worker], timeout=420)
+        assert_equal(got, expected)
         repeated = {i: n for i, n in _ids(committed.records).items() if n > 1}
         assert not repeated, f"rewards seen more than once by a read_committed reader: {list(repeated)[:5]}"
     finally:
@@ -85,7 +88,7 @@ def test_a_second_worker_with_the_same_transactional_id_fences_the_first(kafka_r
                                                                        tmp_path: Path) -> None:
     settings, config = kafka_runtime
     settings = replaying(settings).with_overrides(transactional_id=f"fence-{uuid.uuid4().hex[:6]}")
-    lines, expected = _log(settings, tmp_path, config, users=2000, seed=32)
+    lines, expected = generated_log(settings, tmp_path, config, users=2000, seed=32)
     produce_lines(settings, lines)
     first = Worker(settings, config, tmp_path, "first").start()
     reader = RewardReader(settings)
@@ -95,8 +98,8 @@ def test_a_second_worker_with_the_same_transactional_id_fences_the_first(kafka_r
         wait_for(lambda: not first.alive(), 120, "the first worker to stop", first.tail)
         assert first.proc is not None and first.proc.returncode == 3
         assert "transactional id" in first.tail(), first.tail()
-        got = _run_until_complete(reader, expected, [second], timeout=420)
-        _assert_equal(got, expected)
+        got = run_until_complete(reader, expected, [second], timeout=420)
+        assert_equal(got, expected)
         assert not [i for i, n in _ids(reader.records).items() if n > 1]
     finally:
         reader.close()
@@ -112,15 +115,15 @@ def test_an_in_order_log_says_no_conversion_unattributed_first(kafka_runtime: tu
     ``unattributed``."""
     settings, config = kafka_runtime
     settings = replaying(settings)
-    lines, expected = _log(settings, tmp_path, config, users=4000, seed=33)
+    lines, expected = generated_log(settings, tmp_path, config, users=4000, seed=33)
     produce_lines(settings, lines)
     worker = Worker(settings, config, tmp_path, "w1").start()
     reader = RewardReader(settings)
     try:
-        _run_until_complete(reader, expected, [worker], timeout=420)
+        run_until_complete(reader, expected, [worker], timeout=420)
         first_kind: dict[tuple[str, str], str] = {}
         for r in reader.records:
-            if r["kind"] in ("attribution", "unattributed") and not _is_sentinel(r["user_id"]):
+            if r["kind"] in ("attribution", "unattributed") and not is_sentinel(r["user_id"]):
                 first_kind.setdefault((r["user_id"], r["conversion_id"]), r["kind"])
         attributed = {k for k, kind in first_kind.items() if kind == "attribution"}
         unattributed_first = [k for k, kind in first_kind.items()
