@@ -10,7 +10,8 @@ Layout (pure core first, shells around it):
 - ``pipeline.producers``, ``pipeline.replay``: what agents and trainers embed (Kafka adapters).
 - ``pipeline.system``: the design document's ``DelayedRewardSystem`` API over those two.
 - ``pipeline.cli``: the ``rewardstream`` command.
-"""
+
+May import: ``pipeline.system``."""
 
 from typing import Any
 

@@ -5,7 +5,8 @@ total, and which conversions paid nobody. Revision numbers may differ between ru
 amounts may not. Ids are scoped per user, so every key includes the user. A conversion said to be unattributed
 and later attributed by a late touchpoint counts as attributed: which of the two a run says first depends on
 arrival order, the end state does not.
-"""
+
+May import: ``pipeline.events``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Typed errors for bad input: each names the offending field so a dead letter says what to fix."""
+"""Typed errors for bad input: each names the offending field so a dead letter says what to fix.
+
+May import: no other part of the package."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The scheme name is case-insensitive (RFC 7235: ``bearer``, ``Bearer`` and ``BEARER`` are one scheme); the token
 is compared in constant time. A token that is empty or only whitespace protects nothing and is refused when the
 server starts, not discovered when a request gets through.
-"""
+
+May import: no other part of the package."""
 
 from __future__ import annotations
 

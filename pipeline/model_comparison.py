@@ -20,7 +20,9 @@ touch caused. Per model:
   conversions;
 - **policy**: an agent (the demo's learner) fitted on each touchpoint's final reward under the model, its
   greedy policy's true value as a fraction of the oracle's.
-"""
+
+May import: ``pipeline.attribution``, ``pipeline.backfill``, ``pipeline.engine``, ``pipeline.errors``,
+``pipeline.events``, ``pipeline.market``, ``pipeline.money``, ``pipeline.native``."""
 
 from __future__ import annotations
 

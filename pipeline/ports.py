@@ -1,4 +1,6 @@
-"""A free TCP port on loopback, for the local broker, worker children's web views and tests."""
+"""A free TCP port on loopback, for the local broker, worker children's web views and tests.
+
+May import: no other part of the package."""
 
 from __future__ import annotations
 

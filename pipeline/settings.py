@@ -4,7 +4,8 @@ One source of truth for every process (CLI, worker, producers, replay buffer, do
 Values come from defaults, then an optional TOML file, then ``REWARDSTREAM_<FIELD>`` environment variables
 (the environment wins, so a container can override a baked-in file). Attribution settings live in
 :mod:`pipeline.engine.config`, read from the same TOML file's ``[attribution]`` table.
-"""
+
+May import: no other part of the package."""
 
 from __future__ import annotations
 

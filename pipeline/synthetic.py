@@ -4,7 +4,8 @@ Users browse over a period, see 1–20 ads on several channels, and some convert
 in several currencies. The log's file order is *arrival* order: most events arrive at once, some
 touchpoints arrive late (within the allowed lateness), some events are sent twice, some conversions are
 refunded, and optionally some lines are garbage of every kind the pipeline must refuse.
-"""
+
+May import: ``pipeline.kafka``, ``pipeline.units``."""
 
 from __future__ import annotations
 

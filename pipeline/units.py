@@ -1,4 +1,6 @@
-"""Event-time units in milliseconds (event timestamps are epoch milliseconds everywhere). One definition."""
+"""Event-time units in milliseconds (event timestamps are epoch milliseconds everywhere). One definition.
+
+May import: no other part of the package."""
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS

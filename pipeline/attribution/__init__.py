@@ -1,5 +1,7 @@
 """Attribution: the models (a registry by name), fitting of the learned ones, journeys and the delay model.
-Pure: no I/O, no Kafka. Exact money lives below it, in ``pipeline.money``."""
+Pure: no I/O, no Kafka. Exact money lives below it, in ``pipeline.money``.
+
+May import: ``pipeline.events``."""
 
 from pipeline.attribution.learned import LearnedWeights
 from pipeline.attribution.models import REGISTRY, Model, build_models

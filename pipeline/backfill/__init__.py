@@ -11,7 +11,9 @@ Timestamps in a file cannot be judged against ingest times as the stream judges 
 an event dated more than ``max_future_skew`` after the moment the backfill started is refused as future, and
 the clock moves only once ``FILE_QUORUM`` events show the new time, so a few events with a wrong clock never
 make the valid ones late.
-"""
+
+May import: ``pipeline.attribution``, ``pipeline.engine``, ``pipeline.errors``, ``pipeline.events``,
+``pipeline.kafka``, ``pipeline.money``, ``pipeline.native``, ``pipeline.settings``, ``pipeline.sinks``."""
 
 from __future__ import annotations
 

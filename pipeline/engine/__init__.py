@@ -1,4 +1,7 @@
-"""The journey state machine and the engine that drives it in event time. Pure: no I/O, no Kafka."""
+"""The journey state machine and the engine that drives it in event time. Pure: no I/O, no Kafka.
+
+May import: ``pipeline.attribution``, ``pipeline.errors``, ``pipeline.events``, ``pipeline.money``,
+``pipeline.units``."""
 
 from pipeline.engine.clock import EventClock
 from pipeline.engine.config import EngineConfig

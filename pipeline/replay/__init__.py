@@ -1,4 +1,7 @@
-"""The trainer's end: attributed rewards joined to the experiences they correct, sampled as numpy batches."""
+"""The trainer's end: attributed rewards joined to the experiences they correct, sampled as numpy batches.
+
+May import: ``pipeline.attribution``, ``pipeline.events``, ``pipeline.kafka``, ``pipeline.money``,
+``pipeline.settings``, ``pipeline.units``."""
 
 from pipeline.replay.buffer import ReplayBuffer
 from pipeline.replay.experiences import ExperienceTable, fold_rewards

@@ -5,4 +5,6 @@ changelog (``store``, ``restore``), the event-time merge of a partition's two in
 end-offset queries (``end_offsets``), finding a partition's owner (``routing``) and the HTTP views' server
 (``http``). It may import the engine layer and its partition contract, ``pipeline.native.choice``,
 ``pipeline.shell``, ``pipeline.kafka`` and settings; never ``pipeline.stream`` (the Faust runtime) or Faust.
-"""
+
+May import: ``pipeline.attribution``, ``pipeline.engine``, ``pipeline.http_auth``, ``pipeline.kafka``,
+``pipeline.native``, ``pipeline.settings``, ``pipeline.shell``."""

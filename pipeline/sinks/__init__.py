@@ -10,7 +10,8 @@ Stores fed from the attributed-reward topic: the PostgreSQL reward ledger (``pip
 Redis reward cache (``pipeline.sinks.redis_cache``). Kafka stays the source of truth; each keeps its consumed
 offsets in its own store, written with the data, and resumes from them. They may import events, the Kafka
 adapters (``pipeline.kafka``) and settings; nothing above (no runtimes, no CLI).
-"""
+
+May import: ``pipeline.errors``, ``pipeline.events``, ``pipeline.kafka``, ``pipeline.settings``."""
 
 from __future__ import annotations
 

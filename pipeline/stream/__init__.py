@@ -6,4 +6,6 @@ therefore carries the rewards produced by that write (an outbox inside the chang
 sends the same rewards to the rewards topic in the same step. Restore finds the outboxes written after the
 partition's last *delivered mark* and sends them again (``redelivery``), so no reward is lost. Consumers get
 at-least-once delivery with stable ids: drop repeated ``reward_id`` values.
-"""
+
+May import: ``pipeline.attribution``, ``pipeline.engine``, ``pipeline.http_auth``, ``pipeline.kafka``,
+``pipeline.native``, ``pipeline.settings``, ``pipeline.shell``."""
