@@ -40,7 +40,7 @@ class Settings:
     partitions: int = _doc("Partition count of every topic; inputs and tables must agree.", 8)
     replication_factor: int = _doc("Replication factor used when the project creates topics.", 1)
     security_protocol: str = _doc("PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.", "PLAINTEXT")
-    sasl_mechanism: str = _doc("SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.", "")
+    sasl_mechanism: str = _doc("SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when SASL is used.", "PLAIN")
     sasl_username: str = _doc("SASL user name.", "")
     sasl_password: str = _doc("SASL password.", "")
     ssl_cafile: str = _doc("CA bundle to verify the brokers' TLS certificates.", "")

@@ -17,7 +17,7 @@ def security_config(settings: Settings) -> dict[str, Any]:
     """SASL/TLS settings in librdkafka's names; empty for PLAINTEXT."""
     cfg: dict[str, Any] = {"security.protocol": settings.security_protocol}
     if settings.security_protocol.upper().startswith("SASL"):
-        cfg["sasl.mechanism"] = settings.sasl_mechanism or "PLAIN"
+        cfg["sasl.mechanism"] = settings.sasl_mechanism
         cfg["sasl.username"] = settings.sasl_username
         cfg["sasl.password"] = settings.sasl_password
     if settings.ssl_cafile:

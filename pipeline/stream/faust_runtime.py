@@ -26,7 +26,7 @@ def credentials(settings: Settings) -> Any:
     context = ssl.create_default_context(cafile=settings.ssl_cafile or None) if "SSL" in proto else None
     if proto.startswith("SASL"):
         return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
-                                     mechanism=settings.sasl_mechanism or "PLAIN", ssl_context=context)
+                                     mechanism=settings.sasl_mechanism, ssl_context=context)
     return faust.SSLCredentials(context)
 
 
