@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import AccessType, BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from pipeline.engine.partition import RESERVED_PREFIX, Loader, journey_codec
 
@@ -38,10 +38,12 @@ class PartitionStore:
         options.create_if_missing(True)
         options.set_write_buffer_size(4 * 1024 * 1024)  # memtables count fully in RSS, one per partition
         options.increase_parallelism(1)
+        table = BlockBasedOptions()
+        table.set_block_cache(Cache(cache_mb * 1024 * 1024))  # the setting rocksdb_cache_mb, as Faust's tables
+        options.set_block_based_table_factory(table)
         self._db: Any = Rdict(str(self.path), options, access_type=AccessType.read_write())
         self._write_options = WriteOptions()
         self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]
-        del cache_mb  # the default block cache is per process; kept in the signature for the setting's sake
 
     def offset(self) -> int:
         """The changelog offset the stored writes reach (-1: none)."""

@@ -267,3 +267,11 @@ def test_a_changelog_end_offset_not_answered_in_time_is_a_timeout_kafka_error_re
         high_watermark(SilentAdmin(), "changelog", 3, timeout=0.1)
     assert caught.value.args[0].code() == KafkaError._TIMED_OUT
     assert worker_module._transient(caught.value.args[0])
+
+
+def test_a_partition_store_has_the_block_cache_the_setting_asks_for(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path, 2, 3)
+    try:
+        assert store._db.property_int_value("rocksdb.block-cache-capacity") == 3 * 1024 * 1024
+    finally:
+        store.close()
