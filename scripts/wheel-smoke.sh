@@ -64,7 +64,10 @@ echo "the install said: $(grep -m1 "can't find Rust compiler" sdist-install.log)
 if "$bin/python" -c 'import pipeline._native' 2>/dev/null; then
     echo "wheel-smoke: the sdist install without Rust still has a native module" >&2; exit 1
 fi
-"$bin/rewardstream" backfill --input log.jsonl --output fallback.jsonl --config config.toml --quiet 2> fallback.err | head -1
+# the summary to a file, not into `head`: head closing the pipe early made the backfill fail on a broken pipe
+"$bin/rewardstream" backfill --input log.jsonl --output fallback.jsonl --config config.toml --quiet \
+    > fallback.out 2> fallback.err
+head -1 fallback.out
 cat fallback.err
 [ "$(grep -c "the native engine is not installed" fallback.err)" = 1 ] || { echo "wheel-smoke: no one-line fallback warning" >&2; exit 1; }
 cmp rewards.jsonl fallback.jsonl && echo "python engine: the same rewards, byte for byte"
