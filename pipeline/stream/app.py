@@ -36,7 +36,7 @@ from pipeline.shell.idleness import TICK_SECONDS, Idleness
 from pipeline.shell.outages import DEPENDENCIES, KAFKA
 from pipeline.shell.tick_timing import TICKS
 from pipeline.stream import web
-from pipeline.stream.faust_runtime import app_kwargs
+from pipeline.stream.faust_runtime import app_kwargs, raw_table, recovered, watch_changelog
 from pipeline.stream.local_state import JourneyTable
 from pipeline.stream.offset_holes import Hole
 from pipeline.stream.output import OutputProducer
@@ -62,15 +62,9 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
         options={"block_cache_size": cache, "write_buffer_size": 4 * 1024 * 1024},
         extra_topic_configs={"min.compaction.lag.ms": str(CHANGELOG_RETENTION_MS)},
     )
-    # Raw keys (Faust tables default to JSON, which would quote them): the changelog key is the user_id's
-    # UTF-8 bytes, hashed like the input topics' keys, and rewards are keyed with it. Table() takes no
-    # serializer arguments and the table manager builds the changelog topic (which recovery decodes with)
-    # at registration: set raw serializers, then rebuild it.
-    journeys.key_serializer = "raw"  # type: ignore[attr-defined]
-    journeys.value_serializer = "raw"  # type: ignore[attr-defined]
-    journeys.changelog_topic = journeys._new_changelog_topic()  # type: ignore[attr-defined]
+    raw_table(journeys)
     redelivery = Redelivery()
-    _watch_restore(journeys, redelivery)
+    watch_changelog(journeys, redelivery.observe)  # what restore applies: rewards past the delivered mark
 
     table = JourneyTable(journeys)
     output = OutputProducer(settings, changelog_topic(settings))
@@ -98,8 +92,7 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
 
     def owned() -> list[int]:
         """Input partitions this worker processes, once Faust has restored their state."""
-        recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManager has it; its type does not
-        if app.rebalancing or app.in_recovery or not recovery.completed.is_set():
+        if not recovered(app):
             return []
         return sorted({tp.partition for tp in app.assignor.assigned_actives() if tp.topic in input_topics})
 
@@ -176,20 +169,3 @@ class KafkaHoleReader:
                 log.warning("%s; trying again", exc)
         source = self.source_of[hole.topic]
         return [InputRecord.of_message(source, m) for m in messages]
-
-
-def _watch_restore(journeys: Any, redelivery: Redelivery) -> None:
-    """Let ``redelivery`` see every changelog record Faust's recovery (or a standby replica) applies.
-
-    Faust restores a table by calling ``apply_changelog_batch`` on it, looked up on the instance
-    (faust/tables/recovery.py); the table's own method still does the writing."""
-    apply = journeys.apply_changelog_batch
-
-    def apply_and_watch(batch: Any) -> None:
-        events = list(batch)
-        for event in events:
-            msg = event.message
-            redelivery.observe(msg.partition, msg.offset, msg.key, msg.value)
-        apply(events)
-
-    journeys.apply_changelog_batch = apply_and_watch

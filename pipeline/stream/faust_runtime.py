@@ -1,4 +1,6 @@
-"""Faust itself: the App settings the worker runs with, and a Worker that does not log at DEBUG.
+"""Faust itself: the App settings the worker runs with, a Worker that does not log at DEBUG, and every reach
+into Faust's private API (raw table serializers, a table partition's RocksDB database, the changelog records
+recovery applies, whether recovery is done).
 
 Kept apart from the processing code so that the benchmark's bare Faust loop runs with exactly the worker's
 settings, and so that every place the project leans on Faust's behaviour is in one small file.
@@ -7,6 +9,7 @@ settings, and so that every place the project leans on Faust's behaviour is in o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -69,3 +72,40 @@ class QuietWorker(Worker):
         self.spinner = None
         logger.setLevel(level or logging.WARNING)
         outages.install()  # mode has set up the root logger's handlers by now
+
+
+def raw_table(table: Any) -> None:
+    """Raw keys and values for a table (Faust tables default to JSON, which would quote them): the changelog key
+    is the user_id's UTF-8 bytes, hashed like the input topics' keys, and rewards are keyed with it. ``Table()``
+    takes no serializer arguments and the table manager builds the changelog topic (which recovery decodes
+    with) at registration: set raw serializers, then rebuild it."""
+    table.key_serializer = "raw"
+    table.value_serializer = "raw"
+    table.changelog_topic = table._new_changelog_topic()
+
+
+def partition_db(table: Any, partition: int) -> Any:
+    """The rocksdict database of one partition of a ``rocksdb://`` table."""
+    return table.data._db_for_partition(partition)
+
+
+def watch_changelog(table: Any, observe: Callable[[int, int, bytes | None, bytes | None], None]) -> None:
+    """``observe(partition, offset, key, value)`` for every changelog record Faust's recovery (or a standby
+    replica) applies to ``table``. Faust restores a table by calling ``apply_changelog_batch`` on it, looked up
+    on the instance (faust/tables/recovery.py); the table's own method still does the writing."""
+    apply = table.apply_changelog_batch
+
+    def apply_and_watch(batch: Any) -> None:
+        events = list(batch)
+        for event in events:
+            msg = event.message
+            observe(msg.partition, msg.offset, msg.key, msg.value)
+        apply(events)
+
+    table.apply_changelog_batch = apply_and_watch
+
+
+def recovered(app: Any) -> bool:
+    """Whether Faust is neither rebalancing nor restoring tables: the assigned partitions' state is complete.
+    (``TableManager`` has ``recovery``; its declared type does not.)"""
+    return not (app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set())

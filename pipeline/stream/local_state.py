@@ -21,6 +21,7 @@ from typing import Any
 from rocksdict import WriteBatch, WriteOptions
 
 from pipeline.engine.partition import Loader, Write
+from pipeline.stream.faust_runtime import partition_db
 
 FAUST_OFFSET_KEY = b"__faust\x00offset__"  # where Faust's RocksDB store keeps a partition's changelog offset
 
@@ -35,7 +36,7 @@ class JourneyTable:
         self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]
 
     def _db(self, partition: int) -> Any:
-        return self._table.data._db_for_partition(partition)
+        return partition_db(self._table, partition)
 
     def loader(self, partition: int) -> Loader:
         """``keys → values`` for the processor: one multi-get per call."""
