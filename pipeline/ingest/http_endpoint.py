@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, NamedTuple
 
 import orjson
@@ -24,6 +25,7 @@ from pipeline.events.types import Conversion
 from pipeline.http_auth import bearer_ok, require_token
 from pipeline.producers import DeliveryError, EventProducer
 from pipeline.settings import Settings
+from pipeline.shell.outages import DEPENDENCIES, KAFKA
 
 log = logging.getLogger("rewardstream.ingest")
 
@@ -90,8 +92,10 @@ async def post_conversions(request: web.Request) -> web.Response:
         return _json(parsed.status, parsed.body)
     conversions = parsed
     producer = request.app[PRODUCER_KEY]
+    asked_at = time.monotonic()
     try:
         await asyncio.gather(*(producer.send_async(c) for c in conversions))
+        DEPENDENCIES.up(KAFKA, asked_at)  # acknowledged: the broker answers (after an outage: it is back)
     except DeliveryError as exc:
         log.warning("broker did not acknowledge a request: %s", exc)
         return _json(503, {"error": f"the broker did not acknowledge: {exc}; retry the request"})

@@ -31,3 +31,5 @@ def test_no_202_is_lost_while_the_broker_restarts(own_broker: tuple[LocalKafka, 
     lost = [i for i in load.accepted if i not in on_topic]
     assert lost == [], f"{len(lost)} of {len(load.accepted)} acknowledged conversions are not on the topic"
     assert [i for i in load.accepted if on_topic[i] > 1] == []  # the idempotent producer's retries double nothing
+    log = (tmp_path / "ingest.log").read_text()  # the outage as an operator reads it: when it began and ended
+    assert "kafka unreachable" in log and "kafka back after" in log, log[-3000:]
