@@ -43,7 +43,7 @@ from pipeline.backfill.journeys import journeys_of_events, paths_of_log
 from pipeline.backfill.lines import Chunk, read_chunks, with_ahead
 from pipeline.engine import AttributionEngine, EngineConfig
 from pipeline.errors import InvalidEvent
-from pipeline.events.types import MODEL_NAMES, Event, RewardKind
+from pipeline.events.types import MODEL_NAMES, AttributionModel, Event, RewardKind
 from pipeline.market import CHANNELS, SEGMENTS, MarketSpec, ThompsonAgent
 from pipeline.market.env import Truth
 from pipeline.money.currency import MINOR_UNITS
@@ -52,7 +52,7 @@ from pipeline.native.choice import backfill_engine
 PAYOUTS = (RewardKind.ATTRIBUTION, RewardKind.REFUND)  # a conversion's first split and its refunds
 ORDER_AUTO = "data_driven_order_auto"  # data-driven with the Markov order chosen on held-out journeys
 EVALUATED = (*MODEL_NAMES, ORDER_AUTO)
-LEARNED = ("data_driven", "shapley", ORDER_AUTO)
+LEARNED = (AttributionModel.DATA_DRIVEN, AttributionModel.SHAPLEY, ORDER_AUTO)
 
 
 def compare_models(events: Sequence[Event], config: EngineConfig,
@@ -125,11 +125,11 @@ class Evaluation:
         """The best model on the market, by how much, and against last click; the best agent."""
         ranked = self.ranked()
         best, second = ranked[0], ranked[min(1, len(ranked) - 1)]
-        last = self.score("last_click")
+        last = self.score(AttributionModel.LAST_CLICK)
         agent = max(self.scores, key=lambda s: s.policy_fraction)
         gap = f"tied on error with {self.label(second.model)}" if round(second.error, 4) == round(best.error, 4) \
             else f"{(second.error - best.error) * 100:.1f} points of error below {self.label(second.model)}"
-        against = "" if "last_click" in (best.model, second.model) else \
+        against = "" if AttributionModel.LAST_CLICK in (best.model, second.model) else \
             f"; last_click: error {last.error:.1%}, share error {last.share_error:.1%}"
         return (f"best model on the {self.market} market: {self.label(best.model)} (error {best.error:.1%}, "
                 f"share error {best.share_error:.1%}; {gap}, share error {second.share_error:.1%}{against}); "
@@ -203,7 +203,8 @@ def evaluate_models(log: Path, truth: dict[str, Truth], spec: MarketSpec, config
                         markov_order_chosen=weights["auto"].markov_order if "auto" in weights else 1)
     total_true = max(sum(truth_per_channel.values()), 1e-9)
     for model in models:
-        name, learned = (("data_driven", weights["auto"]) if model == ORDER_AUTO else (model, weights["1"]))
+        name, learned = ((AttributionModel.DATA_DRIVEN.value, weights["auto"]) if model == ORDER_AUTO
+                         else (model, weights["1"]))
         paid = np.zeros(len(touches))
         given: set[str] = set()
         for r in backfill_records(log, dataclasses.replace(config, default_model=name), learned, engine):
