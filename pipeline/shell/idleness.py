@@ -79,24 +79,29 @@ class Idleness:
     def forget(self, tp: TopicPartition) -> None:
         self.inputs.pop(tp, None)
 
+    def _fresh_end(self, state: InputState) -> int | None:
+        """The broker's end offset if it said it within the last ``freshness_s``: else records may be waiting
+        there that nobody knows of."""
+        if state.end_offset is None or self._monotonic() - state.checked_at > self.freshness_s:
+            return None
+        return state.end_offset
+
     def caught_up(self, tp: TopicPartition) -> bool:
         state = self._state(tp)
-        if state.end_offset is None or self._monotonic() - state.checked_at > self.freshness_s:
-            return False  # no recent word from the broker: records may be waiting there
+        end = self._fresh_end(state)
+        if end is None:
+            return False
         if state.last_offset is not None:
-            return state.last_offset + 1 >= state.end_offset
-        return state.position is not None and state.position >= state.end_offset
+            return state.last_offset + 1 >= end
+        return state.position is not None and state.position >= end
 
     def silent_behind(self, tp: TopicPartition, silent_s: float) -> int | None:
         """The broker's fresh end offset of an input that has delivered nothing for ``silent_s`` while the
         broker answered, or None: where the input should have got to (its records may never have come)."""
         state = self.inputs.get(tp)
-        now = self._monotonic()
-        if state is None or state.end_offset is None or now - state.checked_at > self.freshness_s:
+        if state is None or self._monotonic() - max(state.last_arrival, state.answering_since) < silent_s:
             return None
-        if now - max(state.last_arrival, state.answering_since) < silent_s:
-            return None
-        return state.end_offset
+        return self._fresh_end(state)
 
     def idle(self, tp: TopicPartition) -> bool:
         state = self._state(tp)

@@ -53,7 +53,7 @@ from pipeline.shell.idleness import Idleness
 from pipeline.shell.stats import WorkerCounters, retire, stats_json
 from pipeline.shell.tick_timing import TICKS
 from pipeline.stream.local_state import JourneyTable
-from pipeline.stream.offset_holes import HoleReader, OffsetHoles
+from pipeline.stream.offset_holes import Hole, HoleReader, OffsetHoles
 from pipeline.stream.output import OutputProducer, Pending
 from pipeline.stream.redelivery import Redelivery, mark_key, mark_value
 
@@ -192,21 +192,29 @@ class StreamWorker:
         filled: list[InputRecord] = []
         for record in batch:
             tp = (self.topic_of[record.source], partition)
-            if tp not in self.holes.next:
-                self.holes.starts_at(tp, await self.hole_reader.committed(*tp))
+            await self._expect(tp)
             if self.holes.repeat(tp, record.offset):
                 self.counters.repeats_skipped += 1
                 continue
             hole = self.holes.delivered(tp, record.offset)
             if hole is not None:
-                missing = await self.hole_reader.read(hole)
-                log.warning("%s[%d]: offsets %d..%d were not delivered%s; read %d records of them from Kafka",
-                            hole.topic, hole.partition, hole.start, hole.end - 1,
-                            " (the first record after taking the partition up)" if hole.first else "", len(missing))
-                self.counters.hole_records += len(missing)
-                filled += missing
+                filled += await self._read_hole(
+                    hole, " (the first record after taking the partition up)" if hole.first else "")
             filled.append(record)
         return filled
+
+    async def _expect(self, tp: tuple[str, int]) -> None:
+        """A partition just taken up starts at its group's committed offset (asked once per take-up)."""
+        if tp not in self.holes.next:
+            self.holes.starts_at(tp, await self.hole_reader.committed(*tp))
+
+    async def _read_hole(self, hole: Hole, why: str) -> Sequence[InputRecord]:
+        """The records Kafka holds inside a hole in what Faust delivered, said in the log and counted."""
+        missing = await self.hole_reader.read(hole)
+        log.warning("%s[%d]: offsets %d..%d were not delivered%s; read %d records of them from Kafka", hole.topic,
+                    hole.partition, hole.start, hole.end - 1, why, len(missing))
+        self.counters.hole_records += len(missing)
+        return missing
 
     async def _fill_tail_holes(self, partitions: Iterable[int]) -> list[tuple[int, BatchOutput]]:
         """Records Faust left undelivered at the end of an input partition, read from Kafka and processed: an
@@ -220,18 +228,13 @@ class StreamWorker:
                 end = self.idleness.silent_behind(tp, TAIL_SILENCE_S)
                 if end is None:
                     continue
-                if tp not in self.holes.next:
-                    self.holes.starts_at(tp, await self.hole_reader.committed(*tp))
+                await self._expect(tp)
                 hole = self.holes.tail(tp, end)
                 if hole is None:
                     continue
-                missing = await self.hole_reader.read(hole)
-                log.warning("%s[%d]: offsets %d..%d were not delivered (the input silent for %.0f s); read %d "
-                            "records of them from Kafka", hole.topic, partition, hole.start, hole.end - 1,
-                            TAIL_SILENCE_S, len(missing))
+                missing = await self._read_hole(hole, f" (the input silent for {TAIL_SILENCE_S:.0f} s)")
                 for record in missing:
                     self.idleness.arrived(tp, record.offset)
-                self.counters.hole_records += len(missing)
                 batch += missing
             if batch:
                 proc = self.processor(partition)
