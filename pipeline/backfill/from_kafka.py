@@ -35,7 +35,6 @@ from pipeline.engine.partition import (
     BatchOutput,
     InputRecord,
     PartitionEngine,
-    journey_codec,
 )
 from pipeline.events.avro import AvroCodec, reward_from_record
 from pipeline.events.jsonl import reward_to_json
@@ -168,32 +167,24 @@ class _Output:
         if err is not None:
             self.failed.append(str(err))
 
-    def rewards_of(self, out: BatchOutput, store: dict[bytes, bytes]) -> None:
-        for key, value in out.writes:
-            if key.startswith(RESERVED_PREFIX):
-                continue
-            if value is None:
-                store.pop(key, None)
-                continue
-            records = journey_codec.outbox(value)
-            if journey_codec.has_journey(value):
-                store[key] = journey_codec.without_outbox(value)
-            else:
-                store.pop(key, None)
-            self.rewards += len(records)
-            if self.file is not None:
-                dumps = orjson.dumps
-                self.file.write(b"".join(dumps(reward_to_json(reward_from_record(self.codec.decode(r)))) + b"\n"
-                                         for r in records))
-            else:
-                for record in records:
-                    while True:
-                        try:
-                            self.producer.produce(self.topic, key=key, value=record, on_delivery=self._delivered)
-                            break
-                        except BufferError:
-                            self.producer.poll(0.05)
-                self.producer.poll(0)
+    def publish(self, rewards: list[tuple[bytes, bytes]]) -> None:
+        """A step's rewards, (user key, Avro record) in the order the engine emitted them."""
+        if not rewards:
+            return
+        self.rewards += len(rewards)
+        if self.file is not None:
+            dumps = orjson.dumps
+            self.file.write(b"".join(dumps(reward_to_json(reward_from_record(self.codec.decode(r)))) + b"\n"
+                                     for _, r in rewards))
+        else:
+            for key, record in rewards:
+                while True:
+                    try:
+                        self.producer.produce(self.topic, key=key, value=record, on_delivery=self._delivered)
+                        break
+                    except BufferError:
+                        self.producer.poll(0.05)
+            self.producer.poll(0)
 
     def refused(self, topics: dict[str, str], partition: int, out: BatchOutput) -> int:
         for r in out.refused:
@@ -261,7 +252,9 @@ def run_kafka_backfill(
                 for p in chosen:
                     ends = {s: consumer.get_watermark_offsets(TopicPartition(t, p), timeout=30)
                             for s, t in topics.items()}
-                    proc = framed(partition_engine(engine, p, config, learned, 10_000), wire_format(settings))
+                    # no outbox: the journeys kept here carry none; each step hands its rewards over in reward_records
+                    proc = framed(partition_engine(engine, p, config, learned, 10_000, outbox=False),
+                                  wire_format(settings))
                     n_in, n_rej = _backfill_partition(consumer, topics, p, ends, proc, config, out)
                     events_in += n_in
                     rejected += n_rej
@@ -283,13 +276,24 @@ def _backfill_partition(consumer: Any, topics: dict[str, str], partition: int, e
     def load(keys: list[bytes]) -> list[bytes | None]:
         return [store.get(k) for k in keys]
 
+    def keep(step: BatchOutput) -> None:
+        """The step's journey writes into the store, as written (the engine keeps no outbox in them)."""
+        for key, value in step.writes:
+            if key.startswith(RESERVED_PREFIX):
+                continue
+            if value is None:
+                store.pop(key, None)
+            else:
+                store[key] = value
+
     events_in = rejected = 0
     merge = _Merge(consumer, topics, partition, ends)
     try:
         for batch, idle in merge.batches():
             events_in += len(batch)
             step = proc.process(batch, load, idle)
-            out.rewards_of(step, store)
+            keep(step)
+            out.publish(step.reward_records)
             rejected += out.refused(topics, partition, step)
     finally:
         consumer.unassign()
@@ -299,7 +303,8 @@ def _backfill_partition(consumer: Any, topics: dict[str, str], partition: int, e
         floor = newest + config.max_window_ms + config.refund_retention_ms + config.allowed_lateness_ms + 2
         while True:
             step = proc.advance(load, (TOUCHPOINTS, CONVERSIONS), floor)
-            out.rewards_of(step, store)
+            keep(step)
+            out.publish(step.reward_records)
             if not any(not k.startswith(RESERVED_PREFIX) for k, _ in step.writes):
                 break
     return events_in, rejected

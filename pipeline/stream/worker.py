@@ -43,7 +43,7 @@ from pipeline.engine.partition import (
     PartitionEngine,
     Write,
 )
-from pipeline.engine.partition.journey_codec import Reward, rewards_of
+from pipeline.engine.partition.journey_codec import Reward
 from pipeline.kafka.framed_inputs import framed
 from pipeline.kafka.schema_registry import wire_format
 from pipeline.native.choice import partition_engine
@@ -293,7 +293,7 @@ class StreamWorker:
                 self._marked[partition] = delivered
             if writes:
                 changelog.append((partition, writes))
-                rewards += rewards_of(out.writes)
+                rewards += out.reward_records  # the rewards its writes' outboxes carry, per user in their order
         self._seq += 1
         for partition, writes in changelog:
             pending = self._unapplied.setdefault(partition, {})

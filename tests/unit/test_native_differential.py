@@ -323,11 +323,12 @@ def test_the_partition_engines_agree_and_read_each_others_state(
     assert _stream(native, records, cuts, idles, switch=python) == reference[:-1]
 
 
-def _apart_view(out: BatchOutput, table: Table) -> dict[str, Any]:
-    """What a batch means, whether its rewards came in the journeys' outboxes or apart: each key's journey after
-    the batch, each key's rewards in order, the frontier, the refusals."""
+def _apart_view(out: BatchOutput, table: Table, outbox: bool) -> dict[str, Any]:
+    """What a batch means, whether or not its journeys keep an outbox: each key's journey after the batch, each
+    key's rewards in order, the frontier, the refusals. The step's ``reward_records`` are what the writes'
+    outboxes carry, per user in the same order (with an outbox), or the writes carry none (without)."""
     journeys: dict[bytes, Any] = {}
-    rewards: dict[bytes, list[Any]] = {}
+    carried: dict[bytes, list[bytes]] = {}
     for key, value in out.writes:
         if value is None:
             journeys[key] = None
@@ -338,38 +339,50 @@ def _apart_view(out: BatchOutput, table: Table) -> dict[str, Any]:
             journeys[key] = orjson.loads(value)
             continue
         journeys[key] = journey_codec.decode_journey(value)
-        rewards.setdefault(key, []).extend(reward_from_record(REWARDS.decode(r)) for r in journey_codec.outbox(value))
+        if records := journey_codec.outbox(value):
+            carried.setdefault(key, []).extend(records)
+    emitted: dict[bytes, list[bytes]] = {}
     for key, record in out.reward_records:
-        rewards.setdefault(key, []).append(reward_from_record(REWARDS.decode(record)))
+        emitted.setdefault(key, []).append(record)
+    assert carried == (emitted if outbox else {})
+    assert out.rewards == len(out.reward_records)
+    rewards = {key: [reward_from_record(REWARDS.decode(r)) for r in records] for key, records in emitted.items()}
     return {"journeys": journeys, "rewards": rewards, "count": out.rewards,
             "refused": [(r.record.offset, r.error.field, r.error.reason) for r in out.refused]}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs(), logs(), st.integers(0, 2**32 - 1))
-def test_rewards_apart_are_the_outboxes_and_journeys_carry_none(
+def test_reward_records_are_the_outboxes_and_without_one_journeys_carry_none(
         setup: tuple[EngineConfig, LearnedWeights | None], lines: list[str], seed: int) -> None:
-    """The Kafka runtime's engines (``outbox=False``) give the same journeys and rewards as the Faust runtime's,
-    the rewards apart and every stored journey without an outbox, in both engines."""
+    """In both engines a step's ``reward_records`` are the rewards its writes' outboxes carry (per user, in
+    order); the Kafka runtime's engines (``outbox=False``) give the same journeys and the very same
+    ``reward_records``, and every stored journey without an outbox."""
     config, learned = setup
     rng = random.Random(seed)
     records = _records(lines, rng)
     cuts = sorted({rng.randrange(0, len(records) + 1) for _ in range(rng.randrange(1, 6))} | {len(records)})
 
-    def run(proc: Any, apart: bool = True) -> list[dict[str, Any]]:
-        table, views, at = Table(), [], 0
+    def run(proc: Any, outbox: bool) -> tuple[list[dict[str, Any]], list[list[tuple[bytes, bytes]]]]:
+        table, views, emitted, at = Table(), [], [], 0
         for cut in cuts:
-            views.append(_apart_view(proc.process(records[at:cut], table.load), table))
+            out = proc.process(records[at:cut], table.load)
+            views.append(_apart_view(out, table, outbox))
+            emitted.append(out.reward_records)
             at = cut
         for _ in range(3):
-            views.append(_apart_view(proc.advance(table.load, (TOUCHPOINTS, CONVERSIONS), NOW), table))
-        if apart:
+            out = proc.advance(table.load, (TOUCHPOINTS, CONVERSIONS), NOW)
+            views.append(_apart_view(out, table, outbox))
+            emitted.append(out.reward_records)
+        if not outbox:
             assert all(not journey_codec.outbox(v) for k, v in table.items() if not k.startswith(RESERVED_PREFIX))
-        return views
+        return views, emitted
 
     assert NativePartitionProcessor(3, config, learned).event_times(records) == \
         PartitionProcessor(3, config, learned).event_times(records)
-    reference = run(PartitionProcessor(3, config, learned), apart=False)
-    for engine in (PartitionProcessor(3, config, learned, outbox=False),
-                  NativePartitionProcessor(3, config, learned, outbox=False)):
-        assert run(engine) == reference
+    views = {}
+    for engine in (PartitionProcessor, NativePartitionProcessor):
+        with_outbox = run(engine(3, config, learned), outbox=True)
+        assert run(engine(3, config, learned, outbox=False), outbox=False) == with_outbox
+        views[engine] = with_outbox[0]
+    assert views[NativePartitionProcessor] == views[PartitionProcessor]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pipeline.engine.partition import RESERVED_PREFIX, journey_codec
-from pipeline.engine.partition.journey_codec import rewards_of
 from pipeline.stream.redelivery import Redelivery, mark_key, mark_value
 
 
@@ -41,9 +40,3 @@ def test_without_any_mark_everything_restored_is_sent_again() -> None:
         r.observe(0, offset, f"u{offset}".encode(), value(bytes([offset])))
     rewards, through = r.take(0)
     assert [key for key, _ in rewards] == [b"u0", b"u1", b"u2", b"u3", b"u4"] and through == 4
-
-
-def test_the_rewards_of_a_step_are_its_writes_outboxes_in_write_order() -> None:
-    writes = [(RESERVED_PREFIX + b"meta:0", b"{}"), (b"u1", value(b"a", b"b")), (b"u2", None),
-              (b"u3", value(b"c"))]
-    assert rewards_of(writes) == [(b"u1", b"a"), (b"u1", b"b"), (b"u3", b"c")]

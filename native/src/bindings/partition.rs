@@ -1,6 +1,7 @@
 //! `Partition`: one input partition of a worker, with the contract of
 //! `pipeline.engine.partition.processor.PartitionProcessor`: raw Kafka records in, journey-table writes (each
-//! carrying its outbox of Avro reward records) out; journeys loaded from and written to the caller's store.
+//! carrying its outbox of Avro reward records, unless the outbox is off) and the rewards in emitted order out;
+//! journeys loaded from and written to the caller's store.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -20,30 +21,36 @@ struct OutboxSink<'a> {
     fingerprint: &'a [u8; 8],
     outboxes: &'a mut HashMap<String, (Vec<u8>, u32)>,
     order: &'a mut Vec<String>,
-    record: Vec<u8>,
-    count: u64,
-    /// Where rewards go instead of the journeys' outboxes, in the order emitted (a runtime that publishes
-    /// rewards in the same transaction as the journeys keeps no outbox).
-    apart: Option<Vec<(String, Vec<u8>)>>,
+    record: Vec<u8>, // the record being written (reused; each reward keeps an exact-size copy)
+    /// Whether the journeys' outboxes get the rewards too (a runtime that publishes rewards in the same
+    /// transaction as the journeys keeps no outbox).
+    outbox: bool,
+    /// Every reward as (user id, Avro record), in the order emitted: what the step returns as its rewards.
+    emitted: Vec<(String, Vec<u8>)>,
 }
 
 impl Sink for OutboxSink<'_> {
     fn emit(&mut self, r: &Reward<'_>) {
         self.record.clear();
         avro::write_reward(&mut self.record, r, self.fingerprint);
-        self.count += 1;
-        if let Some(apart) = self.apart.as_mut() {
-            apart.push((r.user_id.to_owned(), self.record.clone()));
-            return;
+        let record = self.record.clone();
+        if self.outbox {
+            self.push_outbox(r.user_id, &record);
         }
-        let entry = match self.outboxes.get_mut(r.user_id) {
+        self.emitted.push((r.user_id.to_owned(), record));
+    }
+}
+
+impl OutboxSink<'_> {
+    fn push_outbox(&mut self, user: &str, record: &[u8]) {
+        let entry = match self.outboxes.get_mut(user) {
             Some(e) => e,
             None => {
-                self.order.push(r.user_id.to_owned());
-                self.outboxes.entry(r.user_id.to_owned()).or_default()
+                self.order.push(user.to_owned());
+                self.outboxes.entry(user.to_owned()).or_default()
             }
         };
-        codec::push_outbox(&mut entry.0, &self.record);
+        codec::push_outbox(&mut entry.0, record);
         entry.1 += 1;
     }
 }
@@ -53,7 +60,7 @@ impl Sink for OutboxSink<'_> {
 #[pyclass(unsendable, module = "pipeline._native")]
 pub struct Partition {
     engine: Engine,
-    outbox: bool, // journey writes carry their rewards (else the rewards come apart, see OutboxSink)
+    outbox: bool, // journey writes carry their rewards too (see OutboxSink)
     slice_limit: usize,
     meta_key: Vec<u8>,
     meta_saved: Option<String>, // the clock as last written
@@ -87,8 +94,8 @@ fn loader<'a>(py: Python<'a>, load: &'a Bound<'a, PyAny>, failed: &'a mut Option
 impl Partition {
     /// `fingerprints`: the current writer schemas of touchpoint, conversion and attributed reward. `decode(index)`
     /// decodes a record the fast path left to Python (an event tuple, or it raises InvalidEvent);
-    /// `words(name, args)` makes the engine's refusals. Without `outbox`, journey writes carry no rewards and each
-    /// step returns them apart.
+    /// `words(name, args)` makes the engine's refusals. Each step returns its rewards (user key, record) in emitted
+    /// order; with `outbox` the journey writes carry them too.
     #[new]
     #[pyo3(signature = (partition, config, slice_limit, fingerprints, decode, words, outbox=true))]
     fn new(partition: i64, config: &Bound<'_, PyDict>, slice_limit: usize, fingerprints: (Vec<u8>, Vec<u8>, Vec<u8>),
@@ -268,8 +275,7 @@ impl Partition {
         let mut order: Vec<String> = Vec::new();
         let fingerprint = self.fingerprints[2];
         let mut sink = OutboxSink { fingerprint: &fingerprint, outboxes: &mut outboxes, order: &mut order,
-                                    record: Vec::with_capacity(256), count: 0,
-                                    apart: (!self.outbox).then(Vec::new) };
+                                    record: Vec::with_capacity(256), outbox: self.outbox, emitted: Vec::new() };
         for (i, source, any, ingest) in &events {
             let event = any.event(&mut self.engine.names)?;
             match self.engine.apply(&mut store, &event, *ingest, &mut sink) {
@@ -279,10 +285,11 @@ impl Partition {
             }
         }
         self.engine.advance(&mut store, &idle, Some(self.slice_limit), &mut sink);
-        let rewards = sink.count;
-        let apart = PyList::empty(py);
-        for (user, record) in sink.apart.take().unwrap_or_default() {
-            apart.append((PyBytes::new(py, user.as_bytes()), PyBytes::new(py, &record)))?;
+        let emitted = std::mem::take(&mut sink.emitted);
+        let rewards = emitted.len() as u64;
+        let reward_records = PyList::empty(py);
+        for (user, record) in emitted {
+            reward_records.append((PyBytes::new(py, user.as_bytes()), PyBytes::new(py, &record)))?;
         }
         if let Some(e) = store.error.take() {
             return Err(PyValueError::new_err(e));
@@ -322,6 +329,6 @@ impl Partition {
             return Err(e);
         }
         PyTuple::new(py, [writes.into_any(), refused.into_any(), rewards.into_pyobject(py)?.into_any(),
-                          apart.into_any()])
+                          reward_records.into_any()])
     }
 }

@@ -5,8 +5,8 @@ Layout (formats 2 and 3)::
     u8 version | u32 body length | body | u32 outbox count | (u32 length | reward record)*
 
 An empty body means the journey is gone and the record only carries its last outputs. Outbox entries are the
-attributed-reward records already Avro-encoded, so the worker sends them (and restore finds them again, see
-``redelivery``) without decoding anything.
+attributed-reward records already Avro-encoded (the very records the step hands the worker to send, its
+``reward_records``), so restore finds them again and sends them (see ``redelivery``) without decoding anything.
 
 - Format 2, written by the Python engine: the body is the journey as compact JSON (orjson; touchpoints appear
   once and splits refer to them by index).
@@ -22,13 +22,12 @@ is refused with a clear error. Not pickle: a changelog topic is input, and unpic
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from pipeline.engine.journey import Journey, Split, Touch
-from pipeline.engine.partition.records import RESERVED_PREFIX, Write
 from pipeline.events.avro import AvroCodec, reward_to_record
 from pipeline.events.types import AttributedReward, RewardKind
 
@@ -201,13 +200,3 @@ def outbox(data: bytes) -> list[bytes]:
 
 
 Reward = tuple[bytes, bytes]  # (user key, attributed-reward record)
-
-
-def rewards_of(writes: Iterable[Write]) -> list[Reward]:
-    """The rewards a step's journey writes carry, in write order, keyed by user."""
-    out: list[Reward] = []
-    for key, value in writes:
-        if value is None or key.startswith(RESERVED_PREFIX):
-            continue
-        out.extend((key, record) for record in outbox(value))
-    return out

@@ -3,8 +3,9 @@
 No Faust and no Kafka client here. A runtime hands :meth:`PartitionProcessor.process` the partition's records
 of one batch (from both input topics, in arrival order), a way to load stored journeys, and what it knows from
 outside: which inputs are idle and how far the wall clock lets event time advance. It gets back the writes
-for the journeys table, each changed journey once, carrying the rewards its change produced (its outbox), and
-the records it refused. Tests drive it with a dict.
+for the journeys table, each changed journey once, carrying the rewards its change produced (its outbox), the
+same rewards as (user key, record) pairs in emitted order, and the records it refused. Tests drive it with a
+dict.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pipeline.engine.partition.records import (
 )
 from pipeline.errors import InvalidEvent
 from pipeline.events.avro import AvroCodec, reward_to_record
-from pipeline.events.types import AttributedReward, Event
+from pipeline.events.types import Event
 
 
 class _BatchStore(MutableMapping[str, Journey]):
@@ -82,8 +83,9 @@ class PartitionProcessor:
 
     def __init__(self, partition: int, config: EngineConfig, learned: LearnedWeights | None = None, *,
                  slice_limit: int = 1000, outbox: bool = True) -> None:
-        """Without ``outbox``, journey writes carry no rewards: each step returns them apart
-        (``BatchOutput.reward_records``), for a runtime that publishes them atomically with the writes."""
+        """Each step returns its rewards in ``BatchOutput.reward_records``. With ``outbox`` the journey writes
+        carry them too (the changelog's copy, for redelivery at restore); without, journey writes carry no
+        rewards, for a runtime that publishes them atomically with the writes."""
         self.partition = partition
         self.slice_limit = slice_limit
         self.outbox = outbox
@@ -163,12 +165,10 @@ class PartitionProcessor:
         step = engine.step(inputs, idle, self.slice_limit)
         out.refused += [Refusal(records[r.position], r.error) for r in step.refused]
         out.rewards = len(step.rewards)
-        if self.outbox:
-            out.writes = self._writes(store, step.rewards)
-        else:
-            out.writes = self._writes(store, [])
-            encode = self._rewards.encode
-            out.reward_records = [(r.user_id.encode(), encode(reward_to_record(r))) for r in step.rewards]
+        encode = self._rewards.encode
+        emitted = [(r.user_id, encode(reward_to_record(r))) for r in step.rewards]  # each encoded once
+        out.reward_records = [(user.encode(), record) for user, record in emitted]
+        out.writes = self._writes(store, emitted if self.outbox else [])
         meta = self._meta()
         if meta != self._meta_saved:
             # The clock is written whenever it moved, so a restart resumes it exactly as it stood after the last
@@ -184,13 +184,13 @@ class PartitionProcessor:
         """The partition's clock and watermark, as the frontier record stores them."""
         return orjson.dumps({**self.engine.clock.state(), "watermark": self.engine.watermark})
 
-    def _writes(self, store: _BatchStore, rewards: list[AttributedReward]) -> list[Write]:
-        """Each changed journey once, with the rewards it produced. A deleted journey with outputs is written
-        once with its outbox (so they are sent, and found again at restore) and then deleted."""
+    def _writes(self, store: _BatchStore, rewards: list[tuple[str, bytes]]) -> list[Write]:
+        """Each changed journey once, with the rewards it produced (``rewards``: (user id, record) in emitted
+        order; none when the journeys keep no outbox). A deleted journey with outputs is written once with its
+        outbox (so they are sent, and found again at restore) and then deleted."""
         outbox: dict[str, list[bytes]] = {}
-        encode = self._rewards.encode
-        for r in rewards:
-            outbox.setdefault(r.user_id, []).append(encode(reward_to_record(r)))
+        for user, record in rewards:
+            outbox.setdefault(user, []).append(record)
         writes: list[Write] = []
         for user in {**dict.fromkeys(store.dirty), **outbox}:
             journey = store.loaded.get(user)

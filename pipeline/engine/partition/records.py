@@ -57,12 +57,14 @@ class Refusal(NamedTuple):
 
 @dataclass
 class BatchOutput:
-    """The table writes of one step (the partition's frontier first, when it is written) and the refusals."""
+    """The table writes of one step (the partition's frontier first, when it is written), the refusals and the
+    rewards."""
 
     writes: list[Write] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     rewards: int = 0
-    # the rewards as (user key, attributed-reward record), when the engine keeps no outbox in the journey writes
+    # the step's rewards as (user key, attributed-reward record), in the order emitted (so each user's in the order
+    # of its outbox), whether or not the journey writes also carry them in their outboxes
     reward_records: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
