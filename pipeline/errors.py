@@ -25,3 +25,14 @@ class DuplicateEvent(Exception):
         super().__init__(f"duplicate {kind} {event_id}")
         self.kind = kind
         self.event_id = event_id
+
+
+class StateNotWritten(OSError):
+    """A worker's local state store refused a write (a full disk, a read-only or failing filesystem). The worker
+    stops: its changelog holds every committed write, and a restart with a writable state directory restores the
+    store from it."""
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        super().__init__(f"the state store at {path} could not be written ({cause}); the changelog holds everything "
+                         "committed, and a restart restores the store from it once the directory is writable")
+        self.path = path

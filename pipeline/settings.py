@@ -55,6 +55,9 @@ class Settings:
                           "conversion values; /stats/ and /metrics/ too). Required when web_bind is not loopback.",
                           "")
     rocksdb_cache_mb: int = _doc("RocksDB block cache per table partition, MiB (Faust's default is 2 GiB).", 64)
+    rocksdb_write_buffer_mb: int = _doc("RocksDB memtable per table partition, MiB: what a partition's store holds "
+                                        "in memory before it writes a file. Memtables count fully in RSS and a "
+                                        "worker owns many partitions (Faust's default is 64).", 4)
     idle_timeout_seconds: int = _doc("An input partition that is caught up and silent this long stops holding the "
                                      "watermark back.", 30)
     max_event_delay_seconds: int = _doc("Longest time an event may take to reach Kafka after its event time. A "

@@ -23,6 +23,7 @@ from typing import Any
 from rocksdict import AccessType, BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 from pipeline.engine.partition import RESERVED_PREFIX, Loader, journey_codec
+from pipeline.errors import StateNotWritten
 
 OFFSET_KEY = RESERVED_PREFIX + b"changelog-offset"  # the changelog offset the stored writes reach
 
@@ -30,13 +31,13 @@ OFFSET_KEY = RESERVED_PREFIX + b"changelog-offset"  # the changelog offset the s
 class PartitionStore:
     """One partition's RocksDB under ``root/<partition>``."""
 
-    def __init__(self, root: Path, partition: int, cache_mb: int) -> None:
+    def __init__(self, root: Path, partition: int, cache_mb: int, write_buffer_mb: int) -> None:
         self.partition = partition
         self.path = root / str(partition)
         self.path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
-        options.set_write_buffer_size(4 * 1024 * 1024)  # memtables count fully in RSS, one per partition
+        options.set_write_buffer_size(write_buffer_mb * 1024 * 1024)  # the setting rocksdb_write_buffer_mb
         options.increase_parallelism(1)
         table = BlockBasedOptions()
         table.set_block_cache(Cache(cache_mb * 1024 * 1024))  # the setting rocksdb_cache_mb, as Faust's tables
@@ -82,7 +83,10 @@ class PartitionStore:
             else:
                 batch.put(key, value)
         batch.put(OFFSET_KEY, str(changelog_offset).encode())
-        self._db.write(batch, self._write_options)
+        try:
+            self._db.write(batch, self._write_options)
+        except Exception as exc:  # rocksdict raises a bare Exception ("IO error: No space left on device: …")
+            raise StateNotWritten(str(self.path), exc) from exc
 
     def close(self) -> None:
         self._db.close()

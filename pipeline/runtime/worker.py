@@ -495,7 +495,8 @@ class KafkaWorker:
                 starts[(tp.topic, tp.partition)] = offset
             restored_now = 0
             for p in numbers:
-                store = PartitionStore(self.root, p, self.settings.rocksdb_cache_mb)
+                store = PartitionStore(self.root, p, self.settings.rocksdb_cache_mb,
+                                       self.settings.rocksdb_write_buffer_mb)
                 restored = _retrying(partial(restore, store, self.restorer, self.admin, self.changelog,
                                              RESTORE_TIMEOUT_S), refresh)
                 self.restored_records += restored

@@ -57,9 +57,7 @@ def create_app(settings: Settings, config: EngineConfig, learned: LearnedWeights
     cache = settings.rocksdb_cache_mb * 1024 * 1024
     journeys = app.Table(
         JOURNEYS_TABLE, key_type=str, value_type=bytes, partitions=settings.partitions,
-        # memtables are per partition and count fully in RSS: 4 MiB each (a worker owns many partitions), writes
-        # come in one WriteBatch per batch anyway
-        options={"block_cache_size": cache, "write_buffer_size": 4 * 1024 * 1024},
+        options={"block_cache_size": cache, "write_buffer_size": settings.rocksdb_write_buffer_mb * 1024 * 1024},
         extra_topic_configs={"min.compaction.lag.ms": str(CHANGELOG_RETENTION_MS)},
     )
     raw_table(journeys)

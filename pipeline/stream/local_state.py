@@ -21,6 +21,7 @@ from typing import Any
 from rocksdict import WriteBatch, WriteOptions
 
 from pipeline.engine.partition import Loader, Write
+from pipeline.errors import StateNotWritten
 from pipeline.stream.faust_runtime import partition_db
 
 FAUST_OFFSET_KEY = b"__faust\x00offset__"  # where Faust's RocksDB store keeps a partition's changelog offset
@@ -66,4 +67,8 @@ class JourneyTable:
             else:
                 batch.put(key, value)
         batch.put(FAUST_OFFSET_KEY, str(changelog_offset).encode())
-        self._db(partition).write(batch, self._write_options)
+        db = self._db(partition)
+        try:
+            db.write(batch, self._write_options)
+        except Exception as exc:  # rocksdict raises a bare Exception ("IO error: No space left on device: …")
+            raise StateNotWritten(f"{db.path()} (partition {partition})", exc) from exc

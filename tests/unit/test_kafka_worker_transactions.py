@@ -133,7 +133,7 @@ def worker(tmp_path: Path) -> Iterator[KafkaWorker]:
                                          engine="python", app_id="unit", web_port=0)
     w = KafkaWorker(settings, EngineConfig(max_future_skew_ms=60 * DAY_MS), None)
     w.producer, w.consumer, w.follower = FakeProducer(), FakeConsumer(), FakeConsumer()
-    store = PartitionStore(w.root, 0, settings.rocksdb_cache_mb)
+    store = PartitionStore(w.root, 0, settings.rocksdb_cache_mb, settings.rocksdb_write_buffer_mb)
     w.parts[0] = OwnedPartition(0, store, w._engine(0, store), PartitionMerge(50, 30_000),
                                 {TOUCHPOINTS: 0, CONVERSIONS: 0})
     yield w
@@ -269,9 +269,11 @@ def test_a_changelog_end_offset_not_answered_in_time_is_a_timeout_kafka_error_re
     assert worker_module._transient(caught.value.args[0])
 
 
-def test_a_partition_store_has_the_block_cache_the_setting_asks_for(tmp_path: Path) -> None:
-    store = PartitionStore(tmp_path, 2, 3)
+def test_a_partition_store_has_the_block_cache_and_memtable_the_settings_ask_for(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path, 2, 3, 5)
     try:
         assert store._db.property_int_value("rocksdb.block-cache-capacity") == 3 * 1024 * 1024
+        options = "\n".join(p.read_text() for p in (tmp_path / "2").glob("OPTIONS-*"))
+        assert f"write_buffer_size={5 * 1024 * 1024}\n" in options
     finally:
         store.close()
