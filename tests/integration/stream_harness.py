@@ -41,7 +41,12 @@ def file_history(settings: Settings, tmp_path: Path, users: int, seed: int) -> t
 
 
 def produce_lines(settings: Settings, lines: list[str]) -> int:
-    producer = EventProducer(settings)
+    with EventProducer(settings) as producer:
+        return send_lines(producer, lines)
+
+
+def send_lines(producer: EventProducer, lines: list[str]) -> int:
+    """Queue the lines that parse as events (the others are the log's garbage); how many were queued."""
     n = 0
     for line in lines:
         try:
@@ -49,7 +54,6 @@ def produce_lines(settings: Settings, lines: list[str]) -> int:
             n += 1
         except Exception:
             continue
-    producer.close()
     return n
 
 
@@ -95,8 +99,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, on_fail: 
 
 
 class SteadyProducer(threading.Thread):
-    """Produces ``lines`` in batches with a pause between them (a steady load); a batch waits for ``gate`` (held
-    by a test while the broker is away, when a producer's flush would time out)."""
+    """Produces ``lines`` in batches of ``batch`` with ``pause_s`` between them (a steady load of about
+    batch / pause_s events a second), through one producer. A batch is sent and flushed while holding ``gate``
+    (held by a test while the broker is away, when the flush would time out)."""
 
     def __init__(self, settings: Settings, lines: list[str], batch: int, pause_s: float,
                  gate: threading.Lock | None = None) -> None:
@@ -106,10 +111,13 @@ class SteadyProducer(threading.Thread):
         self.sent = 0
 
     def run(self) -> None:
-        for start in range(0, len(self.lines), self.batch):
-            with self.gate:
-                self.sent += produce_lines(self.settings, self.lines[start:start + self.batch])
-            time.sleep(self.pause_s)
+        with EventProducer(self.settings) as producer:
+            for start in range(0, len(self.lines), self.batch):
+                with self.gate:
+                    sent = send_lines(producer, self.lines[start:start + self.batch])
+                    producer.flush()
+                    self.sent += sent
+                time.sleep(self.pause_s)
 
 
 def is_sentinel(user: str) -> bool:
