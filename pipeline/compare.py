@@ -28,7 +28,8 @@ def facts(records: Iterable[dict[str, Any]], skip_user: Callable[[str], bool] = 
     for r in records:
         seen = by_id.get(r["reward_id"])
         if seen is not None and seen != r:
-            raise ValueError(f"one reward_id, two different facts: {r['reward_id']}")
+            differ = {k: (seen.get(k), r.get(k)) for k in sorted({*seen, *r}) if seen.get(k) != r.get(k)}
+            raise ValueError(f"one reward_id, two different facts: {r['reward_id']}: {differ}")
         by_id[r["reward_id"]] = r
     latest: LatestRevisions[tuple[str, str, str], int] = LatestRevisions()
     finals: dict[tuple[str, str], int] = {}

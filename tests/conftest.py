@@ -40,6 +40,7 @@ def kafka_settings(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Sett
         topic_rewards=f"test.{tag}.rewards",
         topic_dead_letters=f"test.{tag}.dead-letters",
         partitions=8,
+        session_timeout_ms=6000,  # the broker's least: a killed worker's partitions move after 6 s, not 12
     )
 
 

@@ -128,8 +128,8 @@ class KafkaWorker:
             "client.id": client_id(settings.web_host, settings.web_port),  # how other workers find our views
             "partition.assignment.strategy": "cooperative-sticky",
             "enable.auto.offset.store": False,
-            "session.timeout.ms": 12_000,  # a killed worker's partitions move after this long
-            "heartbeat.interval.ms": 2_000,
+            "session.timeout.ms": settings.session_timeout_ms,
+            "heartbeat.interval.ms": settings.session_timeout_ms // 6,
         }))
         self.follower = Consumer(consumer_config(settings, group, **prefetch, **{"enable.auto.offset.store": False}))
         self.restorer = Consumer(consumer_config(settings, f"{group}-restore", **prefetch))

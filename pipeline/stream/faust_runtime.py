@@ -52,9 +52,8 @@ def app_kwargs(settings: Settings) -> dict[str, Any]:
         "table_standby_replicas": settings.standby_replicas,
         "consumer_auto_offset_reset": "earliest",
         "producer_linger": 0.005,
-        # a killed worker's partitions move after this long (Faust's default is 60 s)
-        "broker_session_timeout": 12.0,
-        "broker_heartbeat_interval": 2.0,
+        "broker_session_timeout": settings.session_timeout_ms / 1000,  # Faust's default is 60 s
+        "broker_heartbeat_interval": settings.session_timeout_ms / 6000,
         "stream_buffer_maxsize": 16384,
         "key_serializer": "raw",
         "value_serializer": "raw",

@@ -6,14 +6,24 @@ records are produced at once and awaited together without blocking the event loo
 batch to local state and acknowledges the inputs only after every record was acknowledged (acks=all,
 idempotent). Any failed delivery fails the batch.
 
+**The changelog first.** A batch's rewards and dead letters are produced only once every changelog record of the
+batch is acknowledged, and batches are released in the order they were sent. A reward on the rewards topic
+therefore always has its journey write in the changelog, so a restart never processes its input again as new:
+a replay after a crash may take the two input topics in another order than the first run did, and would then
+compute different facts under the same reward ids (an unattributed conversion's reason, a re-attribution's
+revision). The opposite gap, a changelog write whose rewards never arrived, is closed by the outbox the write
+carries (``redelivery``), which sends the same bytes again.
+
 Delivery reports are served on the event loop's thread (``poll(0)`` between awaits), not by a thread of its own
 blocking in ``poll``: that thread's callbacks take the GIL from the event loop thousands of times a second, which
-slows the worker down (docs/benchmarks.md).
+slows the worker down (docs/benchmarks.md). Rewards are produced after a ``poll``, never inside a delivery
+report.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +66,9 @@ class OutputProducer:
         self.rewards_topic = settings.topic_rewards
         self.dead_letter_topic = settings.topic_dead_letters
         self._producer = Producer(producer_config(settings, **{"linger.ms": 2, **overrides}))
+        # batches sent whose rewards and dead letters wait for their changelog records, oldest first
+        self._held: deque[tuple[Pending, Pending, list[tuple[bytes, bytes]], Pending, list[tuple[bytes, bytes]]]]
+        self._held = deque()
 
     def _produce(self, pending: Pending, topic: str, records: Sequence[tuple[bytes, bytes | None]],
                  partition: int = -1) -> None:
@@ -73,16 +86,30 @@ class OutputProducer:
     def send(self, changelog: list[tuple[int, list[tuple[bytes, bytes | None]]]], rewards: list[tuple[bytes, bytes]],
              dead_letters: list[tuple[bytes, bytes]]) -> tuple[Pending, Pending, Pending]:
         """Queue a batch: (partition, writes) for the changelog, (user key, record) rewards (partitioned by user,
-        so a user's rewards stay in order), (key, value) dead letters. Returns the three deliveries, to be
+        so a user's rewards stay in order), (key, value) dead letters. The changelog records go now, the others
+        once the changelog has them all (see the module's docstring). Returns the three deliveries, to be
         awaited with :meth:`wait`."""
         log = Pending(sum(len(writes) for _, writes in changelog))
         out, dead = Pending(len(rewards)), Pending(len(dead_letters))
         for partition, writes in changelog:
             self._produce(log, self.changelog_topic, writes, partition)
-        self._produce(out, self.rewards_topic, rewards)
-        self._produce(dead, self.dead_letter_topic, dead_letters)
+        self._held.append((log, out, rewards, dead, dead_letters))
         self._producer.poll(0)
+        self._release()
         return log, out, dead
+
+    def _release(self) -> None:
+        """Produce the rewards and dead letters of the oldest batches whose changelog records are all
+        acknowledged, in the order the batches were sent; a batch whose changelog failed sends nothing."""
+        held = self._held
+        while held and not held[0][0].outstanding:
+            log, out, rewards, dead, dead_letters = held.popleft()
+            if log.errors:
+                for pending in (out, dead):  # never sent: the batch fails on the changelog's errors
+                    pending.outstanding = 0
+                continue
+            self._produce(out, self.rewards_topic, rewards)
+            self._produce(dead, self.dead_letter_topic, dead_letters)
 
     async def wait(self, *pending: Pending, timeout: float = 600.0) -> None:
         """Until every record of ``pending`` is acknowledged (librdkafka retries through broker restarts for
@@ -91,6 +118,7 @@ class OutputProducer:
         deadline = loop.time() + timeout
         while any(p.outstanding for p in pending):
             self._producer.poll(0)
+            self._release()
             if not any(p.outstanding for p in pending):
                 break
             if loop.time() > deadline:
@@ -102,4 +130,6 @@ class OutputProducer:
             raise DeliveryFailed(f"{len(errors)} records not delivered, e.g. {errors[:3]}")
 
     def close(self, timeout: float = 30.0) -> None:
+        self._producer.flush(timeout)
+        self._release()
         self._producer.flush(timeout)

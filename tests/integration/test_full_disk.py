@@ -34,7 +34,7 @@ from tests.integration.stream_harness import (
 
 TMPFS_MB = 64
 WRITE_BUFFER_MB = 1  # small memtables over few partitions: the stores write files (and meet the full disk) soon
-PARTITIONS = 2
+PARTITIONS = 1
 
 
 @pytest.fixture
