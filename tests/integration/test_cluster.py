@@ -68,11 +68,10 @@ def _replicas(settings: Settings, topic: str) -> set[int]:
 
 # Kafka runtime, after the transaction coordinator's node is killed: two librdkafka waits that never end are
 # worked around (a send_offsets_to_transaction that does not return gives its producer up; a changelog end
-# offset is asked again with fresh metadata), and the test then passed 3 runs of 4 on 2026-12-06; the other
-# (a CI run) stalled after the partitions were taken up again, with 432 of 8,148 finals missing, cause not found.
-# Remove the mark once it passes reliably.
+# offset is asked again with fresh metadata), and the test then passes most runs but not all (docs/guarantees.md,
+# "Known limits", has the count and what a failure looked like). Remove the mark once it passes reliably.
 @pytest.mark.xfail(strict=False, reason="kafka runtime: recovery from a killed transaction coordinator not yet "
-                                        "reliable (stalled once in four runs after taking its partitions up)")
+                                        "reliable (see docs/guarantees.md, Known limits)")
 @pytest.mark.timeout(420)
 def test_a_node_and_then_the_coordinator_killed_lose_and_double_nothing(cluster: LocalCluster,
                                                                          tmp_path: Path) -> None:
