@@ -433,11 +433,14 @@ class KafkaWorker:
         try:
             _retrying(lambda: self.producer.abort_transaction(CLIENT_TIMEOUT_S))
         except KafkaException as exc:
-            if exc.args[0].fatal():
-                fatal(f"transaction could not be aborted: {exc.args[0].str()}")
-            # The transaction coordinator moved with the transaction half ended (seen when its node was killed):
-            # a new producer with the same transactional id fences the old one and has the broker abort what it
-            # left open, as a restarted worker would.
+            if _fenced(exc.args[0]):
+                fatal(f"transaction could not be aborted: {exc.args[0].str()}: another worker with transactional "
+                      f"id {self.transactional_id!r} has taken over")
+            # The transaction coordinator moved with the transaction half ended (seen when its node was killed;
+            # librdkafka may call that error fatal, for this producer): nothing of it was committed (every caller
+            # aborts before a commit, or after one the broker refused), so a new producer with the same
+            # transactional id fences the old one and has the broker abort what it left open, as a restarted
+            # worker would.
             log.warning("transaction could not be aborted (%s): starting a new producer", exc.args[0].str())
             self.producer.flush(0)
             self._restart_producer()
@@ -591,6 +594,14 @@ T = TypeVar("T")
 
 class CallHung(Exception):
     """A client call did not return within its bound (it is still running on a thread of its own)."""
+
+
+def _fenced(err: Any) -> bool:
+    """Whether a Kafka error says a newer producer with this transactional id exists (another worker, or this
+    one's successor): then this worker must stop, not start a producer that would fence that one in turn."""
+    from confluent_kafka import KafkaError
+
+    return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED)
 
 
 def returning_within(call: Callable[[], T], seconds: float) -> T:

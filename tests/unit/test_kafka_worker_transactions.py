@@ -69,6 +69,7 @@ class FakeProducer:
         self.hang = False
         self.released = threading.Event()
         self.commit_error: Exception | None = None
+        self.abort_error: Exception | None = None
         self._reports: list[tuple[Any, Message]] = []
         self._next_offset: dict[tuple[str, int], int] = {}
 
@@ -109,6 +110,8 @@ class FakeProducer:
 
     def abort_transaction(self, timeout: float) -> None:
         self.calls.append("abort")
+        if self.abort_error is not None:
+            raise self.abort_error
 
 
 class FakeConsumer:
@@ -210,6 +213,58 @@ def test_a_failed_commit_is_aborted_and_undone_the_inputs_read_again_from_the_co
     worker._take(messages(worker, JOURNEY[2:]))
     worker._commit()
     assert part.committed == {TOUCHPOINTS: 3, CONVERSIONS: 1}
+
+
+class Stopped(Exception):
+    """What ``fatal`` raises in these tests instead of ending the process."""
+
+
+def _stop(message: str) -> None:
+    raise Stopped(message)
+
+
+def _failing_commit(worker: KafkaWorker, abort_code: int) -> None:
+    """A transaction whose commit the broker refuses (abortable) and whose abort then fails with ``abort_code``,
+    fatal for this producer (what librdkafka said when the transaction coordinator's node was killed)."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    worker._take(messages(worker, JOURNEY[:2]))
+    worker._commit()
+    worker._take(messages(worker, JOURNEY[2:]))
+    worker.producer.commit_error = KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit failed", fatal=False,
+                                                             retriable=False, txn_requires_abort=True))
+    worker.producer.abort_error = KafkaException(KafkaError(abort_code, "abort failed", fatal=True))
+
+
+def test_an_abort_the_broker_refuses_starts_a_new_producer_and_undoes_the_transaction(
+        worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    from confluent_kafka import KafkaError
+
+    replacement = FakeProducer()
+    monkeypatch.setattr(worker, "_new_producer", lambda: replacement)
+    monkeypatch.setattr(worker_module, "fatal", _stop)
+    _failing_commit(worker, KafkaError.INVALID_TXN_STATE)
+    committed_store = stored(worker)
+    worker._commit()
+    part = worker.parts[0]
+    assert worker.producer is replacement and replacement.calls == ["init"]
+    assert worker.aborted == 1 and not worker._in_txn and stored(worker) == committed_store
+    assert part.consumed == part.committed == {TOUCHPOINTS: 2, CONVERSIONS: 0}
+    worker._take(messages(worker, JOURNEY[2:]))
+    worker._commit()
+    assert replacement.calls == ["init", "begin", "send_offsets", "commit"]
+    assert part.committed == {TOUCHPOINTS: 3, CONVERSIONS: 1}
+
+
+def test_an_abort_refused_because_another_producer_took_the_id_stops_the_worker(
+        worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    from confluent_kafka import KafkaError
+
+    monkeypatch.setattr(worker_module, "fatal", _stop)
+    monkeypatch.setattr(worker, "_new_producer", lambda: pytest.fail("a new producer would fence the other one"))
+    _failing_commit(worker, KafkaError._FENCED)
+    with pytest.raises(Stopped, match="has taken over"):
+        worker._commit()
 
 
 def test_a_send_offsets_that_never_returns_gives_the_producer_up_for_a_new_one(
