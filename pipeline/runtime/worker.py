@@ -442,7 +442,7 @@ class KafkaWorker:
             # transactional id fences the old one and has the broker abort what it left open, as a restarted
             # worker would.
             log.warning("transaction could not be aborted (%s): starting a new producer", exc.args[0].str())
-            self.producer.flush(0)
+            self._abandoned.append(self.producer)  # broken: never called again (its callbacks may raise)
             self._restart_producer()
         self._undo()
 

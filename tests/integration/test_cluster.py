@@ -83,7 +83,11 @@ def test_a_node_and_then_the_coordinator_killed_lose_and_double_nothing(cluster:
     stop = threading.Event()
     # about 200 events/s, so both kills come mid-stream; acks=all rides out each kill (min ISR 2 of 2 left)
     producer = SteadyProducer(settings, lines, 20, 0.1)
+    # A worker may stop when a node dies under its open transaction (exit 3, nothing committed): restarted as its
+    # supervisor in production would (Kubernetes), it does the transaction again.
+    supervisor = threading.Thread(target=_supervise, args=(worker, stop), daemon=True)
     try:
+        supervisor.start()
         producer.start()
         wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > 0, 120, "first events", worker.tail)
         changelog = f"{settings.app_id}-journeys-changelog"
@@ -98,10 +102,6 @@ def test_a_node_and_then_the_coordinator_killed_lose_and_double_nothing(cluster:
         wait_for(lambda: (worker.stats() or {}).get("events_in", 0) > len(lines) // 3, 120, "progress", worker.tail)
         coordinator = _coordinator(settings)
         cluster.node(coordinator).kill()  # the group's coordinator: the group moves to another node
-        # a worker whose open transaction's coordinator died may stop (exit 3, nothing committed); restarted as a
-        # supervisor would, it does the transaction again
-        supervisor = threading.Thread(target=_supervise, args=(worker, stop), daemon=True)
-        supervisor.start()
         producer.join(timeout=240)
         assert not producer.is_alive() and producer.sent == len(lines)
         got = run_until_complete(reader, expected, [worker], timeout=150)

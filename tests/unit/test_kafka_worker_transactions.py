@@ -245,9 +245,11 @@ def test_an_abort_the_broker_refuses_starts_a_new_producer_and_undoes_the_transa
     monkeypatch.setattr(worker_module, "fatal", _stop)
     _failing_commit(worker, KafkaError.INVALID_TXN_STATE)
     committed_store = stored(worker)
+    broken = worker.producer
     worker._commit()
     part = worker.parts[0]
     assert worker.producer is replacement and replacement.calls == ["init"]
+    assert broken in worker._abandoned and broken.calls[-1] == "abort"  # never called again
     assert worker.aborted == 1 and not worker._in_txn and stored(worker) == committed_store
     assert part.consumed == part.committed == {TOUCHPOINTS: 2, CONVERSIONS: 0}
     worker._take(messages(worker, JOURNEY[2:]))
