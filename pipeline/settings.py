@@ -58,9 +58,10 @@ class Settings:
     rocksdb_write_buffer_mb: int = _doc("RocksDB memtable per table partition, MiB: what a partition's store holds "
                                         "in memory before it writes a file. Memtables count fully in RSS and a "
                                         "worker owns many partitions (Faust's default is 64).", 4)
-    session_timeout_ms: int = _doc("How long the consumer group waits for a worker that stopped answering before "
-                                   "its partitions move to the others (a killed worker's); the broker allows "
-                                   "6000 and up by default. Heartbeats go every sixth of it.", 12_000)
+    session_timeout_ms: int = _doc("How long a consumer group waits for a member that stopped answering (a killed "
+                                   "worker or trainer's replay buffer) before its partitions move to the others; "
+                                   "the broker allows 6000 and up by default. Heartbeats go every sixth of it.",
+                                   12_000)
     idle_timeout_seconds: int = _doc("An input partition that is caught up and silent this long stops holding the "
                                      "watermark back.", 30)
     max_event_delay_seconds: int = _doc("Longest time an event may take to reach Kafka after its event time. A "

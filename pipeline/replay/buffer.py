@@ -251,7 +251,10 @@ class ReplayBuffer:
         # A buffer that resumes at the end of its partitions (offsets restored from its store) got its first
         # records only when the broker's long poll ran out, whatever arrived meanwhile: fetch.wait.max.ms bounds
         # that wait for trigger_attribution's first answer (see docs/benchmarks.md).
-        consumer = Consumer(consumer_config(s, self.group, **{"fetch.max.bytes": 52428800, "fetch.wait.max.ms": 100}))
+        consumer = Consumer(consumer_config(s, self.group, **{
+            "fetch.max.bytes": 52428800, "fetch.wait.max.ms": 100,
+            # a restarted trainer waits this long for its crashed predecessor's partitions (librdkafka's 45 s else)
+            "session.timeout.ms": s.session_timeout_ms, "heartbeat.interval.ms": s.session_timeout_ms // 6}))
         tp_codec, rw_codec = AvroCodec("touchpoint"), AvroCodec("attributed_reward")
 
         def on_assign(c: Any, partitions: list[Any]) -> None:
