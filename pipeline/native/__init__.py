@@ -243,16 +243,16 @@ class NativePartitionProcessor:
                 floor_ms: int | None = None) -> BatchOutput:
         self._batch[0] = records
         try:
-            writes, refused, rewards, reward_records = self._partition.process(
+            writes, refused, reward_records = self._partition.process(
                 records, load, (TOUCHPOINTS in idle, CONVERSIONS in idle), floor_ms)
         finally:
             self._batch[0] = ()
-        return BatchOutput(writes, [Refusal(records[i], err) for i, err in refused], rewards, reward_records)
+        return BatchOutput(writes, [Refusal(records[i], err) for i, err in refused], reward_records)
 
     def advance(self, load: Loader, idle: Collection[str] = (), floor_ms: int | None = None) -> BatchOutput:
-        writes, _, rewards, reward_records = self._partition.advance(
-            load, (TOUCHPOINTS in idle, CONVERSIONS in idle), floor_ms)
-        return BatchOutput(writes, [], rewards, reward_records)
+        writes, _, reward_records = self._partition.advance(load, (TOUCHPOINTS in idle, CONVERSIONS in idle),
+                                                            floor_ms)
+        return BatchOutput(writes, [], reward_records)
 
     def newest_ms(self) -> int | None:
         newest: int | None = self._partition.newest_ms()

@@ -6,5 +6,5 @@ end-offset queries (``end_offsets``), finding a partition's owner (``routing``) 
 (``http``). It may import the engine layer and its partition contract, ``pipeline.native.choice``,
 ``pipeline.shell``, ``pipeline.kafka`` and settings; never ``pipeline.stream`` (the Faust runtime) or Faust.
 
-May import: ``pipeline.attribution``, ``pipeline.engine``, ``pipeline.errors``, ``pipeline.http_auth``,
-``pipeline.kafka``, ``pipeline.native``, ``pipeline.settings``, ``pipeline.shell``."""
+May import: ``pipeline.attribution``, ``pipeline.engine``, ``pipeline.http_auth``, ``pipeline.kafka``,
+``pipeline.native``, ``pipeline.settings``, ``pipeline.shell``."""

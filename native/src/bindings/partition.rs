@@ -285,10 +285,8 @@ impl Partition {
             }
         }
         self.engine.advance(&mut store, &idle, Some(self.slice_limit), &mut sink);
-        let emitted = std::mem::take(&mut sink.emitted);
-        let rewards = emitted.len() as u64;
         let reward_records = PyList::empty(py);
-        for (user, record) in emitted {
+        for (user, record) in std::mem::take(&mut sink.emitted) {
             reward_records.append((PyBytes::new(py, user.as_bytes()), PyBytes::new(py, &record)))?;
         }
         if let Some(e) = store.error.take() {
@@ -328,7 +326,6 @@ impl Partition {
         if let Some(e) = failed {
             return Err(e);
         }
-        PyTuple::new(py, [writes.into_any(), refused.into_any(), rewards.into_pyobject(py)?.into_any(),
-                          reward_records.into_any()])
+        PyTuple::new(py, [writes.into_any(), refused.into_any(), reward_records.into_any()])
     }
 }

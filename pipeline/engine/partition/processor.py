@@ -164,7 +164,6 @@ class PartitionProcessor:
             engine.clock.raise_floor(floor_ms)
         step = engine.step(inputs, idle, self.slice_limit)
         out.refused += [Refusal(records[r.position], r.error) for r in step.refused]
-        out.rewards = len(step.rewards)
         encode = self._rewards.encode
         emitted = [(r.user_id, encode(reward_to_record(r))) for r in step.rewards]  # each encoded once
         out.reward_records = [(user.encode(), record) for user, record in emitted]

@@ -62,10 +62,14 @@ class BatchOutput:
 
     writes: list[Write] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
-    rewards: int = 0
     # the step's rewards as (user key, attributed-reward record), in the order emitted (so each user's in the order
     # of its outbox), whether or not the journey writes also carry them in their outboxes
     reward_records: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    @property
+    def rewards(self) -> int:
+        """How many rewards the step produced."""
+        return len(self.reward_records)
 
 
 _CODECS: dict[str, AvroCodec] = {}
