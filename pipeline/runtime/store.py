@@ -5,8 +5,8 @@ WriteBatch together with the changelog offset they reached. A crash at any point
 or behind the changelog's committed records, and :func:`restore` brings it up to date from the offset it holds.
 Between commits a step reads the writes of earlier, still open steps from an overlay (``loader``).
 
-The store skips RocksDB's write-ahead log: the changelog is this state's log, and a batch with its offset is one
-WriteBatch, so whatever a crash keeps of it is still a prefix with its own offset.
+The store skips RocksDB's write-ahead log, as the Faust runtime's tables do (``pipeline.shell.state_writes`` says
+why).
 
 Values are kept without their outbox: in this runtime a journey's rewards go to the rewards topic in the same
 transaction as the journey, so nothing needs to be found again at restore (values written by the Faust runtime,
@@ -20,10 +20,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rocksdict import AccessType, BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import AccessType, BlockBasedOptions, Cache, Options, Rdict
 
 from pipeline.engine.partition import RESERVED_PREFIX, Loader, journey_codec
-from pipeline.errors import StateNotWritten
+from pipeline.shell.state_writes import apply_writes, unlogged
 
 OFFSET_KEY = RESERVED_PREFIX + b"changelog-offset"  # the changelog offset the stored writes reach
 
@@ -43,8 +43,7 @@ class PartitionStore:
         table.set_block_cache(Cache(cache_mb * 1024 * 1024))  # the setting rocksdb_cache_mb, as Faust's tables
         options.set_block_based_table_factory(table)
         self._db: Any = Rdict(str(self.path), options, access_type=AccessType.read_write())
-        self._write_options = WriteOptions()
-        self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]
+        self._write_options = unlogged()
 
     def offset(self) -> int:
         """The changelog offset the stored writes reach (-1: none)."""
@@ -76,17 +75,7 @@ class PartitionStore:
 
     def apply(self, writes: Mapping[bytes, bytes | None], changelog_offset: int) -> None:
         """Committed writes and the changelog offset they reached, atomically."""
-        batch = WriteBatch(raw_mode=True)
-        for key, value in writes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.put(OFFSET_KEY, str(changelog_offset).encode())
-        try:
-            self._db.write(batch, self._write_options)
-        except Exception as exc:  # rocksdict raises a bare Exception ("IO error: No space left on device: …")
-            raise StateNotWritten(str(self.path), exc) from exc
+        apply_writes(self._db, writes.items(), OFFSET_KEY, changelog_offset, self._write_options, str(self.path))
 
     def close(self) -> None:
         self._db.close()

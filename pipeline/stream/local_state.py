@@ -8,9 +8,8 @@ together with the changelog offset they reached.
 The local state is therefore always a prefix of the changelog, and Faust's recovery, which replays the
 changelog from that stored offset, brings it up to date after any crash.
 
-These writes skip RocksDB's write-ahead log: the changelog is this state's log. A batch and its offset are one
-WriteBatch in one memtable, so whatever a crash keeps of them on disk is still a prefix of the changelog with
-its own offset, and recovery replays the rest; the WAL would only add a second copy of every write.
+These writes skip RocksDB's write-ahead log, as the Kafka runtime's do (``pipeline.shell.state_writes`` says
+why); recovery replays what a crash took from the memtables.
 """
 
 from __future__ import annotations
@@ -18,10 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from rocksdict import WriteBatch, WriteOptions
-
 from pipeline.engine.partition import Loader, Write
-from pipeline.errors import StateNotWritten
+from pipeline.shell.state_writes import apply_writes, unlogged
 from pipeline.stream.faust_runtime import partition_db
 
 FAUST_OFFSET_KEY = b"__faust\x00offset__"  # where Faust's RocksDB store keeps a partition's changelog offset
@@ -32,9 +29,7 @@ class JourneyTable:
 
     def __init__(self, table: Any) -> None:
         self._table = table
-        self._write_options = WriteOptions()
-        # a property at run time; rocksdict's stub declares it as a method
-        self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]
+        self._write_options = unlogged()
 
     def _db(self, partition: int) -> Any:
         return partition_db(self._table, partition)
@@ -60,15 +55,6 @@ class JourneyTable:
 
     def apply(self, partition: int, writes: list[Write], changelog_offset: int) -> None:
         """Writes Kafka has acknowledged, with the changelog offset they reached, atomically."""
-        batch = WriteBatch(raw_mode=True)
-        for key, value in writes:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.put(FAUST_OFFSET_KEY, str(changelog_offset).encode())
         db = self._db(partition)
-        try:
-            db.write(batch, self._write_options)
-        except Exception as exc:  # rocksdict raises a bare Exception ("IO error: No space left on device: …")
-            raise StateNotWritten(f"{db.path()} (partition {partition})", exc) from exc
+        apply_writes(db, writes, FAUST_OFFSET_KEY, changelog_offset, self._write_options,
+                     f"{db.path()} (partition {partition})")
