@@ -53,6 +53,13 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return cfg
 
 
+def group_liveness(settings: Settings) -> dict[str, int]:
+    """How a group member proves it is alive: the session timeout (``session_timeout_ms``: a member silent this
+    long loses its partitions) and a heartbeat every sixth of it, so a few lost heartbeats never cost the session."""
+    return {"session.timeout.ms": settings.session_timeout_ms,
+            "heartbeat.interval.ms": settings.session_timeout_ms // 6}
+
+
 def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
     """read_committed so that aborted transactional output is never seen; manual commits by default."""
     cfg: dict[str, Any] = {

@@ -23,7 +23,7 @@ import numpy.typing as npt
 from pipeline.attribution.delay_model import DelayModel
 from pipeline.events.avro import AvroCodec, DecodeError, reward_from_record, touchpoint_from_record
 from pipeline.events.types import AttributedReward
-from pipeline.kafka.clients import consumer_config, drain
+from pipeline.kafka.clients import consumer_config, drain, group_liveness
 from pipeline.kafka.schema_registry import wire_format
 from pipeline.replay.experiences import ExperienceTable
 from pipeline.replay.provisional import Feature
@@ -253,8 +253,9 @@ class ReplayBuffer:
         # that wait for trigger_attribution's first answer (see docs/benchmarks.md).
         consumer = Consumer(consumer_config(s, self.group, **{
             "fetch.max.bytes": 52428800, "fetch.wait.max.ms": 100,
-            # a restarted trainer waits this long for its crashed predecessor's partitions (librdkafka's 45 s else)
-            "session.timeout.ms": s.session_timeout_ms, "heartbeat.interval.ms": s.session_timeout_ms // 6}))
+            # a restarted trainer waits the session timeout for its crashed predecessor's partitions (librdkafka's
+            # default is 45 s)
+            **group_liveness(s)}))
         tp_codec, rw_codec = AvroCodec("touchpoint"), AvroCodec("attributed_reward")
 
         def on_assign(c: Any, partitions: list[Any]) -> None:

@@ -48,7 +48,7 @@ from pipeline.engine.partition import (
     journey_codec,
 )
 from pipeline.kafka import partition_for
-from pipeline.kafka.clients import admin_client, consumer_config, drain, producer_config
+from pipeline.kafka.clients import admin_client, consumer_config, drain, group_liveness, producer_config
 from pipeline.kafka.framed_inputs import framed
 from pipeline.kafka.schema_registry import wire_format
 from pipeline.kafka.topics import ensure_topics
@@ -128,8 +128,7 @@ class KafkaWorker:
             "client.id": client_id(settings.web_host, settings.web_port),  # how other workers find our views
             "partition.assignment.strategy": "cooperative-sticky",
             "enable.auto.offset.store": False,
-            "session.timeout.ms": settings.session_timeout_ms,
-            "heartbeat.interval.ms": settings.session_timeout_ms // 6,
+            **group_liveness(settings),
         }))
         self.follower = Consumer(consumer_config(settings, group, **prefetch, **{"enable.auto.offset.store": False}))
         self.restorer = Consumer(consumer_config(settings, f"{group}-restore", **prefetch))

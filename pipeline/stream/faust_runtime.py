@@ -15,6 +15,7 @@ from typing import Any
 import faust
 from faust.worker import Worker
 
+from pipeline.kafka.clients import group_liveness
 from pipeline.settings import Settings
 from pipeline.shell import outages
 
@@ -35,6 +36,7 @@ def credentials(settings: Settings) -> Any:
 
 def app_kwargs(settings: Settings) -> dict[str, Any]:
     """Keyword arguments of ``faust.App`` for a worker (and for the benchmark's bare Faust loop)."""
+    liveness = group_liveness(settings)
     return {
         "id": settings.app_id,
         "broker": [f"kafka://{b.strip()}" for b in settings.bootstrap_servers.split(",")],
@@ -52,8 +54,8 @@ def app_kwargs(settings: Settings) -> dict[str, Any]:
         "table_standby_replicas": settings.standby_replicas,
         "consumer_auto_offset_reset": "earliest",
         "producer_linger": 0.005,
-        "broker_session_timeout": settings.session_timeout_ms / 1000,  # Faust's default is 60 s
-        "broker_heartbeat_interval": settings.session_timeout_ms / 6000,
+        "broker_session_timeout": liveness["session.timeout.ms"] / 1000,  # Faust's default is 60 s
+        "broker_heartbeat_interval": liveness["heartbeat.interval.ms"] / 1000,
         "stream_buffer_maxsize": 16384,
         "key_serializer": "raw",
         "value_serializer": "raw",
