@@ -24,39 +24,10 @@ from pipeline.runtime.store import PartitionStore
 from pipeline.runtime.worker import KafkaWorker, OwnedPartition
 from pipeline.settings import Settings
 from pipeline.units import DAY_MS
+from tests.unit.fake_kafka import Message
 from tests.unit.helpers import conv, tp
 
 CODECS = {TOUCHPOINTS: AvroCodec("touchpoint"), CONVERSIONS: AvroCodec("conversion")}
-
-
-class Message:
-    """What ``Consumer.consume`` returns for one record, and what a delivery report carries."""
-
-    def __init__(self, topic: str, offset: int, key: bytes, value: bytes | None, ts: int, partition: int = 0
-                 ) -> None:
-        self._topic, self._offset, self._key, self._value, self._ts = topic, offset, key, value, ts
-        self._partition = partition
-
-    def error(self) -> None:
-        return None
-
-    def timestamp(self) -> tuple[int, int]:
-        return 2, self._ts  # log-append time
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
 
 
 class FakeProducer:

@@ -11,20 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.stream.output import DeliveryFailed, OutputProducer
-
-
-class _Message:
-    def __init__(self, topic: str, partition: int, offset: int) -> None:
-        self._topic, self._partition, self._offset = topic, partition, offset
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
+from tests.unit.fake_kafka import Message
 
 
 class FakeProducer:
@@ -40,10 +27,10 @@ class FakeProducer:
         self._callbacks.append(on_delivery)
 
     def ack(self, index: int, error: str | None = None) -> None:
-        topic, _, _, partition = self.produced[index]
+        topic, value, key, partition = self.produced[index]
         offset = self._offsets.get((topic, partition), -1) + 1
         self._offsets[(topic, partition)] = offset
-        self._callbacks[index](error, _Message(topic, max(partition, 0), offset))
+        self._callbacks[index](error, Message(topic, offset, key, value, 0, max(partition, 0)))
 
     def poll(self, _timeout: float) -> int:
         return 0
