@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.kafka import producer_config
 from pipeline.settings import Settings
@@ -58,6 +58,16 @@ class Pending:
             self.offsets[partition] = offset
 
 
+class _Held(NamedTuple):
+    """A batch sent whose rewards and dead letters wait for its changelog records."""
+
+    log: Pending
+    rewards: Pending
+    reward_records: list[tuple[bytes, bytes]]
+    dead: Pending
+    dead_letters: list[tuple[bytes, bytes]]
+
+
 class OutputProducer:
     def __init__(self, settings: Settings, changelog_topic: str, **overrides: Any) -> None:
         from confluent_kafka import Producer
@@ -66,9 +76,7 @@ class OutputProducer:
         self.rewards_topic = settings.topic_rewards
         self.dead_letter_topic = settings.topic_dead_letters
         self._producer = Producer(producer_config(settings, **{"linger.ms": 2, **overrides}))
-        # batches sent whose rewards and dead letters wait for their changelog records, oldest first
-        self._held: deque[tuple[Pending, Pending, list[tuple[bytes, bytes]], Pending, list[tuple[bytes, bytes]]]]
-        self._held = deque()
+        self._held: deque[_Held] = deque()  # oldest first
 
     def _produce(self, pending: Pending, topic: str, records: Sequence[tuple[bytes, bytes | None]],
                  partition: int = -1) -> None:
@@ -93,7 +101,7 @@ class OutputProducer:
         out, dead = Pending(len(rewards)), Pending(len(dead_letters))
         for partition, writes in changelog:
             self._produce(log, self.changelog_topic, writes, partition)
-        self._held.append((log, out, rewards, dead, dead_letters))
+        self._held.append(_Held(log, out, rewards, dead, dead_letters))
         self._producer.poll(0)
         self._release()
         return log, out, dead
@@ -102,14 +110,14 @@ class OutputProducer:
         """Produce the rewards and dead letters of the oldest batches whose changelog records are all
         acknowledged, in the order the batches were sent; a batch whose changelog failed sends nothing."""
         held = self._held
-        while held and not held[0][0].outstanding:
-            log, out, rewards, dead, dead_letters = held.popleft()
-            if log.errors:
-                for pending in (out, dead):  # never sent: the batch fails on the changelog's errors
+        while held and not held[0].log.outstanding:
+            batch = held.popleft()
+            if batch.log.errors:
+                for pending in (batch.rewards, batch.dead):  # never sent: the batch fails on the changelog's errors
                     pending.outstanding = 0
                 continue
-            self._produce(out, self.rewards_topic, rewards)
-            self._produce(dead, self.dead_letter_topic, dead_letters)
+            self._produce(batch.rewards, self.rewards_topic, batch.reward_records)
+            self._produce(batch.dead, self.dead_letter_topic, batch.dead_letters)
 
     async def wait(self, *pending: Pending, timeout: float = 600.0) -> None:
         """Until every record of ``pending`` is acknowledged (librdkafka retries through broker restarts for
