@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 from pipeline.engine.partition import TOUCHPOINTS, InputRecord
 
+NOTHING_READ = -(2**62)  # the touchpoints input's event time before any record of it is read
+
 
 class Held(NamedTuple):
     record: InputRecord
@@ -44,7 +46,7 @@ class PartitionMerge:
 
     max_idle_ms: int
     max_hold_ms: int
-    touchpoints_through_ms: int = -(2**62)  # the newest event time read from the touchpoints input
+    touchpoints_through_ms: int = NOTHING_READ  # the newest event time read from the touchpoints input
     held: deque[Held] = field(default_factory=deque)
 
     def add(self, records: Sequence[InputRecord], event_ms: Sequence[int | None], now_ms: int) -> list[InputRecord]:
@@ -93,7 +95,10 @@ class PartitionMerge:
         return default
 
     def drop(self) -> list[InputRecord]:
-        """Everything held (the partition is handed over, or its uncommitted work is undone)."""
+        """Everything held, and how far the touchpoints input was read (the partition is handed over, or its
+        uncommitted work is undone and read again from the committed offsets: a conversion read again must wait
+        for the touchpoints read again, not be released by the ones read before the undo)."""
         records = [h.record for h in self.held]
         self.held.clear()
+        self.touchpoints_through_ms = NOTHING_READ
         return records

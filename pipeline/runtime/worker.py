@@ -17,8 +17,10 @@ touchpoints and conversions to different workers.
 
 After a failed transaction (aborted), the state it wrote is undone by rebuilding each partition's engine from
 its committed store and reading its inputs again from the committed offsets. A zombie (a worker whose
-partitions moved while it was paused, or a second worker started with its transactional id) is fenced by the
-broker; it learns so at its next commit and stops.
+partitions moved while it was paused, or a second worker started with its transactional id) is refused by the
+broker at its next commit. Fenced by another producer with its transactional id, a worker stops; a fence after
+the transaction's timeout is the broker's own abort of that transaction, and the worker goes on with a new
+producer.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ from pipeline.kafka.topics import ensure_topics
 from pipeline.native.choice import partition_engine
 from pipeline.runtime.end_offsets import EndOffsets
 from pipeline.runtime.http import WorkerViews
+from pipeline.runtime.input_marks import input_mark, input_mark_key, sources_behind
 from pipeline.runtime.merge import PartitionMerge
-from pipeline.runtime.restore import restore
+from pipeline.runtime.restore import RestoreStalled, restore
 from pipeline.runtime.routing import PartitionOwners, client_id
 from pipeline.runtime.store import PartitionStore
 from pipeline.settings import Settings
@@ -77,6 +80,7 @@ CLIENT_TIMEOUT_S = 60.0  # blocking client calls: commit, committed offsets, res
 RESTORE_TIMEOUT_S = 600.0
 PREFETCH_KIB = 16 * 1024  # records a consumer fetches ahead of the loop, at most
 RETRY_PAUSE_S = 0.5  # between attempts of a client call that failed with a transient error
+RESTORE_ATTEMPTS = 3  # restores of a partition whose state came out behind its committed offsets, at most
 # how long send_offsets_to_transaction may take before its producer is given up for a new one: past the
 # transaction's timeout the broker has aborted the transaction anyway
 SEND_OFFSETS_BOUND_S = TRANSACTION_TIMEOUT_MS / 1000 + 5
@@ -151,6 +155,7 @@ class KafkaWorker:
         self._changelog_offsets: dict[int, int] = {}  # partition → highest changelog offset of the open txn
         self._delivery_error: str | None = None
         self._abandoned: list[Any] = []  # producers given up inside a call that never returned
+        self._moves = 0  # times the inputs' positions were set outside the loop's reading: undos, take-ups
         self.transactions = 0
         self.aborted = 0
         self.restored_records = 0
@@ -180,9 +185,7 @@ class KafkaWorker:
         next_tick = time.monotonic()
         try:
             while not self._stopping:
-                messages = drain(self.consumer, max_events, POLL_SECONDS)
-                if self.parts:
-                    messages += self.follower.consume(max_events, 0)
+                messages = self._fetch(max_events)
                 if messages:
                     self._take(messages)
                 self._release_held()
@@ -238,6 +241,35 @@ class KafkaWorker:
         now = time.time()
         self.counters.first_event_at = self.counters.first_event_at or now
         self.counters.last_event_at = now
+
+    def _fetch(self, max_events: int) -> list[Any]:
+        """The records read in one turn of the loop: the touchpoints consumer's (the group's: its calls run the
+        rebalance callbacks) and, when partitions are owned, the conversions follower's.
+
+        None when partitions were taken up or a transaction was undone while they were fetched (in a rebalance
+        callback): every owned input is then sought back to the first record not yet taken. A consumer hands
+        records over in batches and runs the callback inside the call that fetches one, so records fetched
+        before it, from positions it has since changed, would be taken after it: after an undo's seek back to the
+        committed offsets, records ahead of the rewound position taken before the ones read again; for a
+        partition taken up again, records of its previous ownership. Out of order, an event far ahead of the
+        ones read again moves the partition's clock past them, and they are refused as late."""
+        moves = self._moves
+        messages = drain(self.consumer, max_events, POLL_SECONDS)
+        if self.parts:
+            messages += self.follower.consume(max_events, 0)
+        if self._moves == moves:
+            return messages
+        if messages:
+            log.info("%d records fetched while partitions were taken up or a transaction undone: read again",
+                     len(messages))
+        from confluent_kafka import TopicPartition
+
+        for p, part in self.parts.items():
+            self.consumer.seek(TopicPartition(self.topic_of[TOUCHPOINTS], p,
+                                              part.consumed.get(TOUCHPOINTS, part.committed[TOUCHPOINTS])))
+            self.follower.seek(TopicPartition(self.topic_of[CONVERSIONS], p,
+                                              part.consumed.get(CONVERSIONS, part.committed[CONVERSIONS])))
+        return []
 
     def _release_held(self) -> None:
         """Held conversions whose wait is over (see ``merge``)."""
@@ -358,6 +390,12 @@ class KafkaWorker:
 
         offsets = [TopicPartition(self.topic_of[s], p, part.commit_offset(s))
                    for p, part in self.parts.items() for s in SOURCES]
+        for p, part in self.parts.items():
+            inputs = {s: part.commit_offset(s) for s in SOURCES}
+            if inputs != part.committed:  # the state's input mark moves with the offsets (see input_marks)
+                mark = (input_mark_key(p), input_mark(inputs))
+                part.overlay[mark[0]] = mark[1]
+                self._produce(self.changelog, [mark], p, self._changelog_delivered)
         try:
             self.producer.flush(CLIENT_TIMEOUT_S)  # every delivery report in: the changelog offsets reached
             if self._delivery_error is not None:  # e.g. timed out while a killed node's partitions moved
@@ -381,9 +419,7 @@ class KafkaWorker:
             # same transactional id has the broker abort what the old one left open
             log.warning("transaction abandoned (%s): a new producer; its %d events are read again", hung,
                         self._txn_events)
-            self._abandoned.append(self.producer)  # never destroyed: a thread of ours still waits inside it
-            self._restart_producer()
-            self._undo()
+            self._replace_producer()  # never destroyed: a thread of ours still waits inside it
             return
         self._in_txn = False
         for p, part in self.parts.items():
@@ -418,13 +454,35 @@ class KafkaWorker:
     def _failed(self, err: Any) -> None:
         """A transaction that could not commit: stop if this worker was fenced or the producer is broken, else
         abort it and undo what it wrote."""
+        if _fenced(err) and self._timed_out():
+            log.warning("transaction timed out at the broker after %.1f s (%s): a new producer; its %d events are "
+                        "read again", self._txn_age(), err.str(), self._txn_events)
+            self._replace_producer()
+            return
         if err.fatal() or not err.txn_requires_abort():
-            fatal(f"transaction failed ({err.str()}): another worker with transactional id "
-                  f"{self.transactional_id!r} or a newer generation of the group has taken over, or the producer "
-                  "cannot go on")
+            fatal(f"transaction failed after {self._txn_age():.1f} s ({err.str()}): another worker with "
+                  f"transactional id {self.transactional_id!r} or a newer generation of the group has taken over, "
+                  "or the producer cannot go on")
         log.warning("transaction aborted (%s): undoing its %d events and reading them again", err.str(),
                     self._txn_events)
         self._abort()
+
+    def _txn_age(self) -> float:
+        return time.monotonic() - self._txn_started
+
+    def _timed_out(self) -> bool:
+        """Whether the open transaction has outlived its timeout. The broker then aborts it and bumps the
+        producer's epoch, and librdkafka reports the next call as fenced (``_FENCED``) though no other producer
+        exists: seen when a killed node's partitions held a transaction's records past the timeout. A fence
+        inside the timeout can only come from another producer with this transactional id."""
+        return self._txn_age() >= TRANSACTION_TIMEOUT_MS / 1000
+
+    def _replace_producer(self) -> None:
+        """The producer is unusable (broken or fenced by the broker's own abort): set aside, never called again
+        (its callbacks may raise), a new one takes its transactional id, and the transaction is undone."""
+        self._abandoned.append(self.producer)
+        self._restart_producer()
+        self._undo()
 
     def _abort(self) -> None:
         from confluent_kafka import KafkaException
@@ -432,17 +490,18 @@ class KafkaWorker:
         try:
             _retrying(lambda: self.producer.abort_transaction(CLIENT_TIMEOUT_S))
         except KafkaException as exc:
-            if _fenced(exc.args[0]):
-                fatal(f"transaction could not be aborted: {exc.args[0].str()}: another worker with transactional "
-                      f"id {self.transactional_id!r} has taken over")
+            if _fenced(exc.args[0]) and not self._timed_out():
+                fatal(f"transaction could not be aborted after {self._txn_age():.1f} s: {exc.args[0].str()}: "
+                      f"another worker with transactional id {self.transactional_id!r} has taken over")
             # The transaction coordinator moved with the transaction half ended (seen when its node was killed;
-            # librdkafka may call that error fatal, for this producer): nothing of it was committed (every caller
-            # aborts before a commit, or after one the broker refused), so a new producer with the same
-            # transactional id fences the old one and has the broker abort what it left open, as a restarted
-            # worker would.
-            log.warning("transaction could not be aborted (%s): starting a new producer", exc.args[0].str())
-            self._abandoned.append(self.producer)  # broken: never called again (its callbacks may raise)
-            self._restart_producer()
+            # librdkafka may call that error fatal, for this producer), or the broker timed the transaction out:
+            # nothing of it was committed (every caller aborts before a commit, or after one the broker refused),
+            # so a new producer with the same transactional id fences the old one and has the broker abort what
+            # it left open, as a restarted worker would.
+            log.warning("transaction could not be aborted after %.1f s (%s): starting a new producer",
+                        self._txn_age(), exc.args[0].str())
+            self._replace_producer()
+            return
         self._undo()
 
     def _restart_producer(self) -> None:
@@ -461,6 +520,7 @@ class KafkaWorker:
         self._delivery_error = None
         self._txn_rewards = self._txn_dead = self._txn_events = 0
         self.aborted += 1
+        self._moves += 1
         for p, part in self.parts.items():
             part.overlay = {}
             part.merge.drop()
@@ -496,23 +556,49 @@ class KafkaWorker:
                                        refresh)[0]
                 starts[(tp.topic, tp.partition)] = offset
             restored_now = 0
+            where: list[str] = []  # per partition: records restored, the changelog's end, the inputs' offsets
             for p in numbers:
-                store = PartitionStore(self.root, p, self.settings.rocksdb_cache_mb,
-                                       self.settings.rocksdb_write_buffer_mb)
-                restored = _retrying(partial(restore, store, self.restorer, self.admin, self.changelog,
-                                             RESTORE_TIMEOUT_S), refresh)
-                self.restored_records += restored
                 committed = {s: starts[(self.topic_of[s], p)] for s in SOURCES}
+                store, restored = self._restored(p, committed)
+                self.restored_records += restored
                 merge = PartitionMerge(self.settings.max_task_idle_ms, self.settings.idle_timeout_seconds * 1000)
                 self.parts[p] = OwnedPartition(p, store, self._engine(p, store), merge, committed)
                 restored_now += restored
-            log.info("partitions %s taken up: %d changelog records restored", numbers, restored_now)
+                where.append(f"{p}: {restored} to changelog offset {store.offset() + 1}, inputs at "
+                             f"{committed[TOUCHPOINTS]}/{committed[CONVERSIONS]}")
+            log.info("partitions %s taken up: %d changelog records restored (%s)", numbers, restored_now,
+                     "; ".join(where))
             consumer.incremental_assign([TopicPartition(self.topic_of[TOUCHPOINTS], p, starts[
                 (self.topic_of[TOUCHPOINTS], p)]) for p in numbers])
             self.follower.incremental_assign([TopicPartition(self.topic_of[CONVERSIONS], p, starts[
                 (self.topic_of[CONVERSIONS], p)]) for p in numbers])
+            self._moves += 1
         except Exception as exc:
             fatal(f"partitions {numbers} could not be taken up: {type(exc).__name__}: {exc}")
+
+    def _restored(self, partition: int, committed: dict[str, int]) -> tuple[PartitionStore, int]:
+        """The partition's store brought up to its changelog's end, and how many records that took. A store whose
+        input mark is behind the committed offsets was restored short of what was committed: it is wiped and
+        restored again from the changelog's start, with fresh metadata, a few times, before the worker gives up."""
+        settings = self.settings
+        for attempt in range(1, RESTORE_ATTEMPTS + 1):
+            store = PartitionStore(self.root, partition, settings.rocksdb_cache_mb, settings.rocksdb_write_buffer_mb)
+            restored = _retrying(partial(restore, store, self.restorer, self.admin, self.changelog,
+                                         RESTORE_TIMEOUT_S), self._refresh_metadata)
+            mark = store.get(input_mark_key(partition))
+            behind = sources_behind(mark, committed)
+            if not behind:
+                return store, restored
+            log.warning("partition %d restored short (attempt %d of %d): its state has taken inputs %s, the group "
+                        "has committed %s; the store reaches changelog offset %d. Restoring it again from the "
+                        "start", partition, attempt, RESTORE_ATTEMPTS, (mark or b"").decode(), committed,
+                        store.offset() + 1)
+            store.destroy()
+            self._refresh_metadata()
+            time.sleep(RETRY_PAUSE_S * attempt)
+        raise RestoreStalled(f"{self.changelog}[{partition}]: restored {RESTORE_ATTEMPTS} times, its state is still "
+                             f"behind the committed input offsets {committed} (sources {behind}): committed state "
+                             "is missing from the changelog, or the offsets were moved outside the worker")
 
     def _refresh_metadata(self) -> None:
         """Every client asks the brokers for the topics' metadata again (leaders and their epochs)."""

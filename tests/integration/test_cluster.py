@@ -68,10 +68,8 @@ def _replicas(settings: Settings, topic: str) -> set[int]:
 
 # Kafka runtime, after the transaction coordinator's node is killed: two librdkafka waits that never end are
 # worked around (a send_offsets_to_transaction that does not return gives its producer up; a changelog end
-# offset is asked again with fresh metadata), and the test then passes most runs but not all (docs/guarantees.md,
-# "Known limits", has the count and what a failure looked like). Remove the mark once it passes reliably.
-@pytest.mark.xfail(strict=False, reason="kafka runtime: recovery from a killed transaction coordinator not yet "
-                                        "reliable (see docs/guarantees.md, Known limits)")
+# offset is asked again with fresh metadata); what a killed node does to the worker's transactions is in
+# docs/guarantees.md ("Known limits").
 @pytest.mark.timeout(420)
 def test_a_node_and_then_the_coordinator_killed_lose_and_double_nothing(cluster: LocalCluster,
                                                                          tmp_path: Path) -> None:

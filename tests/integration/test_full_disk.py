@@ -90,7 +90,10 @@ def test_a_full_state_disk_stops_the_worker_and_a_restart_loses_nothing(
         try:
             code = worker.proc.wait(120)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the worker went on with a full state disk ({taken} bytes of filler)\n{worker.tail()}")
+            files = sorted(f"{f.name} {f.stat().st_size}" for f in (worker.datadir / "journeys").rglob("*")
+                           if f.is_file())
+            pytest.fail(f"the worker went on with a full state disk ({taken} bytes of filler)\nstats: "
+                        f"{worker.stats()}\nstate files: {files}\n{worker.tail()}")
         log = worker.log.read_text(errors="replace")
         assert code == EXIT_FATAL, worker.tail()
         assert "could not be written" in log and "No space left on device" in log, worker.tail()

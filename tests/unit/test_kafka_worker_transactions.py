@@ -86,8 +86,22 @@ class FakeProducer:
 
 
 class FakeConsumer:
+    """Records its seeks; hands out ``fetched`` (one by ``poll``, the rest by ``consume``), running ``during``
+    inside ``consume`` as librdkafka runs a rebalance callback inside the call that fetches a batch."""
+
     def __init__(self) -> None:
         self.seeks: list[tuple[str, int, int]] = []
+        self.fetched: list[Message] = []
+        self.during: Any = None
+
+    def poll(self, timeout: float) -> Message | None:
+        return self.fetched.pop(0) if self.fetched else None
+
+    def consume(self, n: int, timeout: float) -> list[Message]:
+        if self.during is not None:
+            self.during()
+        out, self.fetched = self.fetched[:n], self.fetched[n:]
+        return out
 
     def consumer_group_metadata(self) -> str:
         return "group-metadata"
@@ -305,3 +319,156 @@ def test_a_partition_store_has_the_block_cache_and_memtable_the_settings_ask_for
         assert f"write_buffer_size={5 * 1024 * 1024}\n" in options
     finally:
         store.close()
+
+
+def _timed_out(worker: KafkaWorker) -> None:
+    """The open transaction began longer ago than its timeout."""
+    worker._txn_started -= worker_module.TRANSACTION_TIMEOUT_MS / 1000 + 1
+
+
+def test_an_abort_refused_as_fenced_after_the_transactions_timeout_starts_a_new_producer(
+        worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker aborted the timed-out transaction and bumped the producer's epoch; librdkafka calls that fenced
+    (seen in the cluster test when a killed node held the transaction's records past the timeout)."""
+    from confluent_kafka import KafkaError
+
+    replacement = FakeProducer()
+    monkeypatch.setattr(worker, "_new_producer", lambda: replacement)
+    monkeypatch.setattr(worker_module, "fatal", _stop)
+    _failing_commit(worker, KafkaError._FENCED)
+    committed_store = stored(worker)
+    _timed_out(worker)
+    worker._commit()
+    assert worker.producer is replacement and replacement.calls == ["init"]
+    assert worker.aborted == 1 and not worker._in_txn and stored(worker) == committed_store
+    assert worker.parts[0].consumed == worker.parts[0].committed == {TOUCHPOINTS: 2, CONVERSIONS: 0}
+
+
+def test_a_commit_refused_as_fenced_after_the_transactions_timeout_starts_a_new_producer_without_an_abort(
+        worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    replacement = FakeProducer()
+    monkeypatch.setattr(worker, "_new_producer", lambda: replacement)
+    monkeypatch.setattr(worker_module, "fatal", _stop)
+    worker._take(messages(worker, JOURNEY))
+    fenced = worker.producer
+    fenced.commit_error = KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+    _timed_out(worker)
+    worker._commit()
+    assert "abort" not in fenced.calls and fenced in worker._abandoned
+    assert worker.producer is replacement and worker.aborted == 1 and stored(worker) == {}
+    worker._take(messages(worker, JOURNEY))
+    worker._commit()
+    assert replacement.calls == ["init", "begin", "send_offsets", "commit"] and b"u1" in stored(worker)
+
+
+def test_a_commit_refused_as_fenced_within_the_transactions_timeout_stops_the_worker(
+        worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only another producer with this transactional id can have fenced a young transaction."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    monkeypatch.setattr(worker_module, "fatal", _stop)
+    monkeypatch.setattr(worker, "_new_producer", lambda: pytest.fail("a new producer would fence the other one"))
+    worker._take(messages(worker, JOURNEY))
+    worker.producer.commit_error = KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+    with pytest.raises(Stopped, match="has taken over"):
+        worker._commit()
+
+
+def test_records_fetched_across_an_undo_are_not_taken_and_the_inputs_are_sought_back(
+        worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebalance callback inside the fetch undoes the open transaction (partitions lost): the records fetched
+    before it are ahead of the rewound position and must come again, after the ones the rewind reads again."""
+    monkeypatch.setattr(worker_module, "fatal", _stop)
+    worker._take(messages(worker, JOURNEY[:2]))
+    worker._commit()
+    worker._take(messages(worker, JOURNEY[2:]))  # open: conversion 0 and touchpoint 2
+    later = messages(worker, [(TOUCHPOINTS, 3, tp("t4", 4)), (TOUCHPOINTS, 4, tp("t5", 5))])
+    worker.consumer.fetched = list(later)
+    worker.consumer.during = worker._abort  # what _on_lost does with an open transaction
+    assert worker._fetch(100) == []
+    part = worker.parts[0]
+    assert part.consumed == part.committed == {TOUCHPOINTS: 2, CONVERSIONS: 0}
+    assert worker.consumer.seeks[-1] == (worker.topic_of[TOUCHPOINTS], 0, 2)
+    assert worker.follower.seeks[-1] == (worker.topic_of[CONVERSIONS], 0, 0)
+    # without a move in between, what is fetched is taken
+    worker.consumer.during = None
+    worker.consumer.fetched = list(later)
+    assert [m.offset() for m in worker._fetch(100)] == [3, 4]
+
+
+def test_records_fetched_before_a_take_up_are_not_taken_and_kept_partitions_are_sought_to_their_next_record(
+        worker: KafkaWorker) -> None:
+    """A partition taken up inside the fetch: records of its previous ownership may be in the batch. A partition
+    kept all along is sought to the first record it has not taken, so nothing of it is lost."""
+    worker._take(messages(worker, JOURNEY[:2]))  # partition 0 has taken touchpoints 0 and 1, uncommitted
+
+    def take_up() -> None:
+        worker._moves += 1  # what _on_assign does after its incremental_assign
+
+    worker.consumer.fetched = messages(worker, [(TOUCHPOINTS, 2, tp("t3", 3))])
+    worker.consumer.during = take_up
+    assert worker._fetch(100) == []
+    assert worker.consumer.seeks[-1] == (worker.topic_of[TOUCHPOINTS], 0, 2)
+    assert worker.follower.seeks[-1] == (worker.topic_of[CONVERSIONS], 0, 0)
+
+
+def test_a_commit_that_moves_a_partitions_offsets_writes_its_input_mark_into_the_changelog_and_the_store(
+        worker: KafkaWorker) -> None:
+    from pipeline.runtime.input_marks import input_mark_key
+
+    worker._take(messages(worker, JOURNEY))
+    worker._commit()
+    mark = b'{"touchpoints":3,"conversions":1}'
+    assert (worker.changelog, mark) in worker.producer.produced  # in the transaction with the offsets
+    assert stored(worker)[input_mark_key(0)] == mark
+    produced = len(worker.producer.produced)
+    worker._begin()  # a transaction that reads nothing (a tick's finals): the offsets stay, no mark
+    worker._commit()
+    assert len(worker.producer.produced) == produced
+
+
+def _restore_giving(marks: list[bytes | None]) -> Any:
+    """A stand-in for ``restore`` whose n-th call leaves the store with the n-th input mark."""
+    from pipeline.runtime.input_marks import input_mark_key
+
+    calls = iter(marks)
+
+    def fake(store: PartitionStore, *args: Any) -> int:
+        mark = next(calls)
+        if mark is not None:
+            store.apply({input_mark_key(store.partition): mark, b"u9": b"x"}, 10)
+        return 2
+
+    return fake
+
+
+def test_a_store_restored_behind_its_committed_offsets_is_wiped_and_restored_again(
+        worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker_module, "RETRY_PAUSE_S", 0)
+    monkeypatch.setattr(worker, "_refresh_metadata", lambda: None)
+    monkeypatch.setattr(worker_module, "restore", _restore_giving(
+        [b'{"touchpoints":5,"conversions":1}', b'{"touchpoints":7,"conversions":2}']))
+    store, restored = worker._restored(3, {TOUCHPOINTS: 7, CONVERSIONS: 2})
+    try:
+        assert restored == 2 and store.offset() == 10
+    finally:
+        store.close()
+
+
+def test_a_store_without_a_mark_is_taken_as_it_is_and_one_always_behind_stops_the_take_up(
+        worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No mark: a changelog the Faust runtime wrote. Always behind: committed state is missing, or the offsets
+    were moved by hand; processing on would lose those inputs' effect."""
+    from pipeline.runtime.restore import RestoreStalled
+
+    monkeypatch.setattr(worker_module, "RETRY_PAUSE_S", 0)
+    monkeypatch.setattr(worker, "_refresh_metadata", lambda: None)
+    monkeypatch.setattr(worker_module, "restore", _restore_giving([None]))
+    store, _ = worker._restored(3, {TOUCHPOINTS: 7, CONVERSIONS: 2})
+    store.destroy()
+    behind = b'{"touchpoints":7,"conversions":1}'
+    monkeypatch.setattr(worker_module, "restore", _restore_giving([behind] * worker_module.RESTORE_ATTEMPTS))
+    with pytest.raises(RestoreStalled, match=r"sources \['conversions'\]"):
+        worker._restored(3, {TOUCHPOINTS: 7, CONVERSIONS: 2})

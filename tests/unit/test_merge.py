@@ -77,3 +77,13 @@ def test_records_without_a_timestamp_are_never_held_and_drop_empties_the_partiti
     assert add(m, [cv(0, None)], now_ms=0) == [cv(0, None)]
     add(m, [cv(1, 5)], now_ms=0)
     assert m.drop() == [cv(1, 5)] and not m.held
+
+
+def test_after_a_drop_a_conversion_read_again_waits_for_the_touchpoints_read_again() -> None:
+    """An undo reads both inputs again from the committed offsets: the touchpoints read before it no longer
+    count, or the conversion would be released ahead of the touchpoints that precede it."""
+    m = merge()
+    add(m, [tp(0, 900), tp(1, 1000), tp(2, 1100)], now_ms=0)
+    m.drop()
+    assert add(m, [cv(0, 1000)], now_ms=1) == []
+    assert add(m, [tp(0, 900), tp(1, 1000)], now_ms=2) == [tp(0, 900), tp(1, 1000), cv(0, 1000)]
