@@ -23,7 +23,7 @@ from typing import Any
 from rocksdict import AccessType, BlockBasedOptions, Cache, Options, Rdict
 
 from pipeline.engine.partition import RESERVED_PREFIX, Loader, journey_codec
-from pipeline.shell.state_writes import apply_writes, unlogged
+from pipeline.shell.state_writes import apply_writes, check_written, unlogged
 
 OFFSET_KEY = RESERVED_PREFIX + b"changelog-offset"  # the changelog offset the stored writes reach
 
@@ -44,6 +44,7 @@ class PartitionStore:
         options.set_block_based_table_factory(table)
         self._db: Any = Rdict(str(self.path), options, access_type=AccessType.read_write())
         self._write_options = unlogged()
+        self._background_errors = 0
 
     def offset(self) -> int:
         """The changelog offset the stored writes reach (-1: none)."""
@@ -76,6 +77,10 @@ class PartitionStore:
     def apply(self, writes: Mapping[bytes, bytes | None], changelog_offset: int) -> None:
         """Committed writes and the changelog offset they reached, atomically."""
         apply_writes(self._db, writes.items(), OFFSET_KEY, changelog_offset, self._write_options, str(self.path))
+
+    def check_written(self) -> None:
+        """``StateNotWritten`` if the store has failed to write in the background (``state_writes.check_written``)."""
+        self._background_errors = check_written(self._db, self._background_errors, str(self.path))
 
     def close(self) -> None:
         self._db.close()

@@ -305,6 +305,8 @@ class KafkaWorker:
             self._tick_timed()
 
     def _tick_timed(self) -> None:
+        for part in self.parts.values():
+            part.store.check_written()  # a memtable flush that failed after the last write (a full disk)
         # A client hands its log lines to the logger only when it is polled: lines an idle client wrote during an
         # outage would come out when it is next used (a restore, after the broker is back) and say the broker is
         # down again. The restorer is unassigned here, and so is the follower while no partition is owned.

@@ -40,3 +40,23 @@ def apply_writes(db: Any, writes: Iterable[tuple[bytes, bytes | None]], offset_k
         db.write(batch, options)
     except Exception as exc:  # rocksdict raises a bare Exception ("IO error: No space left on device: …")
         raise StateNotWritten(store, exc) from exc
+
+
+BACKGROUND_ERRORS = "rocksdb.background-errors"  # RocksDB's count of failed flushes and compactions
+
+
+def check_written(db: Any, seen: int, store: str) -> int:
+    """:class:`~pipeline.errors.StateNotWritten` if RocksDB failed in the background since it had failed ``seen``
+    times; returns the count now.
+
+    The write that fills a memtable succeeds; the flush that follows fails on a full disk, and RocksDB tells only
+    the next write, which may never come (the input has ended, the partition is quiet). Asked once a tick, the
+    store stops the worker all the same. A flush gives back the error that stands; one RocksDB has recovered from
+    (the flush succeeds) is let go."""
+    count = int(db.property_int_value(BACKGROUND_ERRORS) or 0)
+    if count > seen:
+        try:
+            db.flush(True)
+        except Exception as exc:  # rocksdb's status, as for a write
+            raise StateNotWritten(store, exc) from exc
+    return count

@@ -7,5 +7,5 @@ sends the same rewards to the rewards topic in the same step. Restore finds the 
 partition's last *delivered mark* and sends them again (``redelivery``), so no reward is lost. Consumers get
 at-least-once delivery with stable ids: drop repeated ``reward_id`` values.
 
-May import: ``pipeline.attribution``, ``pipeline.engine``, ``pipeline.http_auth``, ``pipeline.kafka``,
-``pipeline.native``, ``pipeline.settings``, ``pipeline.shell``."""
+May import: ``pipeline.attribution``, ``pipeline.engine``, ``pipeline.errors``, ``pipeline.http_auth``,
+``pipeline.kafka``, ``pipeline.native``, ``pipeline.settings``, ``pipeline.shell``."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline.engine.partition import Loader, Write
-from pipeline.shell.state_writes import apply_writes, unlogged
+from pipeline.shell.state_writes import apply_writes, check_written, unlogged
 from pipeline.stream.faust_runtime import partition_db
 
 FAUST_OFFSET_KEY = b"__faust\x00offset__"  # where Faust's RocksDB store keeps a partition's changelog offset
@@ -30,6 +30,7 @@ class JourneyTable:
     def __init__(self, table: Any) -> None:
         self._table = table
         self._write_options = unlogged()
+        self._background_errors: dict[int, int] = {}
 
     def _db(self, partition: int) -> Any:
         return partition_db(self._table, partition)
@@ -58,3 +59,10 @@ class JourneyTable:
         db = self._db(partition)
         apply_writes(db, writes, FAUST_OFFSET_KEY, changelog_offset, self._write_options,
                      f"{db.path()} (partition {partition})")
+
+    def check_written(self, partition: int) -> None:
+        """``StateNotWritten`` if the partition's database has failed to write in the background
+        (``state_writes.check_written``)."""
+        db = self._db(partition)
+        self._background_errors[partition] = check_written(db, self._background_errors.get(partition, 0),
+                                                           f"{db.path()} (partition {partition})")

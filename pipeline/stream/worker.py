@@ -44,6 +44,7 @@ from pipeline.engine.partition import (
     Write,
 )
 from pipeline.engine.partition.journey_codec import Reward
+from pipeline.errors import StateNotWritten
 from pipeline.kafka.framed_inputs import framed
 from pipeline.kafka.schema_registry import wire_format
 from pipeline.native.choice import partition_engine
@@ -245,6 +246,12 @@ class StreamWorker:
     async def tick(self, partitions: Iterable[int]) -> None:
         """The timer's step for the partitions this worker owns (called once their state is restored)."""
         partitions = list(partitions)
+        for partition in partitions:
+            try:
+                self.table.check_written(partition)  # a memtable flush that failed after the last write
+            except StateNotWritten as exc:
+                self.on_failure(f"{type(exc).__name__}: {exc}")
+                return
         async with self.lock:
             filled = await self._fill_tail_holes(partitions)
             with TICKS.stall():
