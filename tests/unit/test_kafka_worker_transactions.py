@@ -433,26 +433,29 @@ def _restore_giving(marks: list[bytes | None]) -> Any:
     """A stand-in for ``restore`` whose n-th call leaves the store with the n-th input mark."""
     from pipeline.runtime.input_marks import input_mark_key
 
-    calls = iter(marks)
+    calls = iter(enumerate(marks))
 
     def fake(store: PartitionStore, *args: Any) -> int:
-        mark = next(calls)
+        n, mark = next(calls)
         if mark is not None:
-            store.apply({input_mark_key(store.partition): mark, b"u9": b"x"}, 10)
-        return 2
+            store.apply({input_mark_key(store.partition): mark, b"u9": b"x"}, 10 * (n + 1))
+        return n + 1
 
     return fake
 
 
 def test_a_store_restored_behind_its_committed_offsets_is_wiped_and_restored_again(
         worker: KafkaWorker, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.runtime.input_marks import input_mark_key
+
     monkeypatch.setattr(worker_module, "RETRY_PAUSE_S", 0)
     monkeypatch.setattr(worker, "_refresh_metadata", lambda: None)
     monkeypatch.setattr(worker_module, "restore", _restore_giving(
         [b'{"touchpoints":5,"conversions":1}', b'{"touchpoints":7,"conversions":2}']))
     store, restored = worker._restored(3, {TOUCHPOINTS: 7, CONVERSIONS: 2})
     try:
-        assert restored == 2 and store.offset() == 10
+        assert restored == 2 and store.offset() == 20  # the second restore's, into a wiped store
+        assert store.get(input_mark_key(3)) == b'{"touchpoints":7,"conversions":2}'
     finally:
         store.close()
 
