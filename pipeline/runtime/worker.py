@@ -262,14 +262,16 @@ class KafkaWorker:
         if messages:
             log.info("%d records fetched while partitions were taken up or a transaction undone: read again",
                      len(messages))
+        self._seek_to_next()
+        return []
+
+    def _seek_to_next(self) -> None:
+        """Every owned input sought to the first record not yet taken (after an undo, its committed offset)."""
         from confluent_kafka import TopicPartition
 
         for p, part in self.parts.items():
-            self.consumer.seek(TopicPartition(self.topic_of[TOUCHPOINTS], p,
-                                              part.consumed.get(TOUCHPOINTS, part.committed[TOUCHPOINTS])))
-            self.follower.seek(TopicPartition(self.topic_of[CONVERSIONS], p,
-                                              part.consumed.get(CONVERSIONS, part.committed[CONVERSIONS])))
-        return []
+            for source, client in ((TOUCHPOINTS, self.consumer), (CONVERSIONS, self.follower)):
+                client.seek(TopicPartition(self.topic_of[source], p, part.consumed.get(source, part.committed[source])))
 
     def _release_held(self) -> None:
         """Held conversions whose wait is over (see ``merge``)."""
@@ -390,12 +392,12 @@ class KafkaWorker:
     def _commit(self) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
-        offsets = [TopicPartition(self.topic_of[s], p, part.commit_offset(s))
-                   for p, part in self.parts.items() for s in SOURCES]
-        for p, part in self.parts.items():
-            inputs = {s: part.commit_offset(s) for s in SOURCES}
-            if inputs != part.committed:  # the state's input mark moves with the offsets (see input_marks)
-                mark = (input_mark_key(p), input_mark(inputs))
+        inputs = {p: {s: part.commit_offset(s) for s in SOURCES} for p, part in self.parts.items()}
+        offsets = [TopicPartition(self.topic_of[s], p, at[s]) for p, at in inputs.items() for s in SOURCES]
+        for p, at in inputs.items():
+            part = self.parts[p]
+            if at != part.committed:  # the state's input mark moves with the offsets (see input_marks)
+                mark = (input_mark_key(p), input_mark(at))
                 part.overlay[mark[0]] = mark[1]
                 self._produce(self.changelog, [mark], p, self._changelog_delivered)
         try:
@@ -428,7 +430,7 @@ class KafkaWorker:
             if part.overlay:
                 part.store.apply(part.overlay, self._changelog_offsets[p])
                 part.overlay = {}
-            part.committed = {s: part.commit_offset(s) for s in SOURCES}
+            part.committed = inputs[p]
             part.committed_stats = part.engine.stats + EngineStats()  # a copy
         self._changelog_offsets.clear()
         c = self.counters
@@ -515,8 +517,6 @@ class KafkaWorker:
     def _undo(self) -> None:
         """The open transaction is gone (aborted): its writes are forgotten, every partition's engine is rebuilt
         from its committed store and its inputs are read again from the committed offsets."""
-        from confluent_kafka import TopicPartition
-
         self._in_txn = False
         self._changelog_offsets.clear()
         self._delivery_error = None
@@ -530,8 +530,7 @@ class KafkaWorker:
             part.engine = self._engine(p, part.store)
             part.committed_stats = EngineStats()
             part.consumed = dict(part.committed)
-            self.consumer.seek(TopicPartition(self.topic_of[TOUCHPOINTS], p, part.committed[TOUCHPOINTS]))
-            self.follower.seek(TopicPartition(self.topic_of[CONVERSIONS], p, part.committed[CONVERSIONS]))
+        self._seek_to_next()
 
     # ------------------------------------------------------------------ partitions come and go
 
