@@ -30,7 +30,9 @@ class JourneyTable:
     def __init__(self, table: Any) -> None:
         self._table = table
         self._write_options = unlogged()
-        self._background_errors: dict[int, int] = {}
+        # per partition: the database last asked and its count of background errors (a partition taken up again
+        # may get a new database, whose count starts at 0)
+        self._background_errors: dict[int, tuple[Any, int]] = {}
 
     def _db(self, partition: int) -> Any:
         return partition_db(self._table, partition)
@@ -57,12 +59,17 @@ class JourneyTable:
     def apply(self, partition: int, writes: list[Write], changelog_offset: int) -> None:
         """Writes Kafka has acknowledged, with the changelog offset they reached, atomically."""
         db = self._db(partition)
-        apply_writes(db, writes, FAUST_OFFSET_KEY, changelog_offset, self._write_options,
-                     f"{db.path()} (partition {partition})")
+        apply_writes(db, writes, FAUST_OFFSET_KEY, changelog_offset, self._write_options, _name(db, partition))
 
     def check_written(self, partition: int) -> None:
         """``StateNotWritten`` if the partition's database has failed to write in the background
         (``state_writes.check_written``)."""
         db = self._db(partition)
-        self._background_errors[partition] = check_written(db, self._background_errors.get(partition, 0),
-                                                           f"{db.path()} (partition {partition})")
+        asked, seen = self._background_errors.get(partition, (None, 0))
+        count = check_written(db, seen if asked is db else 0, _name(db, partition))
+        self._background_errors[partition] = (db, count)
+
+
+def _name(db: Any, partition: int) -> str:
+    """How errors name a partition's database."""
+    return f"{db.path()} (partition {partition})"

@@ -21,6 +21,9 @@ class FailedFlushDb:
         assert name == BACKGROUND_ERRORS
         return self.errors
 
+    def path(self) -> str:
+        return "/faust/journeys-0.db"
+
     def flush(self, wait: bool) -> None:
         self.flushes += 1
         if self.standing is not None:
@@ -47,3 +50,16 @@ def test_a_healthy_store_reports_no_background_errors(tmp_path: Path) -> None:
         assert store._background_errors == 0
     finally:
         store.close()
+
+
+def test_a_faust_partition_taken_up_again_counts_its_new_databases_errors_from_zero() -> None:
+    """The old database's recovered error must not hide the new one's first."""
+    from pipeline.stream.local_state import JourneyTable
+
+    table = JourneyTable(object())
+    current = FailedFlushDb(1, None)
+    table._db = lambda partition: current  # type: ignore[method-assign]
+    table.check_written(0)  # recovered: let go
+    current = FailedFlushDb(1, "IO error: No space left on device")
+    with pytest.raises(StateNotWritten, match=r"journeys-0.db \(partition 0\) could not be written"):
+        table.check_written(0)
