@@ -30,9 +30,10 @@ class JourneyTable:
     def __init__(self, table: Any) -> None:
         self._table = table
         self._write_options = unlogged()
-        # per partition: the database last asked and its count of background errors (a partition taken up again
-        # may get a new database, whose count starts at 0)
-        self._background_errors: dict[int, tuple[Any, int]] = {}
+        # per partition, its database's count of background errors (forgotten when the partition goes: taken up
+        # again, it may get a new database, counting from 0). The database itself is not kept: Faust closes a
+        # partition's database by dropping it, and a reference held here would keep it open.
+        self._background_errors: dict[int, int] = {}
 
     def _db(self, partition: int) -> Any:
         return partition_db(self._table, partition)
@@ -65,9 +66,12 @@ class JourneyTable:
         """``StateNotWritten`` if the partition's database has failed to write in the background
         (``state_writes.check_written``)."""
         db = self._db(partition)
-        asked, seen = self._background_errors.get(partition, (None, 0))
-        count = check_written(db, seen if asked is db else 0, _name(db, partition))
-        self._background_errors[partition] = (db, count)
+        self._background_errors[partition] = check_written(db, self._background_errors.get(partition, 0),
+                                                           _name(db, partition))
+
+    def forget(self, partition: int) -> None:
+        """The partition has gone to another worker."""
+        self._background_errors.pop(partition, None)
 
 
 def _name(db: Any, partition: int) -> str:

@@ -128,6 +128,8 @@ class StreamWorker:
         """Partitions taken away by a rebalance: what is in flight is finished first, their counters are kept,
         their state is the new owner's."""
         partitions = set(partitions)
+        for partition in partitions:
+            self.table.forget(partition)
         async with self.lock:
             await self.drain()
             # the next owner restores up to here: mark what was delivered, so it sends nothing again

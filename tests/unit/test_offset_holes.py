@@ -8,6 +8,7 @@ from pipeline.engine import EngineConfig
 from pipeline.engine.partition import CONVERSIONS, TOUCHPOINTS, BatchOutput, InputRecord
 from pipeline.settings import Settings
 from pipeline.shell.idleness import Idleness
+from pipeline.stream.local_state import JourneyTable
 from pipeline.stream.offset_holes import Hole, OffsetHoles
 from pipeline.stream.redelivery import Redelivery
 from pipeline.stream.worker import StreamWorker
@@ -68,7 +69,8 @@ class FakeKafka:
 
 
 def worker_with(kafka: FakeKafka) -> StreamWorker:
-    return StreamWorker(kafka.settings, EngineConfig(), None, table=None, output=None,  # type: ignore[arg-type]
+    return StreamWorker(kafka.settings, EngineConfig(), None, table=JourneyTable(None),
+                        output=None,  # type: ignore[arg-type]
                         idleness=Idleness(5, 0), redelivery=Redelivery(), on_failure=print, hole_reader=kafka)
 
 

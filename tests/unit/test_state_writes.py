@@ -60,6 +60,7 @@ def test_a_faust_partition_taken_up_again_counts_its_new_databases_errors_from_z
     current = FailedFlushDb(1, None)
     table._db = lambda partition: current  # type: ignore[method-assign]
     table.check_written(0)  # recovered: let go
+    table.forget(0)  # the partition went, and came back
     current = FailedFlushDb(1, "IO error: No space left on device")
     with pytest.raises(StateNotWritten, match=r"journeys-0.db \(partition 0\) could not be written"):
         table.check_written(0)
